@@ -1,0 +1,75 @@
+# jiazheng: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+BUILD := .build
+BUF_VERSION := 1.75.0
+PROTOVALIDATE_VERSION := 1.3.0
+BUF := $(BUILD)/npm/node_modules/.bin/buf
+VALIDATE_PROTO := $(BUILD)/protodeps/buf/validate/validate.proto
+PROTOS := $(shell find protos -name '*.proto' | sort)
+GEN_STAMP := gen/.stamp
+
+.PHONY: run test stop status deps proto lint typecheck buf-lint unit integration clean
+
+run: deps proto
+	$(BIN)/jiazheng up
+
+stop:
+	@if [ -x $(BIN)/jiazheng ]; then $(BIN)/jiazheng down; fi
+
+status: deps
+	$(BIN)/jiazheng status
+
+test: deps proto lint typecheck buf-lint unit integration
+
+deps: $(VENV)/.installed $(BUF) $(VALIDATE_PROTO)
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	echo "$(CURDIR)/gen" > $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/jiazheng-gen.pth
+	touch $@
+
+# buf comes from the npm registry; no lock file is written so no registry address lands in the repo.
+$(BUF):
+	mkdir -p $(BUILD)/npm
+	npm install --silent --no-audit --no-fund --no-save --no-package-lock --prefix $(BUILD)/npm @bufbuild/buf@$(BUF_VERSION)
+	$(BUF) --version
+
+# protovalidate's validate.proto, taken from its Maven Central artifact (the schema registry is not reachable).
+$(VALIDATE_PROTO):
+	mkdir -p $(BUILD)/protodeps
+	mvn -q -B dependency:copy -Dartifact=build.buf:protovalidate:$(PROTOVALIDATE_VERSION) -DoutputDirectory=$(BUILD)/protodeps
+	cd $(BUILD)/protodeps && $(CURDIR)/$(BIN)/python -c "import zipfile; zipfile.ZipFile('protovalidate-$(PROTOVALIDATE_VERSION).jar').extract('buf/validate/validate.proto')"
+
+proto: $(GEN_STAMP)
+
+$(GEN_STAMP): $(PROTOS) $(VALIDATE_PROTO) $(VENV)/.installed
+	rm -rf gen && mkdir -p gen
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -Iprotos -I$(BUILD)/protodeps \
+		--python_out=gen --grpc_python_out=gen --mypy_out=gen --mypy_grpc_out=gen \
+		$(PROTOS) $(VALIDATE_PROTO)
+	touch $@
+
+lint: deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: deps proto
+	$(BIN)/mypy libs services cli deploy tests
+
+buf-lint: deps
+	$(BUF) lint
+	$(BUF) format --diff --exit-code
+
+unit: deps proto
+	$(BIN)/pytest -q -m "not integration"
+
+integration: deps proto
+	$(BIN)/pytest -q -m integration
+
+clean: stop
+	rm -rf $(VENV) $(BUILD) gen .stack
