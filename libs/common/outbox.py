@@ -1,0 +1,123 @@
+"""Transactional outbox: events are written with the state change and relayed to Kafka afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import uuid
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from libs.common.events import EventEnvelope
+from libs.common.settings import ServiceSettings
+from libs.common.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "jiazheng_outbox"
+# Rows are taken in commit order; an aggregate whose advisory lock another relay holds is
+# skipped entirely, so two relays never publish one aggregate's events out of order.
+_CLAIM_BATCH = """
+SELECT seq, event_id, topic, aggregate_id, headers, payload
+FROM outbox
+WHERE published_at IS NULL
+  AND pg_try_advisory_xact_lock(hashtext('jiazheng.outbox'), hashtext(aggregate_id))
+ORDER BY seq
+LIMIT $1
+FOR UPDATE SKIP LOCKED
+"""
+
+
+async def add_event(conn: asyncpg.Connection, topic: str, event: EventEnvelope) -> None:
+    """Store ``event`` in the caller's transaction; the relay is woken when it commits."""
+    await conn.execute(
+        "INSERT INTO outbox (event_id, topic, aggregate_id, event_type, headers, payload)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+        uuid.UUID(event.id),
+        topic,
+        event.subject,
+        event.type,
+        json.dumps(event.headers()),
+        event.data,
+    )
+    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows with an idempotent producer, then marks them published.
+
+    A crash after Kafka acknowledged a batch but before it was marked republishes that batch:
+    consumers are idempotent by event id, so the effect still happens once.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, settings: ServiceSettings) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._settings = settings
+        self._wake = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+        self._last_prune = 0.0
+
+    async def run(self) -> None:
+        await self._producer.start()
+        self._listener = await asyncpg.connect(self._settings.database_url)
+        await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+        try:
+            while True:
+                published = await self.publish_batch()
+                if published < self._settings.relay_batch_size:
+                    await self._idle()
+        finally:
+            await self._listener.close()
+            await self._producer.stop()
+
+    async def _idle(self) -> None:
+        await self._prune()
+        await self._report_backlog()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=self._settings.relay_poll_interval_s)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def publish_batch(self) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_CLAIM_BATCH, self._settings.relay_batch_size)
+            if not rows:
+                return 0
+            sends = [
+                await self._producer.send(
+                    r["topic"],
+                    value=bytes(r["payload"]),
+                    key=r["aggregate_id"].encode(),
+                    headers=[(k, v.encode()) for k, v in json.loads(r["headers"]).items()],
+                )
+                for r in rows
+            ]
+            await asyncio.gather(*sends)
+            if self._settings.fault_injection == "relay_crash_after_publish":
+                log.warning("fault injection: relay exits after publish, before marking")
+                os._exit(70)
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
+                [r["seq"] for r in rows],
+            )
+        OUTBOX_PUBLISHED.labels(self._settings.service_name).inc(len(rows))
+        return len(rows)
+
+    async def _report_backlog(self) -> None:
+        backlog = await self._pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        OUTBOX_BACKLOG.labels(self._settings.service_name).set(backlog)
+
+    async def _prune(self) -> None:
+        if time.monotonic() - self._last_prune < 60:
+            return
+        self._last_prune = time.monotonic()
+        await self._pool.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+            self._settings.outbox_retention_hours * 3600,
+        )

@@ -1,0 +1,66 @@
+"""Process lifecycle shared by every service: migrate, start, serve until SIGTERM, stop gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from libs.common.db import migrate
+from libs.common.grpc_server import GrpcServer
+from libs.common.logs import configure_logging
+from libs.common.settings import ServiceSettings
+from libs.common.telemetry import setup_telemetry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Components:
+    """What a service's composition root hands to the runtime."""
+
+    server: GrpcServer
+    # Long-running coroutines (outbox relay, consumers); one ending is a failure.
+    background: list[Coroutine[Any, Any, None]] = field(default_factory=list)
+    # Called after the server stopped, in reverse order (close pools, stop faust...).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+Build = Callable[[ServiceSettings], Awaitable[Components]]
+
+
+def run_service(settings: ServiceSettings, migrations: Path, build: Build) -> None:
+    configure_logging(settings.service_name, settings.log_level)
+    setup_telemetry(settings.service_name, settings.otlp_endpoint, settings.metrics_port)
+    raise SystemExit(asyncio.run(_serve(settings, migrations, build)))
+
+
+async def _serve(settings: ServiceSettings, migrations: Path, build: Build) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await migrate(settings.database_url, migrations)
+    components = await build(settings)
+    port = await components.server.start()
+    tasks = [asyncio.create_task(c) for c in components.background]
+    log.info("serving", extra={"fields": {"grpc_port": port, "metrics_port": settings.metrics_port}})
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    failed = [t for t in done if t is not stopper]
+    for t in failed:
+        log.error("background task ended; shutting down",
+                  extra={"fields": {"error": repr(t.exception()) if not t.cancelled() else "cancelled"}})
+    log.info("shutting down")
+    await components.server.stop(settings.shutdown_grace_s)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for close in reversed(components.closers):
+        await close()
+    stopper.cancel()
+    return 1 if failed else 0

@@ -1,0 +1,66 @@
+"""OpenTelemetry tracing (W3C trace context through gRPC, the outbox and Kafka) and Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+_configured = False
+
+
+def setup_telemetry(service_name: str, otlp_endpoint: str | None, metrics_port: int) -> None:
+    """Install the tracer provider once per process; export spans when an OTLP endpoint is set."""
+    global _configured
+    if _configured:
+        return
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+    trace.set_tracer_provider(provider)
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    AsyncPGInstrumentor().instrument()
+    if metrics_port:
+        start_http_server(metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped from inside the cluster
+    _configured = True
+
+
+def current_traceparent() -> str | None:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def context_from(traceparent: str | None) -> context.Context:
+    if not traceparent:
+        return context.Context()
+    return propagate.extract({"traceparent": traceparent})
+
+
+def trace_id_of(traceparent: str | None) -> str:
+    """The 32-hex trace id inside a W3C traceparent, or '' when absent or malformed."""
+    parts = (traceparent or "").split("-")
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else ""
+
+
+def extract_from_metadata(metadata: Mapping[str, str]) -> context.Context:
+    return propagate.extract(dict(metadata))
+
+
+tracer = trace.get_tracer("jiazheng")
+
+GRPC_REQUESTS = Counter("jz_grpc_requests_total", "gRPC requests handled", ["service", "method", "code"])
+GRPC_LATENCY = Histogram("jz_grpc_request_seconds", "gRPC request latency", ["service", "method"])
+OUTBOX_PUBLISHED = Counter("jz_outbox_published_total", "Outbox events published to Kafka", ["service"])
+OUTBOX_BACKLOG = Gauge("jz_outbox_backlog", "Outbox events not yet published", ["service"])
+EVENTS_CONSUMED = Counter(
+    "jz_events_consumed_total", "Events handled by idempotent consumers", ["consumer", "outcome"]
+)
+DLQ_EVENTS = Counter("jz_dlq_events_total", "Events sent to a dead-letter topic", ["consumer"])

@@ -1,0 +1,3 @@
+from services.credit.app import main
+
+main()

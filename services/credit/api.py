@@ -1,0 +1,57 @@
+"""gRPC CreditService: protobuf ↔ domain, nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import grpc
+
+from jiazheng.credit.v1 import credit_pb2, credit_pb2_grpc
+from libs.common.auth import Role
+from libs.common.paging import decode_token, encode_token, page_size
+from libs.common.protoutil import timestamp
+from services.credit.store import LedgerRepository, RecordedEntry
+
+SERVICE_NAME = credit_pb2.DESCRIPTOR.services_by_name["CreditService"].full_name
+# Consumers and platforms get grant-gated lookups with the credit-lookup capability (家政信用查).
+POLICY = {
+    f"/{SERVICE_NAME}/ListLedgerEntries": frozenset({Role.OPERATOR, Role.SERVICE}),
+}
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def entry_to_proto(recorded: RecordedEntry) -> credit_pb2.LedgerEntry:
+    e = recorded.entry
+    return credit_pb2.LedgerEntry(
+        name=f"workers/{e.worker_id}/ledgerEntries/{recorded.entry_id}",
+        worker_id=e.worker_id,
+        event_id=e.event_id,
+        event_type=e.event_type,
+        score_delta=e.score_delta,
+        reason=e.reason,
+        rule_version=e.rule_version,
+        trace_id=e.trace_id,
+        occur_time=timestamp(e.occurred_at),
+        record_time=timestamp(recorded.recorded_at),
+    )
+
+
+class CreditServicer(credit_pb2_grpc.CreditServiceServicer):
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def ListLedgerEntries(
+        self, request: credit_pb2.ListLedgerEntriesRequest, context: Context
+    ) -> credit_pb2.ListLedgerEntriesResponse:
+        worker_id = request.parent.removeprefix("workers/")
+        after, limit = decode_token(request.page_token), page_size(request.page_size)
+        async with self._pool.acquire() as conn:
+            page = await LedgerRepository(conn).list_for_worker(worker_id, after, limit + 1)
+        more = len(page) > limit
+        page = page[:limit]
+        return credit_pb2.ListLedgerEntriesResponse(
+            ledger_entries=[entry_to_proto(r) for r in page],
+            next_page_token=encode_token(page[-1].seq) if more else "",
+        )

@@ -1,0 +1,1 @@
+"""orders: the service catalogue, orders placed by platforms, matching, contracts, check-ins."""

@@ -1,0 +1,62 @@
+"""Orders persistence (asyncpg)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from services.orders.domain import Order, OrderDraft, OrderState, ServiceType
+
+
+@dataclass(frozen=True)
+class StoredOrder:
+    order: Order
+    request_fingerprint: str
+
+
+def _from_row(row: asyncpg.Record) -> StoredOrder:
+    draft = OrderDraft(
+        service_type=ServiceType(row["service_type"]),
+        district_code=row["district_code"],
+        consumer_ref=row["consumer_ref"],
+        worker_id=row["worker_id"],
+        scheduled_start=row["scheduled_start"],
+        duration_hours=row["duration_hours"],
+    )
+    order = Order(
+        order_id=row["order_id"], platform_id=row["platform_id"], draft=draft,
+        state=OrderState(row["state"]), created_at=row["created_at"],
+    )
+    return StoredOrder(order, row["request_fingerprint"])
+
+
+class OrderRepository:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def add_once(self, order: Order, request_id: uuid.UUID) -> StoredOrder | None:
+        """Insert unless the platform already used ``request_id``; then return what it created."""
+        d = order.draft
+        inserted = await self._conn.fetchval(
+            "INSERT INTO orders (order_id, platform_id, request_id, request_fingerprint, service_type,"
+            " district_code, consumer_ref, worker_id, scheduled_start, duration_hours, state, created_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            " ON CONFLICT (platform_id, request_id) DO NOTHING RETURNING true",
+            order.order_id, order.platform_id, request_id, d.fingerprint(), d.service_type,
+            d.district_code, d.consumer_ref, d.worker_id, d.scheduled_start, d.duration_hours,
+            order.state, order.created_at,
+        )
+        if inserted:
+            return None
+        row = await self._conn.fetchrow(
+            "SELECT * FROM orders WHERE platform_id = $1 AND request_id = $2", order.platform_id, request_id
+        )
+        return _from_row(row)
+
+    async def get(self, platform_id: str, order_id: uuid.UUID) -> Order | None:
+        row = await self._conn.fetchrow(
+            "SELECT * FROM orders WHERE platform_id = $1 AND order_id = $2", platform_id, order_id
+        )
+        return _from_row(row).order if row else None
