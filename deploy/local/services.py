@@ -45,25 +45,33 @@ def new_dev_keys() -> list[DevKey]:
 def api_keys_setting(keys: list[DevKey]) -> str:
     from libs.common.auth import hash_key
 
-    return json.dumps([
-        {"key_sha256": hash_key(k.key), "principal": k.principal, "role": k.role, "tenant": k.tenant}
-        for k in keys
-    ])
+    return json.dumps(
+        [
+            {"key_sha256": hash_key(k.key), "principal": k.principal, "role": k.role, "tenant": k.tenant}
+            for k in keys
+        ]
+    )
 
 
 def service_env(
-    name: str, endpoints: Endpoints, api_keys: str, grpc_port: int, metrics_port: int,
+    name: str,
+    endpoints: Endpoints,
+    api_keys: str,
+    grpc_port: int,
+    metrics_port: int,
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JZ_")}
-    env.update({
-        "JZ_DATABASE_URL": endpoints.dsn(f"jz_{name}"),
-        "JZ_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
-        "JZ_GRPC_PORT": str(grpc_port),
-        "JZ_METRICS_PORT": str(metrics_port),
-        "JZ_API_KEYS": api_keys,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen")]),
-    })
+    env.update(
+        {
+            "JZ_DATABASE_URL": endpoints.dsn(f"jz_{name}"),
+            "JZ_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
+            "JZ_GRPC_PORT": str(grpc_port),
+            "JZ_METRICS_PORT": str(metrics_port),
+            "JZ_API_KEYS": api_keys,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen")]),
+        }
+    )
     env.update(extra or {})
     return env
 
@@ -72,7 +80,11 @@ def start_service(name: str, env: dict[str, str], log_path: Path) -> subprocess.
     log_path.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [sys.executable, "-m", f"services.{name}"],
-        cwd=ROOT, env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -83,7 +95,9 @@ async def health_status(port: int, timeout: float = 2.0) -> str:
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
-async def wait_serving(port: int, timeout: float, pid: int | None = None, log_path: Path | None = None) -> None:
+async def wait_serving(
+    port: int, timeout: float, pid: int | None = None, log_path: Path | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pid is not None and not pid_alive(pid):
@@ -106,7 +120,7 @@ class LocalServices:
         self.state_file = home / "services.json"
         self.keys_file = home / "api-keys.json"
 
-    def keys(self) -> list[DevKey]:
+    def api_keys(self) -> list[DevKey]:
         if not self.keys_file.exists():
             keys = new_dev_keys()
             self.keys_file.write_text(json.dumps([k.__dict__ for k in keys], indent=2))
@@ -121,7 +135,7 @@ class LocalServices:
 
     def up(self, endpoints: Endpoints) -> dict[str, dict[str, int]]:
         state = self.state()
-        api_keys = api_keys_setting(self.keys())
+        api_keys = api_keys_setting(self.api_keys())
         started: list[tuple[str, int, int]] = []
         for name in SERVICES:
             current = state.get(name)
@@ -145,4 +159,3 @@ class LocalServices:
 
     def log(self, name: str) -> Path:
         return self.home / "logs" / f"{name}.log"
-

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,10 +44,7 @@ class Endpoints:
     pg_password: str
 
     def dsn(self, database: str) -> str:
-        return (
-            f"postgresql://{self.pg_user}:{self.pg_password}"
-            f"@{self.pg_host}:{self.pg_port}/{database}"
-        )
+        return f"postgresql://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{database}"
 
 
 def free_port() -> int:
@@ -107,8 +104,14 @@ def ensure_kafka_libs() -> Path:
     shutil.rmtree(KAFKA_LIBS, ignore_errors=True)
     KAFKA_LIBS.mkdir(parents=True)
     cmd = [
-        "mvn", "-q", "-B", "-f", str(KAFKA_POM), "dependency:copy-dependencies",
-        f"-DoutputDirectory={KAFKA_LIBS}", "-DincludeScope=runtime",
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(KAFKA_POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={KAFKA_LIBS}",
+        "-DincludeScope=runtime",
     ]
     if subprocess.run(cmd, check=False).returncode != 0:
         raise StackError("mvn could not fetch the Kafka broker jars")
@@ -249,9 +252,18 @@ class LocalStack:
             shutil.chown(pwfile, user=user)
         pwfile.chmod(0o600)
         cmd = [
-            *self._run_as(), str(postgres_bindir() / "initdb"), "-D", str(self.pg_dir / "data"),
-            "-U", PG_SUPERUSER, "--pwfile", str(pwfile), "--auth=scram-sha-256",
-            "-E", "UTF8", "--locale=C.UTF-8",
+            *self._run_as(),
+            str(postgres_bindir() / "initdb"),
+            "-D",
+            str(self.pg_dir / "data"),
+            "-U",
+            PG_SUPERUSER,
+            "--pwfile",
+            str(pwfile),
+            "--auth=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
         ]
         result = subprocess.run(cmd, check=False, capture_output=True)
         pwfile.unlink()
@@ -305,8 +317,14 @@ class LocalStack:
         props = self.kafka_dir / "server.properties"
         props.write_text(_server_properties(self.kafka_dir / "data", kafka))
         cmd = [
-            *_java(libs), "kafka.tools.StorageTool", "format", "--standalone",
-            "-t", str(kafka["cluster_id"]), "-c", str(props),
+            *_java(libs),
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "-t",
+            str(kafka["cluster_id"]),
+            "-c",
+            str(props),
         ]
         result = subprocess.run(cmd, check=False, capture_output=True)
         if result.returncode != 0:
@@ -316,8 +334,14 @@ class LocalStack:
 def _java(libs: Path) -> list[str]:
     java = str(Path(os.environ["JAVA_HOME"]) / "bin" / "java") if "JAVA_HOME" in os.environ else "java"
     return [
-        java, "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={KAFKA_LOG4J}", "-cp", f"{libs}/*",
+        java,
+        "-Xms256m",
+        "-Xmx768m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={KAFKA_LOG4J}",
+        "-cp",
+        f"{libs}/*",
     ]
 
 
@@ -395,4 +419,3 @@ async def _create_databases(endpoints: Endpoints) -> None:
 
 def default_home(name: str = "dev") -> Path:
     return Path(os.environ.get("JZ_STACK_HOME", ROOT / ".stack" / name))
-

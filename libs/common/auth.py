@@ -47,10 +47,14 @@ class ApiKeyStore:
     @classmethod
     def from_json(cls, raw: str) -> ApiKeyStore:
         entries = json.loads(raw or "[]")
-        return cls({
-            e["key_sha256"]: Principal(id=e["principal"], role=Role(e["role"]), tenant=e.get("tenant", ""))
-            for e in entries
-        })
+        return cls(
+            {
+                e["key_sha256"]: Principal(
+                    id=e["principal"], role=Role(e["role"]), tenant=e.get("tenant", "")
+                )
+                for e in entries
+            }
+        )
 
     def authenticate(self, authorization: str | None) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")

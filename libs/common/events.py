@@ -8,7 +8,7 @@ one aggregate's events stay in one partition, in order.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -58,7 +58,7 @@ class EventEnvelope:
     def kafka_headers(self) -> list[tuple[str, bytes]]:
         return [(k, v.encode()) for k, v in self.headers().items()]
 
-    def parse(self, message_type: type[M]) -> M:
+    def parse(self, message_type: Callable[[], M]) -> M:
         msg = message_type()
         try:
             msg.ParseFromString(self.data)
@@ -96,7 +96,8 @@ def envelope_from_headers(headers: Mapping[str, str], data: bytes) -> EventEnvel
             data=data,
             traceparent=headers.get("traceparent"),
             extra_headers={
-                k: v for k, v in headers.items()
+                k: v
+                for k, v in headers.items()
                 if not k.startswith("ce_") and k not in ("traceparent", "content-type")
             },
         )
@@ -104,7 +105,9 @@ def envelope_from_headers(headers: Mapping[str, str], data: bytes) -> EventEnvel
         raise PermanentEventError(f"not a CloudEvent in binary binding: {exc!r}") from exc
 
 
-def envelope_from_kafka(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes], value: bytes) -> EventEnvelope:
+def envelope_from_kafka(
+    headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes], value: bytes
+) -> EventEnvelope:
     items = headers.items() if isinstance(headers, Mapping) else headers
     try:
         decoded = {k: v.decode() for k, v in items}

@@ -19,6 +19,7 @@ from opentelemetry import trace
 
 from libs.common import auth, errors
 from libs.common.auth import ApiKeyStore, Principal, Role
+from libs.common.settings import ServiceSettings
 from libs.common.telemetry import GRPC_LATENCY, GRPC_REQUESTS, extract_from_metadata, tracer
 
 log = logging.getLogger(__name__)
@@ -42,16 +43,20 @@ Violation = tuple[str, str]  # (dotted field path, description)
 def status_code_for(error: errors.ServiceError) -> grpc.StatusCode:
     for cls in type(error).__mro__:
         if cls in _STATUS:
-            return _STATUS[cls]  # type: ignore[index]
+            return _STATUS[cls]
     return grpc.StatusCode.INTERNAL
 
 
 def bad_request_trailer(message: str, violations: list[Violation]) -> tuple[tuple[str, bytes], ...]:
     """google.rpc.Status with BadRequest field violations, as the grpc-status-details-bin trailer."""
     detail = any_pb2.Any()
-    detail.Pack(error_details_pb2.BadRequest(field_violations=[
-        error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations
-    ]))
+    detail.Pack(
+        error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations
+            ]
+        )
+    )
     status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=message, details=[detail])
     return (("grpc-status-details-bin", status.SerializeToString()),)
 
@@ -62,12 +67,13 @@ _validator = protovalidate.Validator()
 def violations_of(request: Message) -> list[Violation]:
     found = []
     for v in _validator.collect_violations(request):
-        path = ".".join(e.field_name for e in v.proto.field.elements)
+        elements = v.proto.field.elements if v.proto.field is not None else []
+        path = ".".join(e.field_name for e in elements)
         found.append((path or "(message)", v.proto.message))
     return found
 
 
-class _Interceptor(grpc.aio.ServerInterceptor):
+class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, service: str, keys: ApiKeyStore, policy: Mapping[str, frozenset[Role]]) -> None:
         self._service = service
         self._keys = keys
@@ -75,11 +81,11 @@ class _Interceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(details)
-        method: str = details.method  # type: ignore[attr-defined]
+        method: str = details.method
         if handler is None or method.startswith(UNAUTHENTICATED_PREFIXES) or handler.unary_unary is None:
             return handler
         inner = handler.unary_unary
@@ -94,14 +100,19 @@ class _Interceptor(grpc.aio.ServerInterceptor):
         )
 
     async def _serve(
-        self, method: str, inner: Callable[..., Awaitable[Message]], request: Message,
+        self,
+        method: str,
+        inner: Callable[..., Awaitable[Message]],
+        request: Message,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> Message:
         metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         with tracer.start_as_current_span(
-            method.lstrip("/"), context=extract_from_metadata(metadata), kind=trace.SpanKind.SERVER,
+            method.lstrip("/"),
+            context=extract_from_metadata(metadata),
+            kind=trace.SpanKind.SERVER,
             attributes={"rpc.system": "grpc", "rpc.method": method},
         ) as span:
             try:
@@ -111,7 +122,9 @@ class _Interceptor(grpc.aio.ServerInterceptor):
                 if violations:
                     code = grpc.StatusCode.INVALID_ARGUMENT
                     message = "; ".join(f"{f}: {d}" for f, d in violations)
-                    await context.abort(code, message, trailing_metadata=bad_request_trailer(message, violations))
+                    await context.abort(
+                        code, message, trailing_metadata=bad_request_trailer(message, violations)
+                    )
                 return await self._call(inner, request, context, principal)
             except errors.ServiceError as exc:
                 code = status_code_for(exc)
@@ -131,8 +144,10 @@ class _Interceptor(grpc.aio.ServerInterceptor):
 
     @staticmethod
     async def _call(
-        inner: Callable[..., Awaitable[Message]], request: Message,
-        context: grpc.aio.ServicerContext[Any, Any], principal: Principal,
+        inner: Callable[..., Awaitable[Message]],
+        request: Message,
+        context: grpc.aio.ServicerContext[Any, Any],
+        principal: Principal,
     ) -> Message:
         token = auth._current.set(principal)
         try:
@@ -160,11 +175,16 @@ class GrpcServer:
         self, service: str, keys: ApiKeyStore, policy: Mapping[str, frozenset[Role]], host: str, port: int
     ) -> None:
         self._server = grpc.aio.server(interceptors=[_Interceptor(service, keys, policy)])
-        self._health = health.aio.HealthServicer()
+        self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._names: list[str] = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
         self._address = f"{host}:{port}"
         self.port = 0
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings, policy: Mapping[str, frozenset[Role]]) -> GrpcServer:
+        keys = ApiKeyStore.from_json(settings.api_keys)
+        return cls(settings.service_name, keys, policy, settings.grpc_host, settings.grpc_port)
 
     def add(self, registrar: Registrar, servicer: Any, full_service_name: str) -> None:
         registrar(servicer, self._server)

@@ -45,7 +45,11 @@ class IdempotentConsumer:
         self._backoff_s = backoff_s
 
     async def handle_record(
-        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | Mapping[str, bytes]
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | Mapping[str, bytes],
     ) -> str:
         """Process one Kafka record; returns the outcome (applied, duplicate, ignored, dead_lettered)."""
         try:
@@ -56,16 +60,23 @@ class IdempotentConsumer:
             f"consume {event.type}",
             context=context_from(event.traceparent),
             kind=trace.SpanKind.CONSUMER,
-            attributes={"messaging.system": "kafka", "messaging.destination.name": topic,
-                        "messaging.message.id": event.id},
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": topic,
+                "messaging.message.id": event.id,
+            },
         ):
             outcome = await self._handle(topic, key, value, headers, event)
         EVENTS_CONSUMED.labels(self.name, outcome).inc()
         return outcome
 
     async def _handle(
-        self, topic: str, key: bytes | None, value: bytes,
-        headers: list[tuple[str, bytes]] | Mapping[str, bytes], event: EventEnvelope,
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | Mapping[str, bytes],
+        event: EventEnvelope,
     ) -> str:
         effect = self._effects.get(event.type)
         if effect is None:
@@ -78,8 +89,10 @@ class IdempotentConsumer:
                 return await self._dead_letter(topic, key, value, headers, exc, attempts=attempt)
             except Exception as exc:  # noqa: BLE001 - any failure is retried, then dead-lettered
                 error = exc
-                log.warning("effect failed", extra={"fields": {"event_id": event.id, "attempt": attempt,
-                                                               "error": repr(exc)}})
+                log.warning(
+                    "effect failed",
+                    extra={"fields": {"event_id": event.id, "attempt": attempt, "error": repr(exc)}},
+                )
                 await asyncio.sleep(self._backoff_s * attempt)
         assert error is not None
         return await self._dead_letter(topic, key, value, headers, error, attempts=self._max_attempts)
@@ -89,7 +102,9 @@ class IdempotentConsumer:
             first_time = await conn.fetchval(
                 "INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)"
                 " ON CONFLICT DO NOTHING RETURNING true",
-                self.name, event.id, event.type,
+                self.name,
+                event.id,
+                event.type,
             )
             if not first_time:
                 return "duplicate"
@@ -97,8 +112,13 @@ class IdempotentConsumer:
         return "applied"
 
     async def _dead_letter(
-        self, topic: str, key: bytes | None, value: bytes,
-        headers: list[tuple[str, bytes]] | Mapping[str, bytes], error: Exception, attempts: int,
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | Mapping[str, bytes],
+        error: Exception,
+        attempts: int,
     ) -> str:
         items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
         items += [

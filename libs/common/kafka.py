@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaProducer
@@ -39,10 +40,8 @@ async def ensure_topics(settings: ServiceSettings, names: list[str]) -> None:
             if name not in existing
         ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another replica won the race
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another replica won the race
             log.info("topics created", extra={"fields": {"topics": [t.name for t in missing]}})
     finally:
         await admin.close()

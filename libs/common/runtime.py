@@ -30,6 +30,11 @@ class Components:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
+async def bare_components(settings: ServiceSettings) -> Components:
+    """A service that so far only migrates its database and answers health checks."""
+    return Components(server=GrpcServer.from_settings(settings, policy={}))
+
+
 Build = Callable[[ServiceSettings], Awaitable[Components]]
 
 
@@ -53,8 +58,10 @@ async def _serve(settings: ServiceSettings, migrations: Path, build: Build) -> i
     done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
     failed = [t for t in done if t is not stopper]
     for t in failed:
-        log.error("background task ended; shutting down",
-                  extra={"fields": {"error": repr(t.exception()) if not t.cancelled() else "cancelled"}})
+        log.error(
+            "background task ended; shutting down",
+            extra={"fields": {"error": repr(t.exception()) if not t.cancelled() else "cancelled"}},
+        )
     log.info("shutting down")
     await components.server.stop(settings.shutdown_grace_s)
     for t in tasks:

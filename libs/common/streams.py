@@ -31,8 +31,9 @@ def faust_app(settings: ServiceSettings, group: str) -> faust.App:
 
 def bind_consumer(app: faust.App, topics: list[str], consumer: IdempotentConsumer) -> None:
     """Run ``consumer`` on every record of ``topics`` through one faust agent."""
-    channel = app.topic(*topics, key_type=bytes, value_type=bytes, key_serializer="raw",
-                        value_serializer="raw")
+    channel = app.topic(
+        *topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
 
     async def agent(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():

@@ -26,9 +26,9 @@ def setup_telemetry(service_name: str, otlp_endpoint: str | None, metrics_port: 
     trace.set_tracer_provider(provider)
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
-    AsyncPGInstrumentor().instrument()
+    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
     if metrics_port:
-        start_http_server(metrics_port, addr="0.0.0.0")  # noqa: S104 - scraped from inside the cluster
+        start_http_server(metrics_port, addr="0.0.0.0")
     _configured = True
 
 

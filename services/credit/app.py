@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from jiazheng.credit.v1 import credit_pb2_grpc
-from libs.common.auth import ApiKeyStore
 from libs.common.db import create_pool
 from libs.common.grpc_server import GrpcServer
 from libs.common.inbox import IdempotentConsumer
@@ -24,10 +23,7 @@ SOURCES = [events_topic("orders")]
 async def build(settings: ServiceSettings) -> Components:
     pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
     await ensure_topics(settings, [*SOURCES, dlq_topic(CONSUMER)])
-    server = GrpcServer(
-        settings.service_name, ApiKeyStore.from_json(settings.api_keys), POLICY,
-        settings.grpc_host, settings.grpc_port,
-    )
+    server = GrpcServer.from_settings(settings, POLICY)
     server.add(credit_pb2_grpc.add_CreditServiceServicer_to_server, CreditServicer(pool), SERVICE_NAME)
     dlq = idempotent_producer(settings)
     await dlq.start()
@@ -36,9 +32,7 @@ async def build(settings: ServiceSettings) -> Components:
     )
     app = faust_app(settings, CONSUMER)
     bind_consumer(app, SOURCES, consumer)
-    return Components(
-        server=server, background=[run_faust(app)], closers=[pool.close, dlq.stop, app.stop]
-    )
+    return Components(server=server, background=[run_faust(app)], closers=[pool.close, dlq.stop, app.stop])
 
 
 def main() -> None:

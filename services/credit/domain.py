@@ -26,11 +26,17 @@ class LedgerEntry:
     occurred_at: datetime
 
 
-def order_booked(worker_id: str, order_id: str, event_id: str, event_type: str, trace_id: str,
-                 occurred_at: datetime) -> LedgerEntry:
+def order_booked(
+    worker_id: str, order_id: str, event_id: str, event_type: str, trace_id: str, occurred_at: datetime
+) -> LedgerEntry:
     """A booking is recorded as activity; it moves no score (completion and ratings will)."""
     return LedgerEntry(
-        worker_id=worker_id, event_id=event_id, event_type=event_type, score_delta=0,
-        reason=f"booked for order {order_id}", rule_version=RULE_VERSION, trace_id=trace_id,
+        worker_id=worker_id,
+        event_id=event_id,
+        event_type=event_type,
+        score_delta=0,
+        reason=f"booked for order {order_id}",
+        rule_version=RULE_VERSION,
+        trace_id=trace_id,
         occurred_at=occurred_at,
     )

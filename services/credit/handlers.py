@@ -20,8 +20,12 @@ async def on_order_created(conn: asyncpg.Connection, event: EventEnvelope) -> No
     if not created.worker_id:
         return
     entry = domain.order_booked(
-        worker_id=created.worker_id, order_id=created.order_id, event_id=event.id, event_type=event.type,
-        trace_id=trace_id_of(event.traceparent), occurred_at=created.create_time.ToDatetime(tzinfo=UTC),
+        worker_id=created.worker_id,
+        order_id=created.order_id,
+        event_id=event.id,
+        event_type=event.type,
+        trace_id=trace_id_of(event.traceparent),
+        occurred_at=created.create_time.ToDatetime(tzinfo=UTC),
     )
     await LedgerRepository(conn).add(entry)
 

@@ -61,11 +61,16 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self, request: orders_pb2.CreateOrderRequest, context: Context
     ) -> orders_pb2.CreateOrderResponse:
         order = await service_layer.create_order(
-            self._uow, current_principal().tenant, uuid.UUID(request.request_id), draft_from_proto(request.order)
+            self._uow,
+            current_principal().tenant,
+            uuid.UUID(request.request_id),
+            draft_from_proto(request.order),
         )
         return orders_pb2.CreateOrderResponse(order=order_to_proto(order))
 
-    async def GetOrder(self, request: orders_pb2.GetOrderRequest, context: Context) -> orders_pb2.GetOrderResponse:
+    async def GetOrder(
+        self, request: orders_pb2.GetOrderRequest, context: Context
+    ) -> orders_pb2.GetOrderResponse:
         try:
             order_id = uuid.UUID(request.name.removeprefix("orders/"))
         except ValueError:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from jiazheng.orders.v1 import orders_pb2_grpc
-from libs.common.auth import ApiKeyStore
 from libs.common.db import create_pool
 from libs.common.grpc_server import GrpcServer
 from libs.common.kafka import ensure_topics, idempotent_producer
@@ -21,12 +20,10 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 async def build(settings: ServiceSettings) -> Components:
     pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
     await ensure_topics(settings, [events.TOPIC])
-    server = GrpcServer(
-        settings.service_name, ApiKeyStore.from_json(settings.api_keys), POLICY,
-        settings.grpc_host, settings.grpc_port,
+    server = GrpcServer.from_settings(settings, POLICY)
+    server.add(
+        orders_pb2_grpc.add_OrderServiceServicer_to_server, OrderServicer(uow_factory_for(pool)), SERVICE_NAME
     )
-    server.add(orders_pb2_grpc.add_OrderServiceServicer_to_server, OrderServicer(uow_factory_for(pool)),
-               SERVICE_NAME)
     components = Components(server=server, closers=[pool.close])
     if settings.relay_enabled:
         components.background.append(OutboxRelay(pool, idempotent_producer(settings), settings).run())

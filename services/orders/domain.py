@@ -46,10 +46,16 @@ class OrderDraft:
 
     def fingerprint(self) -> str:
         """Same draft, same fingerprint: tells a retry from a different request under one request id."""
-        canonical = "|".join([
-            self.service_type, self.district_code, self.consumer_ref, self.worker_id or "",
-            self.scheduled_start.isoformat(), str(self.duration_hours),
-        ])
+        canonical = "|".join(
+            [
+                self.service_type,
+                self.district_code,
+                self.consumer_ref,
+                self.worker_id or "",
+                self.scheduled_start.isoformat(),
+                str(self.duration_hours),
+            ]
+        )
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -26,8 +26,11 @@ def _from_row(row: asyncpg.Record) -> StoredOrder:
         duration_hours=row["duration_hours"],
     )
     order = Order(
-        order_id=row["order_id"], platform_id=row["platform_id"], draft=draft,
-        state=OrderState(row["state"]), created_at=row["created_at"],
+        order_id=row["order_id"],
+        platform_id=row["platform_id"],
+        draft=draft,
+        state=OrderState(row["state"]),
+        created_at=row["created_at"],
     )
     return StoredOrder(order, row["request_fingerprint"])
 
@@ -44,9 +47,18 @@ class OrderRepository:
             " district_code, consumer_ref, worker_id, scheduled_start, duration_hours, state, created_at)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             " ON CONFLICT (platform_id, request_id) DO NOTHING RETURNING true",
-            order.order_id, order.platform_id, request_id, d.fingerprint(), d.service_type,
-            d.district_code, d.consumer_ref, d.worker_id, d.scheduled_start, d.duration_hours,
-            order.state, order.created_at,
+            order.order_id,
+            order.platform_id,
+            request_id,
+            d.fingerprint(),
+            d.service_type,
+            d.district_code,
+            d.consumer_ref,
+            d.worker_id,
+            d.scheduled_start,
+            d.duration_hours,
+            order.state,
+            order.created_at,
         )
         if inserted:
             return None

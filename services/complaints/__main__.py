@@ -1,0 +1,3 @@
+from services.complaints.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""insurance: insurance products, policies, insured workers, order coverage, claims."""

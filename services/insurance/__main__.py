@@ -1,0 +1,3 @@
+from services.insurance.app import main
+
+main()

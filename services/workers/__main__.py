@@ -1,0 +1,3 @@
+from services.workers.app import main
+
+main()
