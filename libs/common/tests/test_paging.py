@@ -1,0 +1,61 @@
+"""Opaque page tokens."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from libs.common.errors import InvalidArgument
+from libs.common.paging import DEFAULT_PAGE_SIZE, decode_token, encode_token, page_size
+
+
+@pytest.mark.parametrize("cursor", [0, 1, 99, 12345, 2**62])
+def test_token_round_trips(cursor: int) -> None:
+    assert decode_token(encode_token(cursor)) == cursor
+
+
+def test_tokens_are_opaque_url_safe_strings() -> None:
+    token = encode_token(12345)
+
+    assert token != "12345"
+    assert "12345" not in token
+    assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")
+
+
+def test_distinct_cursors_give_distinct_tokens() -> None:
+    assert encode_token(1) != encode_token(2)
+
+
+def test_empty_token_is_the_first_page() -> None:
+    assert decode_token("") == 0
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage!!",
+        "%%%%",
+        "é",
+        "djE6",  # "v1:" with no cursor
+        base64.urlsafe_b64encode(b"v2:5").decode(),
+        base64.urlsafe_b64encode(b"v1:abc").decode(),
+        base64.urlsafe_b64encode(b"5").decode(),
+        base64.urlsafe_b64encode(b"\xff\xfe:1").decode(),
+    ],
+)
+def test_garbage_token_is_invalid_argument(token: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        decode_token(token)
+
+    assert caught.value.field == "page_token"
+
+
+def test_page_size_defaults_when_zero() -> None:
+    assert DEFAULT_PAGE_SIZE == 100
+    assert page_size(0) == 100
+
+
+@pytest.mark.parametrize("requested", [1, 25, 1000])
+def test_page_size_keeps_an_explicit_request(requested: int) -> None:
+    assert page_size(requested) == requested

@@ -1,0 +1,64 @@
+"""Thin gRPC clients for the tests: every call goes through the real servers."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from jiazheng.credit.v1 import credit_pb2, credit_pb2_grpc
+from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
+from tests.integration.harness import RunningService
+
+
+def new_traceparent() -> tuple[str, str]:
+    trace_id = uuid.uuid4().hex
+    return trace_id, f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
+
+
+def order_request(
+    worker_id: str = "", request_id: str | None = None, **fields: object
+) -> orders_pb2.CreateOrderRequest:
+    start = Timestamp()
+    start.FromSeconds(int(time.time()) + 24 * 3600)
+    order = orders_pb2.Order(
+        service_type=orders_pb2.SERVICE_TYPE_CLEANING,
+        district_code="110108",
+        consumer_ref="consumer-42",
+        worker_id=worker_id,
+        scheduled_start_time=start,
+        duration_hours=3,
+    )
+    for name, value in fields.items():
+        setattr(order, name, value)
+    return orders_pb2.CreateOrderRequest(request_id=request_id or str(uuid.uuid4()), order=order)
+
+
+def auth(key: str, traceparent: str | None = None) -> list[tuple[str, str]]:
+    md = [("authorization", f"Bearer {key}")]
+    if traceparent:
+        md.append(("traceparent", traceparent))
+    return md
+
+
+async def create_order(
+    orders: RunningService, key: str, request: orders_pb2.CreateOrderRequest, traceparent: str | None = None
+) -> orders_pb2.Order:
+    async with orders.channel() as channel:
+        reply = await orders_pb2_grpc.OrderServiceStub(channel).CreateOrder(
+            request, metadata=auth(key, traceparent)
+        )
+    return reply.order
+
+
+async def ledger(credit: RunningService, key: str, worker_id: str) -> list[credit_pb2.LedgerEntry]:
+    async with credit.channel() as channel:
+        stub = credit_pb2_grpc.CreditServiceStub(channel)
+        request = credit_pb2.ListLedgerEntriesRequest(parent=f"workers/{worker_id}", page_size=1000)
+        reply = await stub.ListLedgerEntries(request, metadata=auth(key))
+    return list(reply.ledger_entries)
+
+
+def new_worker_id() -> str:
+    return f"w-{uuid.uuid4().hex[:12]}"

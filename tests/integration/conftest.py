@@ -1,0 +1,82 @@
+"""Integration fixtures: the real Kafka and PostgreSQL, and the services as real processes.
+
+Endpoints come from, in order: the environment (JZ_TEST_KAFKA_BOOTSTRAP + JZ_TEST_PG_DSN),
+testcontainers where a Docker engine answers, otherwise the project's local stack.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.local.stack import Endpoints, default_home
+from tests.integration.harness import (
+    LocalStackSource,
+    RunningService,
+    ServiceHarness,
+    Testcontainers,
+    create_database,
+    docker_answers,
+    drop_database,
+    endpoints_from_env,
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def endpoints() -> Iterator[Endpoints]:
+    given = endpoints_from_env()
+    if given is not None:
+        yield given
+        return
+    source: Testcontainers | LocalStackSource = Testcontainers() if docker_answers() else LocalStackSource()
+    try:
+        yield source.up()
+    finally:
+        source.down()
+
+
+@pytest.fixture(scope="session")
+def harness(endpoints: Endpoints) -> Iterator[ServiceHarness]:
+    h = ServiceHarness(endpoints, default_home("test"))
+    h.reap_leftovers()
+    try:
+        yield h
+    finally:
+        h.stop_all()
+
+
+@pytest.fixture(scope="session")
+async def databases(endpoints: Endpoints) -> None:
+    for name in ("orders", "credit", "workers", "complaints", "insurance"):
+        await create_database(endpoints, f"jz_{name}")
+
+
+@pytest.fixture(scope="session")
+async def orders(harness: ServiceHarness, databases: None) -> RunningService:
+    return await harness.start("orders")
+
+
+@pytest.fixture(scope="session")
+async def credit(harness: ServiceHarness, databases: None) -> RunningService:
+    return await harness.start("credit")
+
+
+@pytest.fixture
+async def scratch_database(endpoints: Endpoints) -> AsyncIterator[str]:
+    """A database of its own, for tests that must not share a relay or a schema."""
+    name = f"jz_scratch_{uuid.uuid4().hex[:12]}"
+    await create_database(endpoints, name)
+    try:
+        yield name
+    finally:
+        await drop_database(endpoints, name)

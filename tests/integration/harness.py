@@ -1,0 +1,205 @@
+"""Test harness: where the real Kafka and PostgreSQL are, and service processes started against them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlparse
+
+import asyncpg
+import grpc
+
+from deploy.local.services import (
+    DevKey,
+    api_keys_setting,
+    new_dev_keys,
+    service_env,
+    start_service,
+    wait_serving,
+)
+from deploy.local.stack import (
+    Endpoints,
+    LocalStack,
+    default_home,
+    free_port,
+    pid_alive,
+    pid_cmdline,
+    stop_pid,
+)
+
+T = TypeVar("T")
+
+
+def endpoints_from_env() -> Endpoints | None:
+    """1. Endpoints given in the environment: JZ_TEST_KAFKA_BOOTSTRAP and JZ_TEST_PG_DSN."""
+    bootstrap, dsn = os.environ.get("JZ_TEST_KAFKA_BOOTSTRAP"), os.environ.get("JZ_TEST_PG_DSN")
+    if not (bootstrap and dsn):
+        return None
+    url = urlparse(dsn)
+    return Endpoints(
+        bootstrap,
+        url.hostname or "127.0.0.1",
+        url.port or 5432,
+        url.username or "postgres",
+        url.password or "",
+    )
+
+
+def docker_answers() -> bool:
+    if os.environ.get("JZ_TEST_NO_DOCKER") or not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=20).returncode == 0
+
+
+class Testcontainers:
+    """2. Where a Docker engine answers: throwaway Kafka and PostgreSQL containers."""
+
+    def __init__(self) -> None:
+        from testcontainers.community.kafka import KafkaContainer
+        from testcontainers.community.postgres import PostgresContainer
+
+        # testcontainers' KafkaContainer drives Confluent's image; 7.9 carries Apache Kafka 3.9 (KRaft).
+        self.kafka = KafkaContainer("confluentinc/cp-kafka:7.9.0").with_kraft()
+        self.pg = PostgresContainer(
+            "postgres:15", username="jiazheng", password="jiazheng", dbname="postgres"
+        )
+
+    def up(self) -> Endpoints:
+        self.kafka.start()
+        self.pg.start()
+        return Endpoints(
+            self.kafka.get_bootstrap_server(),
+            self.pg.get_container_host_ip(),
+            int(self.pg.get_exposed_port(5432)),
+            "jiazheng",
+            "jiazheng",
+        )
+
+    def down(self) -> None:
+        self.kafka.stop()
+        self.pg.stop()
+
+
+class LocalStackSource:
+    """3. Otherwise the project's own local stack (in .stack/test, apart from `make run`'s)."""
+
+    def __init__(self) -> None:
+        self.stack = LocalStack(default_home("test"))
+        status = self.stack.status()
+        self.was_running = all(status[k]["running"] for k in ("kafka", "postgres"))  # type: ignore[index]
+
+    def up(self) -> Endpoints:
+        return self.stack.up()
+
+    def down(self) -> None:
+        if not self.was_running:
+            self.stack.down()
+
+
+@dataclass
+class RunningService:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def channel(self) -> grpc.aio.Channel:
+        return grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        self.proc.wait(timeout=30)
+
+
+class ServiceHarness:
+    """Starts service processes the way production runs them (``python -m services.<name>``).
+
+    Their pids are recorded so that a later run cleans up after a run that was killed.
+    """
+
+    def __init__(self, endpoints: Endpoints, home: Path) -> None:
+        self.endpoints = endpoints
+        self.home = home
+        self.keys: list[DevKey] = new_dev_keys()
+        self._pids_file = home / "test-services.json"
+        self._running: list[RunningService] = []
+
+    def key(self, principal: str) -> str:
+        return next(k.key for k in self.keys if k.principal == principal)
+
+    def reap_leftovers(self) -> None:
+        if self._pids_file.exists():
+            for pid in json.loads(self._pids_file.read_text()):
+                if pid_alive(pid) and "services." in pid_cmdline(pid):
+                    stop_pid(pid, "services.", timeout=10)
+        self._record()
+
+    def _record(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._pids_file.write_text(json.dumps([s.proc.pid for s in self._running if s.proc.poll() is None]))
+
+    def spawn(self, name: str, database: str | None = None, **env: str) -> RunningService:
+        """Start without waiting (for processes expected to exit)."""
+        port = free_port()
+        extra = {f"JZ_{k.upper()}": v for k, v in env.items()}
+        if database:
+            extra["JZ_DATABASE_URL"] = self.endpoints.dsn(database)
+        extra.setdefault("JZ_RELAY_POLL_INTERVAL_S", "0.2")
+        log = self.home / "logs" / f"{name}-{port}.log"
+        proc = start_service(
+            name, service_env(name, self.endpoints, api_keys_setting(self.keys), port, 0, extra), log
+        )
+        svc = RunningService(name, port, proc, log)
+        self._running.append(svc)
+        self._record()
+        return svc
+
+    async def start(self, name: str, database: str | None = None, **env: str) -> RunningService:
+        svc = self.spawn(name, database, **env)
+        await wait_serving(svc.port, timeout=120, pid=svc.proc.pid, log_path=svc.log)
+        return svc
+
+    def stop_all(self) -> None:
+        for svc in self._running:
+            svc.kill(signal.SIGTERM)
+        self._running.clear()
+        self._record()
+
+
+async def create_database(endpoints: Endpoints, name: str) -> None:
+    conn = await asyncpg.connect(endpoints.dsn("postgres"))
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(endpoints: Endpoints, name: str) -> None:
+    conn = await asyncpg.connect(endpoints.dsn("postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def eventually(check: Callable[[], Awaitable[T]], within: float = 60.0, interval: float = 0.2) -> T:
+    """Poll an async ``check`` until it returns something truthy; return that."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {within}s (last: {result!r})")
+        await asyncio.sleep(interval)
