@@ -106,11 +106,12 @@ def envelope_from_headers(headers: Mapping[str, str], data: bytes) -> EventEnvel
 
 
 def envelope_from_kafka(
-    headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes], value: bytes
+    headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None], value: bytes
 ) -> EventEnvelope:
+    """Kafka allows null header values; they carry nothing, so they are dropped here."""
     items = headers.items() if isinstance(headers, Mapping) else headers
     try:
-        decoded = {k: v.decode() for k, v in items}
+        decoded = {k: v.decode() for k, v in items if v is not None}
     except UnicodeDecodeError as exc:
         raise PermanentEventError(f"header is not UTF-8: {exc}") from exc
     return envelope_from_headers(decoded, value or b"")

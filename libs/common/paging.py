@@ -21,7 +21,10 @@ def decode_token(token: str) -> int:
         version, _, cursor = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
         if version != "v1":
             raise ValueError(version)
-        return int(cursor)
+        value = int(cursor)
+        if not 0 <= value < 2**63:
+            raise ValueError(cursor)
+        return value
     except ValueError:
         raise InvalidArgument("page_token", "not a token this API returned") from None
 

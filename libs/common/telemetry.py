@@ -47,7 +47,9 @@ def context_from(traceparent: str | None) -> context.Context:
 def trace_id_of(traceparent: str | None) -> str:
     """The 32-hex trace id inside a W3C traceparent, or '' when absent or malformed."""
     parts = (traceparent or "").split("-")
-    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else ""
+    if len(parts) != 4 or len(parts[1]) != 32 or set(parts[1]) - set("0123456789abcdef"):
+        return ""
+    return parts[1]
 
 
 def extract_from_metadata(metadata: Mapping[str, str]) -> context.Context:

@@ -10,7 +10,7 @@ from libs.common.db import UnitOfWork
 from libs.common.errors import InvalidArgument, NotFound
 from libs.common.outbox import add_event
 from services.orders import domain, events
-from services.orders.store import OrderRepository
+from services.orders.store import OrderRepository, StoredOrder
 
 UowFactory = Callable[[], UnitOfWork]
 
@@ -18,16 +18,24 @@ UowFactory = Callable[[], UnitOfWork]
 async def create_order(
     uow_factory: UowFactory, platform_id: str, request_id: uuid.UUID, draft: domain.OrderDraft
 ) -> domain.Order:
-    order = domain.create_order(draft, platform_id, datetime.now(UTC))
     async with uow_factory() as uow:
-        earlier = await OrderRepository(uow.conn).add_once(order, request_id)
+        repo = OrderRepository(uow.conn)
+        # A retry gets the first answer even when the booking rules would now refuse the draft.
+        earlier = await repo.find_by_request(platform_id, request_id)
+        if earlier is None:
+            order = domain.create_order(draft, platform_id, datetime.now(UTC))
+            earlier = await repo.add_once(order, request_id)
         if earlier is not None:
-            if earlier.request_fingerprint != draft.fingerprint():
-                raise InvalidArgument("request_id", "already used for a different order")
-            return earlier.order
+            return _same_request(earlier, draft)
         await add_event(uow.conn, events.TOPIC, events.order_created(order))
         await uow.commit()
     return order
+
+
+def _same_request(earlier: StoredOrder, draft: domain.OrderDraft) -> domain.Order:
+    if earlier.request_fingerprint != draft.fingerprint():
+        raise InvalidArgument("request_id", "already used for a different order")
+    return earlier.order
 
 
 async def get_order(uow_factory: UowFactory, platform_id: str, order_id: uuid.UUID) -> domain.Order:

@@ -62,10 +62,13 @@ class OrderRepository:
         )
         if inserted:
             return None
+        return await self.find_by_request(order.platform_id, request_id)
+
+    async def find_by_request(self, platform_id: str, request_id: uuid.UUID) -> StoredOrder | None:
         row = await self._conn.fetchrow(
-            "SELECT * FROM orders WHERE platform_id = $1 AND request_id = $2", order.platform_id, request_id
+            "SELECT * FROM orders WHERE platform_id = $1 AND request_id = $2", platform_id, request_id
         )
-        return _from_row(row)
+        return _from_row(row) if row else None
 
     async def get(self, platform_id: str, order_id: uuid.UUID) -> Order | None:
         row = await self._conn.fetchrow(

@@ -15,10 +15,17 @@ OPERATOR_KEY = "op-key-abcdef"
 
 def _store() -> ApiKeyStore:
     return ApiKeyStore.from_json(
-        json.dumps([
-            {"key_sha256": hash_key(PLATFORM_KEY), "principal": "meituan", "role": "platform", "tenant": "p-1"},
-            {"key_sha256": hash_key(OPERATOR_KEY), "principal": "ops-alice", "role": "operator"},
-        ])
+        json.dumps(
+            [
+                {
+                    "key_sha256": hash_key(PLATFORM_KEY),
+                    "principal": "meituan",
+                    "role": "platform",
+                    "tenant": "p-1",
+                },
+                {"key_sha256": hash_key(OPERATOR_KEY), "principal": "ops-alice", "role": "operator"},
+            ]
+        )
     )
 
 
@@ -101,7 +108,9 @@ def test_allowed_role_passes() -> None:
     authorize(POLICY, "/pkg.Svc/List", Principal("alice", Role.OPERATOR, ""))
 
 
-@pytest.mark.parametrize(("method", "role"), [("/pkg.Svc/Create", Role.OPERATOR), ("/pkg.Svc/List", Role.PLATFORM)])
+@pytest.mark.parametrize(
+    ("method", "role"), [("/pkg.Svc/Create", Role.OPERATOR), ("/pkg.Svc/List", Role.PLATFORM)]
+)
 def test_role_not_in_policy_is_denied(method: str, role: Role) -> None:
     with pytest.raises(PermissionDenied, match=method):
         authorize(POLICY, method, Principal("x", role, ""))

@@ -150,15 +150,21 @@ def test_non_utf8_header_in_dict_form_is_permanent() -> None:
         envelope_from_kafka(headers, b"")
 
 
-def test_null_header_value_is_permanent() -> None:
-    # Kafka headers may carry a null value, and aiokafka hands it over as None
-    # (aiokafka.record: ``headers: list[tuple[str, bytes | None]]``). Such a record can never be
-    # processed, so it must be reported as PermanentEventError like any other malformed header;
-    # IdempotentConsumer.handle_record only dead-letters PermanentEventError.
-    headers: list[tuple[str, bytes | None]] = [*_envelope().kafka_headers(), ("x-null", None)]
+def test_null_header_value_is_dropped_not_a_crash() -> None:
+    # Kafka headers may carry a null value, and aiokafka hands it over as None.
+    env = _envelope()
+    headers: list[tuple[str, bytes | None]] = [*env.kafka_headers(), ("x-null", None)]
+
+    assert envelope_from_kafka(headers, env.data).id == env.id
+
+
+def test_null_cloudevents_id_is_permanent() -> None:
+    headers: list[tuple[str, bytes | None]] = [
+        (k, None if k == "ce_id" else v) for k, v in _envelope().kafka_headers()
+    ]
 
     with pytest.raises(PermanentEventError):
-        envelope_from_kafka(headers, b"")  # type: ignore[arg-type]
+        envelope_from_kafka(headers, b"")
 
 
 def test_envelope_from_headers_drops_cloudevents_and_transport_headers_from_extras() -> None:

@@ -14,7 +14,6 @@ from jiazheng.orders.v1 import orders_pb2
 from libs.common import errors
 from libs.common.grpc_server import bad_request_trailer, status_code_for, violations_of
 
-
 Mutation = Callable[[orders_pb2.CreateOrderRequest], None]
 
 
@@ -72,7 +71,10 @@ def test_bad_fields_are_reported_with_dotted_paths() -> None:
 @pytest.mark.parametrize(
     ("mutate", "path"),
     [
-        (lambda r: setattr(r.order, "service_type", orders_pb2.SERVICE_TYPE_UNSPECIFIED), "order.service_type"),
+        (
+            lambda r: setattr(r.order, "service_type", orders_pb2.SERVICE_TYPE_UNSPECIFIED),
+            "order.service_type",
+        ),
         (lambda r: setattr(r.order, "service_type", 99), "order.service_type"),
         (lambda r: setattr(r.order, "district_code", "110103"), "order.district_code"),  # 崇文, merged 2010
         (lambda r: setattr(r.order, "consumer_ref", ""), "order.consumer_ref"),

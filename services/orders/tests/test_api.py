@@ -1,0 +1,153 @@
+"""Protobuf ↔ domain mapping of the OrderService API and the shared enum tables."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from jiazheng.orders.v1 import orders_pb2
+from services.orders.api import draft_from_proto, order_to_proto
+from services.orders.domain import Order, OrderDraft, OrderState, ServiceType
+from services.orders.mapping import ORDER_STATE_TO_PROTO, SERVICE_TYPE_FROM_PROTO, SERVICE_TYPE_TO_PROTO
+
+ORDER_ID = uuid.UUID("0b5e6a3c-1f7d-4c1e-9a51-6d2f3e4a5b6c")
+CREATED = datetime(2024, 6, 1, 12, 0, 0, 250000, tzinfo=UTC)
+
+
+def _draft(
+    worker_id: str | None = "w-42", service_type: ServiceType = ServiceType.ELDERLY_CARE
+) -> OrderDraft:
+    return OrderDraft(
+        service_type=service_type,
+        district_code="110108",
+        consumer_ref="c-123",
+        worker_id=worker_id,
+        scheduled_start=datetime(2024, 6, 3, 8, 30, 0, 123456, tzinfo=UTC),
+        duration_hours=4,
+    )
+
+
+def _order(draft: OrderDraft) -> Order:
+    return Order(
+        order_id=ORDER_ID, platform_id="p-meituan", draft=draft, state=OrderState.CREATED, created_at=CREATED
+    )
+
+
+def test_order_to_proto_fills_every_field() -> None:
+    proto = order_to_proto(_order(_draft()))
+
+    assert proto.name == "orders/0b5e6a3c-1f7d-4c1e-9a51-6d2f3e4a5b6c"
+    assert proto.platform_id == "p-meituan"
+    assert proto.service_type == orders_pb2.SERVICE_TYPE_ELDERLY_CARE
+    assert proto.district_code == "110108"
+    assert proto.consumer_ref == "c-123"
+    assert proto.worker_id == "w-42"
+    assert proto.scheduled_start_time.ToDatetime(tzinfo=UTC) == datetime(
+        2024, 6, 3, 8, 30, 0, 123456, tzinfo=UTC
+    )
+    assert proto.duration_hours == 4
+    assert proto.state == orders_pb2.ORDER_STATE_CREATED
+    assert proto.create_time.ToDatetime(tzinfo=UTC) == CREATED
+
+
+def test_no_worker_is_an_empty_worker_id() -> None:
+    assert order_to_proto(_order(_draft(worker_id=None))).worker_id == ""
+
+
+@pytest.mark.parametrize("worker_id", ["w-42", None])
+@pytest.mark.parametrize("service_type", list(ServiceType))
+def test_draft_round_trips_through_proto(worker_id: str | None, service_type: ServiceType) -> None:
+    draft = _draft(worker_id=worker_id, service_type=service_type)
+
+    back = draft_from_proto(order_to_proto(_order(draft)))
+
+    assert back == draft
+    assert back.fingerprint() == draft.fingerprint()
+
+
+def test_round_trip_survives_serialization() -> None:
+    draft = _draft()
+    wire = order_to_proto(_order(draft)).SerializeToString()
+
+    assert draft_from_proto(orders_pb2.Order.FromString(wire)) == draft
+
+
+def test_draft_from_proto_gives_utc_aware_start() -> None:
+    beijing = timezone(timedelta(hours=8))
+    draft = OrderDraft(
+        service_type=ServiceType.CLEANING,
+        district_code="110105",
+        consumer_ref="c",
+        worker_id=None,
+        scheduled_start=datetime(2024, 6, 3, 16, 30, tzinfo=beijing),
+        duration_hours=2,
+    )
+
+    back = draft_from_proto(order_to_proto(_order(draft)))
+
+    assert back.scheduled_start == datetime(2024, 6, 3, 8, 30, tzinfo=UTC)
+    assert back.scheduled_start.utcoffset() == timedelta(0)
+
+
+def test_draft_from_proto_reads_a_client_request() -> None:
+    request = orders_pb2.Order(
+        service_type=orders_pb2.SERVICE_TYPE_APPLIANCE_CLEANING,
+        district_code="110112",
+        consumer_ref="c-9",
+        duration_hours=2,
+    )
+    request.scheduled_start_time.FromDatetime(datetime(2024, 7, 1, 2, 0, tzinfo=UTC))
+
+    assert draft_from_proto(request) == OrderDraft(
+        service_type=ServiceType.APPLIANCE_CLEANING,
+        district_code="110112",
+        consumer_ref="c-9",
+        worker_id=None,
+        scheduled_start=datetime(2024, 7, 1, 2, 0, tzinfo=UTC),
+        duration_hours=2,
+    )
+
+
+EXPECTED_SERVICE_TYPES = {
+    ServiceType.CLEANING: orders_pb2.SERVICE_TYPE_CLEANING,
+    ServiceType.LIVE_IN_HOUSEKEEPER: orders_pb2.SERVICE_TYPE_LIVE_IN_HOUSEKEEPER,
+    ServiceType.MATERNITY: orders_pb2.SERVICE_TYPE_MATERNITY,
+    ServiceType.INFANT_CARE: orders_pb2.SERVICE_TYPE_INFANT_CARE,
+    ServiceType.ELDERLY_CARE: orders_pb2.SERVICE_TYPE_ELDERLY_CARE,
+    ServiceType.PATIENT_CARE: orders_pb2.SERVICE_TYPE_PATIENT_CARE,
+    ServiceType.APPLIANCE_CLEANING: orders_pb2.SERVICE_TYPE_APPLIANCE_CLEANING,
+    ServiceType.ORGANISING: orders_pb2.SERVICE_TYPE_ORGANISING,
+    ServiceType.AGE_FRIENDLY_ADAPTATION: orders_pb2.SERVICE_TYPE_AGE_FRIENDLY_ADAPTATION,
+}
+
+
+def test_every_service_type_maps_to_its_proto_value() -> None:
+    assert SERVICE_TYPE_TO_PROTO == EXPECTED_SERVICE_TYPES
+
+
+def test_service_type_proto_values_are_distinct_and_specified() -> None:
+    values = list(SERVICE_TYPE_TO_PROTO.values())
+
+    assert len(set(values)) == len(ServiceType)
+    assert orders_pb2.SERVICE_TYPE_UNSPECIFIED not in values
+
+
+def test_every_defined_proto_service_type_is_mapped() -> None:
+    defined = {v for v in orders_pb2.ServiceType.values() if v != orders_pb2.SERVICE_TYPE_UNSPECIFIED}
+
+    assert set(SERVICE_TYPE_FROM_PROTO) == defined
+
+
+@pytest.mark.parametrize("service_type", list(ServiceType))
+def test_service_type_maps_back(service_type: ServiceType) -> None:
+    assert SERVICE_TYPE_FROM_PROTO[SERVICE_TYPE_TO_PROTO[service_type]] is service_type
+
+
+def test_unspecified_service_type_has_no_domain_value() -> None:
+    assert orders_pb2.SERVICE_TYPE_UNSPECIFIED not in SERVICE_TYPE_FROM_PROTO
+
+
+def test_order_states_map_to_specified_proto_values() -> None:
+    assert ORDER_STATE_TO_PROTO == {OrderState.CREATED: orders_pb2.ORDER_STATE_CREATED}

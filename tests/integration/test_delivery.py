@@ -1,0 +1,145 @@
+"""Delivery guarantees: redelivery applies no effect twice, a crashed relay loses nothing,
+and what cannot be processed goes to the dead-letter topic with its error."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from deploy.local.stack import Endpoints
+from libs.common.kafka import dlq_topic, events_topic
+from tests.integration.clients import create_order, ledger, new_traceparent, new_worker_id, order_request
+from tests.integration.harness import RunningService, ServiceHarness, eventually
+from tests.integration.kafka_tools import read_topic, wait_until_consumed
+
+ORDERS_TOPIC = events_topic("orders")
+CREDIT_GROUP = "jiazheng-credit"
+
+
+async def fetch_outbox(dsn: str, event_id: str) -> asyncpg.Record | None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchrow("SELECT * FROM outbox WHERE event_id = $1::uuid", event_id)
+    finally:
+        await conn.close()
+
+
+async def outbox_for_order(dsn: str, order_name: str) -> asyncpg.Record:
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow("SELECT * FROM outbox WHERE aggregate_id = $1", order_name)
+    finally:
+        await conn.close()
+    assert row is not None
+    return row
+
+
+async def test_duplicate_delivery_creates_no_second_ledger_entry(
+    harness: ServiceHarness, orders: RunningService, credit: RunningService, endpoints: Endpoints
+) -> None:
+    worker = new_worker_id()
+    order = await create_order(orders, harness.key("demo-platform"), order_request(worker))
+    [entry] = await eventually(lambda: ledger(credit, harness.key("operator"), worker))
+    row = await outbox_for_order(endpoints.dsn("jz_orders"), order.name)
+    assert str(row["event_id"]) == entry.event_id
+
+    producer = AIOKafkaProducer(bootstrap_servers=endpoints.kafka_bootstrap)
+    await producer.start()
+    try:
+        headers = [(k, v.encode()) for k, v in json.loads(row["headers"]).items()]
+        for _ in range(2):
+            sent = await producer.send_and_wait(
+                ORDERS_TOPIC, value=bytes(row["payload"]), key=order.name.encode(), headers=headers
+            )
+    finally:
+        await producer.stop()
+    await wait_until_consumed(
+        endpoints.kafka_bootstrap, CREDIT_GROUP, ORDERS_TOPIC, sent.partition, sent.offset
+    )
+
+    assert await ledger(credit, harness.key("operator"), worker) == [entry]
+
+
+async def test_relay_killed_between_commit_and_publish_loses_no_event(
+    harness: ServiceHarness, credit: RunningService, endpoints: Endpoints, scratch_database: str
+) -> None:
+    dsn = endpoints.dsn(scratch_database)
+    worker = new_worker_id()
+    trace_id, traceparent = new_traceparent()
+
+    # 1. Committed but never published: this process has no relay, and is then killed.
+    no_relay = await harness.start("orders", database=scratch_database, relay_enabled="false")
+    order = await create_order(no_relay, harness.key("demo-platform"), order_request(worker), traceparent)
+    no_relay.kill()
+    row = await outbox_for_order(dsn, order.name)
+    event_id = str(row["event_id"])
+    assert row["published_at"] is None
+
+    # 2. A relay that dies after Kafka acknowledged the event but before marking it published.
+    crashing = harness.spawn("orders", database=scratch_database, fault_injection="relay_crash_after_publish")
+    assert crashing.proc.wait(timeout=120) == 70
+    assert (await fetch_outbox(dsn, event_id))["published_at"] is None  # type: ignore[index]
+
+    # 3. A healthy relay publishes it again and marks it.
+    await harness.start("orders", database=scratch_database)
+
+    async def published() -> bool:
+        return (await fetch_outbox(dsn, event_id))["published_at"] is not None  # type: ignore[index]
+
+    await eventually(published)
+    copies = [
+        r
+        for r in await read_topic(endpoints.kafka_bootstrap, ORDERS_TOPIC)
+        if r.headers.get("ce_id") == event_id.encode()
+    ]
+    assert len(copies) == 2
+    assert all(trace_id.encode() in c.headers["traceparent"] for c in copies)
+    last = max(copies, key=lambda r: r.offset)
+    await wait_until_consumed(
+        endpoints.kafka_bootstrap, CREDIT_GROUP, ORDERS_TOPIC, last.partition, last.offset
+    )
+
+    entries = await ledger(credit, harness.key("operator"), worker)
+    assert [(e.event_id, e.trace_id) for e in entries] == [(event_id, trace_id)]
+
+
+async def test_unprocessable_events_go_to_the_dead_letter_topic_with_the_error(
+    credit: RunningService, endpoints: Endpoints
+) -> None:
+    not_a_cloudevent = uuid.uuid4().hex.encode()
+    undecodable_id = str(uuid.uuid4())
+    producer = AIOKafkaProducer(bootstrap_servers=endpoints.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(ORDERS_TOPIC, value=b"hello", key=not_a_cloudevent)
+        await producer.send_and_wait(
+            ORDERS_TOPIC,
+            value=b"\xff\xff\xff",
+            key=b"orders/x",
+            headers=[
+                ("ce_specversion", b"1.0"),
+                ("ce_id", undecodable_id.encode()),
+                ("ce_type", b"jiazheng.events.v1.OrderCreated"),
+                ("ce_source", b"/test"),
+                ("ce_time", b"2026-01-01T00:00:00Z"),
+            ],
+        )
+    finally:
+        await producer.stop()
+
+    async def dead_lettered() -> list[dict[str, bytes]]:
+        records = await read_topic(endpoints.kafka_bootstrap, dlq_topic("credit"))
+        ours = [
+            r.headers
+            for r in records
+            if r.key == not_a_cloudevent or r.headers.get("ce_id") == undecodable_id.encode()
+        ]
+        return ours if len(ours) == 2 else []
+
+    for headers in await eventually(dead_lettered):
+        assert headers["dlq_original_topic"] == ORDERS_TOPIC.encode()
+        assert headers["dlq_consumer"] == b"credit"
+        assert b"PermanentEventError" in headers["dlq_error"]
