@@ -152,6 +152,7 @@ class LocalStack:
         self.home.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
+        tmp.chmod(0o600)  # holds the database password
         tmp.replace(self.state_file)
 
     def endpoints(self) -> Endpoints:
