@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import UTC
 
@@ -13,6 +14,8 @@ from libs.common.inbox import Effect
 from libs.common.telemetry import trace_id_of
 from services.credit import domain
 from services.credit.store import LedgerRepository
+
+log = logging.getLogger(__name__)
 
 
 async def on_order_created(conn: asyncpg.Connection, event: EventEnvelope) -> None:
@@ -28,6 +31,7 @@ async def on_order_created(conn: asyncpg.Connection, event: EventEnvelope) -> No
         occurred_at=created.create_time.ToDatetime(tzinfo=UTC),
     )
     await LedgerRepository(conn).add(entry)
+    log.info("ledger entry recorded", extra={"fields": {"event_id": event.id, "worker_id": entry.worker_id}})
 
 
 EFFECTS: Mapping[str, Effect] = {

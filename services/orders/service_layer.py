@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from libs.common.outbox import add_event
 from services.orders import domain, events
 from services.orders.store import OrderRepository, StoredOrder
 
+log = logging.getLogger(__name__)
 UowFactory = Callable[[], UnitOfWork]
 
 
@@ -29,6 +31,7 @@ async def create_order(
             return _same_request(earlier, draft)
         await add_event(uow.conn, events.TOPIC, events.order_created(order))
         await uow.commit()
+    log.info("order created", extra={"fields": {"order_id": str(order.order_id), "platform_id": platform_id}})
     return order
 
 

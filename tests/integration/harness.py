@@ -147,7 +147,9 @@ class ServiceHarness:
         self.home.mkdir(parents=True, exist_ok=True)
         self._pids_file.write_text(json.dumps([s.proc.pid for s in self._running if s.proc.poll() is None]))
 
-    def spawn(self, name: str, database: str | None = None, **env: str) -> RunningService:
+    def spawn(
+        self, name: str, database: str | None = None, metrics_port: int = 0, **env: str
+    ) -> RunningService:
         """Start without waiting (for processes expected to exit)."""
         port = free_port()
         extra = {f"JZ_{k.upper()}": v for k, v in env.items()}
@@ -156,15 +158,19 @@ class ServiceHarness:
         extra.setdefault("JZ_RELAY_POLL_INTERVAL_S", "0.2")
         log = self.home / "logs" / f"{name}-{port}.log"
         proc = start_service(
-            name, service_env(name, self.endpoints, api_keys_setting(self.keys), port, 0, extra), log
+            name,
+            service_env(name, self.endpoints, api_keys_setting(self.keys), port, metrics_port, extra),
+            log,
         )
         svc = RunningService(name, port, proc, log)
         self._running.append(svc)
         self._record()
         return svc
 
-    async def start(self, name: str, database: str | None = None, **env: str) -> RunningService:
-        svc = self.spawn(name, database, **env)
+    async def start(
+        self, name: str, database: str | None = None, metrics_port: int = 0, **env: str
+    ) -> RunningService:
+        svc = self.spawn(name, database, metrics_port, **env)
         await wait_serving(svc.port, timeout=120, pid=svc.proc.pid, log_path=svc.log)
         return svc
 

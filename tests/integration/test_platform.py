@@ -4,15 +4,20 @@ service runner leaves all five services answering gRPC health checks."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from deploy.local.services import SERVICES, LocalServices, health_status
-from deploy.local.stack import Endpoints
+from deploy.local.stack import Endpoints, free_port
 from libs.common.db import migrate
+from tests.integration.clients import create_order, order_request
+from tests.integration.harness import ServiceHarness
 
 CREDIT_MIGRATIONS = Path(__file__).parents[2] / "services" / "credit" / "migrations"
 
@@ -56,3 +61,31 @@ async def test_all_five_services_answer_health_checks(endpoints: Endpoints, tmp_
     finally:
         await asyncio.to_thread(services.down)
     assert statuses == dict.fromkeys(SERVICES, "SERVING")
+
+
+async def test_service_exposes_prometheus_metrics_and_stops_cleanly_on_sigterm(
+    harness: ServiceHarness, scratch_database: str
+) -> None:
+    metrics_port = free_port()
+    svc = await harness.start("orders", database=scratch_database, metrics_port=metrics_port)
+    await create_order(svc, harness.key("demo-platform"), order_request())
+
+    metrics = await asyncio.to_thread(scrape, metrics_port)
+    method = "/jiazheng.orders.v1.OrderService/CreateOrder"
+    created = f'jz_grpc_requests_total{{code="OK",method="{method}",service="orders"}}'
+    assert f"{created} 1.0" in metrics
+    assert 'jz_outbox_published_total{service="orders"} 1.0' in metrics
+
+    svc.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(svc.proc.wait, 30) == 0
+    assert '"msg": "shutting down"' in svc.log.read_text()
+
+
+def scrape(port: int) -> str:
+    deadline = time.monotonic() + 30
+    while True:  # the outbox counter moves once the relay has published
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            text = str(reply.read().decode())
+        if 'jz_outbox_published_total{service="orders"}' in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.2)

@@ -3,6 +3,8 @@ with one trace from the platform's call to the ledger entry."""
 
 from __future__ import annotations
 
+import json
+
 import grpc
 import pytest
 
@@ -36,6 +38,16 @@ async def test_order_reaches_credit_ledger_once_with_the_callers_trace(
     assert entry.event_type == "jiazheng.events.v1.OrderCreated"
     assert order.name.removeprefix("orders/") in entry.reason
     assert entry.trace_id == trace_id
+    assert {"msg": "order created", "trace_id": trace_id} in log_lines(orders, "order_id", order.name[7:])
+    assert {"msg": "ledger entry recorded", "trace_id": trace_id} in log_lines(
+        credit, "event_id", entry.event_id
+    )
+
+
+def log_lines(service: RunningService, key: str, value: str) -> list[dict[str, str]]:
+    """The JSON log lines of ``service`` whose ``key`` is ``value``, reduced to message and trace id."""
+    lines = [json.loads(line) for line in service.log.read_text().splitlines() if line.startswith("{")]
+    return [{"msg": e["msg"], "trace_id": e.get("trace_id", "")} for e in lines if e.get(key) == value]
 
 
 async def test_retry_with_same_request_id_returns_same_order_and_publishes_once(
