@@ -1,0 +1,137 @@
+"""libs/common's outbox relay and idempotent consumer against the real Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from google.protobuf.wrappers_pb2 import Int32Value
+
+from deploy.local.stack import Endpoints
+from libs.common.db import create_pool, migrate
+from libs.common.events import EventEnvelope, new_event
+from libs.common.inbox import IdempotentConsumer
+from libs.common.kafka import dlq_topic, ensure_topics, idempotent_producer
+from libs.common.outbox import OutboxRelay, add_event
+from libs.common.settings import ServiceSettings
+from tests.integration.harness import eventually
+from tests.integration.kafka_tools import read_topic
+
+NO_SERVICE_MIGRATIONS = Path("/nonexistent")
+
+
+def settings_for(endpoints: Endpoints, database: str, **overrides: object) -> ServiceSettings:
+    return ServiceSettings(
+        service_name="infra-test",
+        database_url=endpoints.dsn(database),
+        kafka_bootstrap=endpoints.kafka_bootstrap,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def pool(endpoints: Endpoints, scratch_database: str) -> AsyncIterator[asyncpg.Pool]:
+    await migrate(endpoints.dsn(scratch_database), NO_SERVICE_MIGRATIONS)
+    pool = await create_pool(endpoints.dsn(scratch_database))
+    yield pool
+    await pool.close()
+
+
+async def test_two_relays_publish_each_event_once_in_per_aggregate_order(
+    endpoints: Endpoints, scratch_database: str, pool: asyncpg.Pool
+) -> None:
+    settings = settings_for(endpoints, scratch_database, relay_batch_size=7, relay_poll_interval_s=0.1)
+    topic = f"jiazheng.test-outbox-{uuid.uuid4().hex[:8]}.events.v1"
+    await ensure_topics(settings, [topic])
+    aggregates = [f"things/{uuid.uuid4()}" for _ in range(3)]
+    relays = [
+        asyncio.create_task(OutboxRelay(pool, idempotent_producer(settings), settings).run())
+        for _ in range(2)
+    ]
+    try:
+        for i in range(30):
+            for aggregate in aggregates:
+                async with pool.acquire() as conn, conn.transaction():
+                    await add_event(
+                        conn, topic, new_event(Int32Value(value=i), source="/test", subject=aggregate)
+                    )
+
+        async def all_published() -> bool:
+            backlog = await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            return bool(backlog == 0)
+
+        await eventually(all_published)
+    finally:
+        for relay in relays:
+            relay.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+
+    records = await read_topic(endpoints.kafka_bootstrap, topic)
+    for aggregate in aggregates:
+        values = [Int32Value.FromString(r.value).value for r in records if r.key == aggregate.encode()]
+        assert values == list(range(30))
+
+
+class FlakyEffect:
+    """Fails its first ``failures`` calls, then records the event in a table."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def __call__(self, conn: asyncpg.Connection, event: EventEnvelope) -> None:
+        self.calls += 1
+        await conn.execute("INSERT INTO effects (event_id) VALUES ($1)", event.id)
+        if self.calls <= self.failures:
+            raise ConnectionError(f"transient failure {self.calls}")
+
+
+async def consume(
+    endpoints: Endpoints, pool: asyncpg.Pool, name: str, effect: FlakyEffect, event: EventEnvelope
+) -> str:
+    await pool.execute("CREATE TABLE IF NOT EXISTS effects (event_id text NOT NULL)")
+    settings = settings_for(endpoints, "postgres")
+    await ensure_topics(settings, [dlq_topic(name)])
+    producer = idempotent_producer(settings)
+    await producer.start()
+    try:
+        consumer = IdempotentConsumer(
+            name, pool, producer, {event.type: effect}, max_attempts=3, backoff_s=0.01
+        )
+        return await consumer.handle_record("some.topic", event.key, event.data, event.kafka_headers())
+    finally:
+        await producer.stop()
+
+
+async def test_transient_failures_are_retried_and_the_effect_applied_once(
+    endpoints: Endpoints, pool: asyncpg.Pool
+) -> None:
+    event = new_event(Int32Value(value=1), source="/test", subject="things/1")
+    effect = FlakyEffect(failures=2)
+    name = f"test-{uuid.uuid4().hex[:8]}"
+
+    assert await consume(endpoints, pool, name, effect, event) == "applied"
+    assert await consume(endpoints, pool, name, effect, event) == "duplicate"
+    assert effect.calls == 3
+    assert await pool.fetchval("SELECT count(*) FROM effects WHERE event_id = $1", event.id) == 1
+
+
+async def test_effect_failing_every_attempt_is_dead_lettered_and_left_unapplied(
+    endpoints: Endpoints, pool: asyncpg.Pool
+) -> None:
+    event = new_event(Int32Value(value=2), source="/test", subject="things/2")
+    name = f"test-{uuid.uuid4().hex[:8]}"
+
+    assert await consume(endpoints, pool, name, FlakyEffect(failures=99), event) == "dead_lettered"
+
+    [record] = await read_topic(endpoints.kafka_bootstrap, dlq_topic(name))
+    assert record.headers["ce_id"] == event.id.encode()
+    assert record.headers["dlq_attempts"] == b"3"
+    assert b"transient failure 3" in record.headers["dlq_error"]
+    assert record.value == event.data
+    assert await pool.fetchval("SELECT count(*) FROM effects WHERE event_id = $1", event.id) == 0
+    assert await pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", event.id) == 0
