@@ -72,4 +72,5 @@ integration: deps proto
 	$(BIN)/pytest -q -m integration
 
 clean: stop
+	for link in .stack/*/postgres; do if [ -L "$$link" ]; then rm -rf "$$(readlink -f "$$link")"; fi; done
 	rm -rf $(VENV) $(BUILD) gen .stack

@@ -9,6 +9,7 @@ folder recorded.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import secrets
@@ -16,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -183,7 +185,7 @@ class LocalStack:
         kafka = state.get("kafka", {})
         if kafka.get("pid"):
             stop_pid(int(str(kafka["pid"])), str(self.kafka_dir))
-        if (self.pg_dir / "data" / "postmaster.pid").exists():
+        if self._pg_path("data/postmaster.pid").exists():
             self._pg_ctl("stop", "-m", "fast", check=False)
 
     def status(self) -> dict[str, object]:
@@ -205,6 +207,10 @@ class LocalStack:
         }
 
     # -- PostgreSQL ------------------------------------------------------------------
+    def _pg_path(self, name: str) -> Path:
+        """Real paths only: the server's user may not traverse the link in ``.stack``."""
+        return self.pg_dir.resolve() / name
+
     def _run_as(self) -> list[str]:
         """initdb and postgres refuse root: run them as an unprivileged user then."""
         if os.geteuid() != 0:
@@ -212,22 +218,22 @@ class LocalStack:
         return ["runuser", "-u", os.environ.get("JZ_PG_OS_USER", "nobody"), "--"]
 
     def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        cmd = [*self._run_as(), str(postgres_bindir() / "pg_ctl"), "-D", str(self.pg_dir / "data"), *args]
+        cmd = [*self._run_as(), str(postgres_bindir() / "pg_ctl"), "-D", str(self._pg_path("data")), *args]
         result = subprocess.run(cmd, check=False, capture_output=True)
         if check and result.returncode != 0:
-            log = self.pg_dir / "postgres.log"
+            log = self._pg_path("postgres.log")
             tail = log.read_text()[-2000:] if log.exists() else ""
             raise StackError(f"pg_ctl {args[0]} failed: {result.stderr.decode()}\n{tail}")
         return result
 
     def _pg_running(self) -> bool:
-        if not (self.pg_dir / "data" / "PG_VERSION").exists():
+        if not (self._pg_path("data") / "PG_VERSION").exists():
             return False
         return self._pg_ctl("status", check=False).returncode == 0
 
     def _postgres_up(self) -> None:
         state = self._state()
-        data = self.pg_dir / "data"
+        data = self._pg_path("data")
         if not (data / "PG_VERSION").exists():
             self._initdb(state)
         pg = state["postgres"]
@@ -239,13 +245,32 @@ class LocalStack:
             pg["port"] = port
             self._save(state)
         self._write_pg_conf(port)
-        self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.pg_dir / "postgres.log"))
+        self._pg_ctl("start", "-w", "-t", "60", "-l", str(self._pg_path("postgres.log")))
+
+    def _make_pg_dir(self) -> None:
+        """The PostgreSQL folder, reachable by the user the server runs as.
+
+        When that user cannot traverse this checkout's folders (a private home or CI folder), the
+        data goes to a folder of its own in the temp directory, linked from ``.stack/<name>``.
+        """
+        if self.pg_dir.is_symlink():
+            shutil.rmtree(self.pg_dir.resolve(), ignore_errors=True)
+            self.pg_dir.unlink()
+        shutil.rmtree(self.pg_dir, ignore_errors=True)
+        run_as = self._run_as()
+        if run_as and subprocess.run([*run_as, "test", "-x", str(self.home)], check=False).returncode != 0:
+            digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
+            target = Path(tempfile.gettempdir()) / f"jiazheng-pg-{digest}"
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(mode=0o700)
+            self.pg_dir.symlink_to(target)
+        else:
+            self.pg_dir.mkdir(parents=True)
 
     def _initdb(self, state: dict[str, dict[str, object]]) -> None:
-        shutil.rmtree(self.pg_dir, ignore_errors=True)
-        self.pg_dir.mkdir(parents=True)
+        self._make_pg_dir()
         password = secrets.token_urlsafe(18)
-        pwfile = self.pg_dir / "pwfile"
+        pwfile = self._pg_path("pwfile")
         pwfile.write_text(password + "\n")
         if os.geteuid() == 0:
             user = os.environ.get("JZ_PG_OS_USER", "nobody")
@@ -256,7 +281,7 @@ class LocalStack:
             *self._run_as(),
             str(postgres_bindir() / "initdb"),
             "-D",
-            str(self.pg_dir / "data"),
+            str(self._pg_path("data")),
             "-U",
             PG_SUPERUSER,
             "--pwfile",
@@ -274,7 +299,7 @@ class LocalStack:
         self._save(state)
 
     def _write_pg_conf(self, port: int) -> None:
-        conf = self.pg_dir / "data" / "postgresql.auto.conf"
+        conf = self._pg_path("data") / "postgresql.auto.conf"
         conf.write_text(
             "listen_addresses = '127.0.0.1'\n"
             f"port = {port}\n"
