@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
@@ -72,6 +73,16 @@ _current: ContextVar[Principal] = ContextVar("jiazheng_principal")
 def current_principal() -> Principal:
     """The authenticated caller of the gRPC request being served."""
     return _current.get()
+
+
+@contextmanager
+def acting_as(principal: Principal) -> Iterator[None]:
+    """Make ``principal`` the current caller for the code run inside."""
+    token = _current.set(principal)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def authorize(policy: Mapping[str, frozenset[Role]], method: str, principal: Principal) -> None:

@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 
 from libs.common import auth, errors
-from libs.common.auth import ApiKeyStore, Principal, Role
+from libs.common.auth import ApiKeyStore, Role
 from libs.common.settings import ServiceSettings
 from libs.common.telemetry import GRPC_LATENCY, GRPC_REQUESTS, extract_from_metadata, tracer
 
@@ -125,7 +125,8 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                     await context.abort(
                         code, message, trailing_metadata=bad_request_trailer(message, violations)
                     )
-                return await self._call(inner, request, context, principal)
+                with auth.acting_as(principal):
+                    return await inner(request, context)
             except errors.ServiceError as exc:
                 code = status_code_for(exc)
                 span.set_attribute("rpc.grpc.status_code", code.value[0])
@@ -141,19 +142,6 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             finally:
                 GRPC_REQUESTS.labels(self._service, method, code.name).inc()
                 GRPC_LATENCY.labels(self._service, method).observe(time.perf_counter() - started)
-
-    @staticmethod
-    async def _call(
-        inner: Callable[..., Awaitable[Message]],
-        request: Message,
-        context: grpc.aio.ServicerContext[Any, Any],
-        principal: Principal,
-    ) -> Message:
-        token = auth._current.set(principal)
-        try:
-            return await inner(request, context)
-        finally:
-            auth._current.reset(token)
 
     @staticmethod
     async def _abort(
