@@ -11,10 +11,11 @@ class ServiceError(Exception):
 
 
 class InvalidArgument(ServiceError):
-    """The request is malformed: ``field`` names what is wrong (dotted path)."""
+    """The request is malformed: each violation names a field (dotted path) and what is wrong."""
 
-    def __init__(self, field: str, description: str) -> None:
-        super().__init__(f"{field}: {description}")
+    def __init__(self, field: str, description: str, *more: tuple[str, str]) -> None:
+        self.violations = [(field, description), *more]
+        super().__init__("; ".join(f"{f}: {d}" for f, d in self.violations))
         self.field = field
         self.description = description
 

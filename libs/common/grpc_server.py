@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import protovalidate
@@ -120,18 +120,13 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 auth.authorize(self._policy, method, principal)
                 violations = violations_of(request)
                 if violations:
-                    code = grpc.StatusCode.INVALID_ARGUMENT
-                    message = "; ".join(f"{f}: {d}" for f, d in violations)
-                    await context.abort(
-                        code, message, trailing_metadata=bad_request_trailer(message, violations)
-                    )
+                    raise errors.InvalidArgument(*violations[0], *violations[1:])
                 with auth.acting_as(principal):
                     return await inner(request, context)
             except errors.ServiceError as exc:
                 code = status_code_for(exc)
                 span.set_attribute("rpc.grpc.status_code", code.value[0])
                 await self._abort(context, code, exc)
-                raise AssertionError("unreachable") from None
             except grpc.aio.AbortError:
                 raise
             except Exception:
@@ -146,9 +141,9 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     @staticmethod
     async def _abort(
         context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, exc: errors.ServiceError
-    ) -> None:
+    ) -> NoReturn:
         if isinstance(exc, errors.InvalidArgument):
-            trailer = bad_request_trailer(str(exc), [(exc.field, exc.description)])
+            trailer = bad_request_trailer(str(exc), exc.violations)
             await context.abort(code, str(exc), trailing_metadata=trailer)
         await context.abort(code, str(exc))
 
