@@ -12,6 +12,7 @@ import uuid
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from libs.common.events import EventEnvelope
 from libs.common.settings import ServiceSettings
@@ -69,7 +70,13 @@ class OutboxRelay:
         await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
         try:
             while True:
-                published = await self.publish_batch()
+                try:
+                    published = await self.publish_batch()
+                except (KafkaError, asyncpg.PostgresError, OSError) as exc:
+                    # Nothing was marked: the batch is retried whole once the outage passes.
+                    log.warning("relay batch failed; retrying", extra={"fields": {"error": repr(exc)}})
+                    await asyncio.sleep(self._settings.relay_poll_interval_s)
+                    continue
                 if published < self._settings.relay_batch_size:
                     await self._idle()
         finally:
