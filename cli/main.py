@@ -6,12 +6,12 @@ import asyncio
 import json
 import time
 import uuid
+from pathlib import Path
 
 import grpc
 import typer
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
-from rich.table import Table
 
 from deploy.local.services import SERVICES, LocalServices, health_status
 from deploy.local.stack import LocalStack, StackError, default_home
@@ -37,22 +37,23 @@ def up() -> None:
     except StackError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    table = Table(title="jiazheng is running")
-    table.add_column("component")
-    table.add_column("address")
-    table.add_column("log")
-    table.add_row("kafka", endpoints.kafka_bootstrap, str(stack.kafka_dir / "kafka.log"))
-    table.add_row("postgres", f"{endpoints.pg_host}:{endpoints.pg_port}", str(stack.pg_dir / "postgres.log"))
-    for name in SERVICES:
-        info = state[name]
-        table.add_row(
-            name,
-            f"grpc 127.0.0.1:{info['grpc_port']}  metrics :{info['metrics_port']}",
-            str(services.log(name)),
-        )
-    console.print(table)
-    console.print(f"API keys for trying it: {services.keys_file}")
+    console.print("[bold]jiazheng is running[/bold]")
+    rows = [
+        ("kafka", endpoints.kafka_bootstrap, stack.kafka_dir / "kafka.log"),
+        ("postgres", f"{endpoints.pg_host}:{endpoints.pg_port}", stack.pg_dir / "postgres.log"),
+    ]
+    rows += [
+        (name, f"grpc 127.0.0.1:{s['grpc_port']}  metrics :{s['metrics_port']}/metrics", services.log(name))
+        for name, s in ((n, state[n]) for n in SERVICES)
+    ]
+    for name, address, log in rows:
+        console.print(f"  {name:<11} {address:<44} log {_short(log)}", soft_wrap=True)
+    console.print(f"API keys for trying it: {_short(services.keys_file)}", soft_wrap=True)
     console.print("Try it: [bold].venv/bin/jiazheng demo[/bold]   Stop: [bold]make stop[/bold]")
+
+
+def _short(path: Path) -> str:
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 @app.command()
@@ -120,9 +121,9 @@ async def _demo(orders_port: int, credit_port: int, keys: dict[str, str], worker
             )
             mine = [e for e in reply.ledger_entries if created.order.name.split("/")[1] in e.reason]
             if mine:
-                console.print(
-                    f"credit ledger entry: {mine[0].name} ({mine[0].reason}, trace {mine[0].trace_id})"
-                )
+                entry = mine[0]
+                console.print(f"credit ledger entry: {entry.name}", soft_wrap=True)
+                console.print(f"  {entry.reason}, trace {entry.trace_id}", soft_wrap=True)
                 return
             await asyncio.sleep(0.1)
     console.print("[red]no ledger entry after 10 s: see the credit log[/red]")
