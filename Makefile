@@ -59,7 +59,7 @@ lint: deps
 	$(BIN)/ruff format --check .
 
 typecheck: deps proto
-	$(BIN)/mypy libs services cli deploy tests
+	$(BIN)/mypy libs services cli deploy tests bench
 
 buf-lint: deps
 	$(BUF) lint

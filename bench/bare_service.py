@@ -1,0 +1,40 @@
+"""Memory baseline: the smallest process doing what every service does when idle.
+
+A grpc.aio server with the health service on ``JZ_GRPC_PORT`` and an asyncpg pool (2
+connections, the services' ``JZ_DB_POOL_MIN``) on ``JZ_DATABASE_URL``; no project code, no
+faust, no telemetry, no Kafka client. Runs until SIGTERM. Used by ``bench.idle_memory``:
+``python -m bench.bare_service``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+
+async def main() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    pool = await asyncpg.create_pool(os.environ["JZ_DATABASE_URL"], min_size=2, max_size=10)
+    server = grpc.aio.server()
+    servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    server.add_insecure_port(f"127.0.0.1:{os.environ['JZ_GRPC_PORT']}")
+    await server.start()
+    await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop(1)
+        await pool.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

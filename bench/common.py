@@ -1,0 +1,411 @@
+"""What every benchmark needs: scratch databases, service processes, topics, clocks and CPU samples.
+
+Service processes are started exactly as ``tests/integration/harness.py`` starts them
+(``deploy.local.services.service_env`` + ``start_service``), and stopped by their own pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from deploy.local.services import (
+    DevKey,
+    api_keys_setting,
+    new_dev_keys,
+    service_env,
+    start_service,
+    wait_serving,
+)
+from deploy.local.stack import ROOT, Endpoints, free_port
+
+BENCH_HOME = ROOT / ".stack" / "bench"
+RESULTS_DIR = ROOT / "bench" / "results"
+TOPIC_PARTITIONS = 3  # the services' default (JZ_TOPIC_PARTITIONS)
+
+
+@dataclass
+class BenchEnv:
+    """The bench stack's endpoints and the API keys handed (hashed) to the services."""
+
+    endpoints: Endpoints
+    keys: list[DevKey] = field(default_factory=new_dev_keys)
+    logs: Path = BENCH_HOME / "logs"
+
+    def key(self, principal: str) -> str:
+        return next(k.key for k in self.keys if k.principal == principal)
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+
+async def create_database(endpoints: Endpoints, name: str) -> None:
+    conn = await asyncpg.connect(endpoints.dsn("postgres"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(endpoints: Endpoints, name: str) -> None:
+    conn = await asyncpg.connect(endpoints.dsn("postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def drop_leftover_databases(endpoints: Endpoints) -> list[str]:
+    """Drop the scratch databases an interrupted run left in the bench stack."""
+    conn = await asyncpg.connect(endpoints.dsn("postgres"))
+    try:
+        names = [
+            r["datname"]
+            for r in await conn.fetch(r"SELECT datname FROM pg_database WHERE datname LIKE 'jzbench\_%'")
+        ]
+    finally:
+        await conn.close()
+    for name in names:
+        await drop_database(endpoints, name)
+    return names
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(endpoints: Endpoints, purpose: str) -> AsyncIterator[str]:
+    """A fresh, empty database, dropped afterwards whatever happens."""
+    name = f"jzbench_{purpose}_{uuid.uuid4().hex[:8]}"
+    await create_database(endpoints, name)
+    try:
+        yield name
+    finally:
+        await drop_database(endpoints, name)
+
+
+# -- service processes -----------------------------------------------------------------------
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM this process (our own child, by pid); SIGKILL if it outlives ``timeout``."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def spawn_service(
+    env: BenchEnv, name: str, database: str, extra: dict[str, str] | None = None
+) -> ServiceProcess:
+    """``python -m services.<name>`` with the harness's environment, on a database of our choosing."""
+    port, metrics_port = free_port(), free_port()
+    settings = {"JZ_DATABASE_URL": env.endpoints.dsn(database), "JZ_RELAY_POLL_INTERVAL_S": "0.2"}
+    settings.update(extra or {})
+    log = env.logs / f"{name}-{port}.log"
+    proc = start_service(
+        name,
+        service_env(name, env.endpoints, api_keys_setting(env.keys), port, metrics_port, settings),
+        log,
+    )
+    return ServiceProcess(name, port, proc, log)
+
+
+def spawn_module(env: BenchEnv, module: str, database: str, argv: list[str] | None = None) -> ServiceProcess:
+    """A bench helper process (``python -m <module>`` or ``python <argv>``) configured like a service."""
+    port = free_port()
+    log = env.logs / f"{module.rsplit('.', 1)[-1]}-{port}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    settings = service_env(
+        "bench", env.endpoints, "[]", port, 0, {"JZ_DATABASE_URL": env.endpoints.dsn(database)}
+    )
+    proc = subprocess.Popen(
+        [sys.executable, *(argv or ["-m", module])],
+        cwd=ROOT,
+        env=settings,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return ServiceProcess(module, port, proc, log)
+
+
+async def wait_ready(svc: ServiceProcess, within_s: float = 120.0) -> float:
+    """Wait until the service answers SERVING; returns seconds since it was spawned (roughly)."""
+    started = time.monotonic()
+    try:
+        await wait_serving(svc.port, timeout=within_s, pid=svc.pid, log_path=svc.log)
+    except BaseException:
+        svc.stop()
+        raise
+    return time.monotonic() - started
+
+
+@contextlib.asynccontextmanager
+async def running_service(
+    env: BenchEnv, name: str, database: str, extra: dict[str, str] | None = None
+) -> AsyncIterator[ServiceProcess]:
+    svc = spawn_service(env, name, database, extra)
+    try:
+        await wait_ready(svc)
+        yield svc
+    finally:
+        await asyncio.to_thread(svc.stop)
+
+
+@contextlib.asynccontextmanager
+async def running_module(env: BenchEnv, module: str, database: str) -> AsyncIterator[ServiceProcess]:
+    svc = spawn_module(env, module, database)
+    try:
+        await wait_ready(svc)
+        yield svc
+    finally:
+        await asyncio.to_thread(svc.stop)
+
+
+# -- /proc -----------------------------------------------------------------------------------
+
+
+def proc_status_kb(pid: int, field_name: str) -> int:
+    """A ``kB`` field of /proc/<pid>/status, e.g. VmRSS (resident now) or VmHWM (resident peak)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return int(line.split()[1])
+    raise KeyError(f"{field_name} not in /proc/{pid}/status")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process (all its threads) has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_ticks() -> tuple[int, int, int]:
+    """(busy, steal, total) jiffies over all cores, from the first line of /proc/stat.
+
+    ``steal`` is time the hypervisor gave this VM's cores to someone else; it counts as busy.
+    """
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # up to steal; guest time is already inside user
+    return total - idle, values[7], total
+
+
+@dataclass
+class CpuWindow:
+    """CPU used between ``start`` and ``stop``: this process, optionally a server, and the machine."""
+
+    server_pid: int | None = None
+    _t0: float = 0.0
+    _self0: float = 0.0
+    _server0: float = 0.0
+    _machine0: tuple[int, int, int] = (0, 0, 0)
+    result: dict[str, float] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+        self._self0 = time.process_time()
+        self._server0 = process_cpu_s(self.server_pid) if self.server_pid else 0.0
+        self._machine0 = machine_cpu_ticks()
+
+    def stop(self) -> dict[str, float]:
+        wall = time.perf_counter() - self._t0
+        busy, steal, total = machine_cpu_ticks()
+        elapsed_ticks = max(1, total - self._machine0[2])
+        self.result = {
+            "wall_s": round(wall, 3),
+            "bench_process_cpu_s": round(time.process_time() - self._self0, 3),
+            "machine_busy_fraction": round((busy - self._machine0[0]) / elapsed_ticks, 3),
+            "machine_steal_fraction": round((steal - self._machine0[1]) / elapsed_ticks, 3),
+            "machine_cores": float(os.cpu_count() or 1),
+        }
+        if self.server_pid:
+            self.result["server_process_cpu_s"] = round(process_cpu_s(self.server_pid) - self._server0, 3)
+        return self.result
+
+
+def machine_info() -> dict[str, object]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        mem_kb = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": model,
+        "memory_mb": mem_kb // 1024,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+# -- Kafka -----------------------------------------------------------------------------------
+
+
+async def reset_topic(
+    bootstrap: str, topic: str, partitions: int = TOPIC_PARTITIONS, within_s: float = 60
+) -> None:
+    """Delete ``topic`` (and with it every group's committed offsets on it), then create it empty."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        if topic in await admin.list_topics():
+            await admin.delete_topics([topic])
+        while True:
+            try:
+                if topic not in await admin.list_topics():
+                    await admin.create_topics(
+                        [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+                    )
+                    return
+            except KafkaError:  # still being deleted: "marked for deletion" / already exists
+                pass
+            if loop.time() > deadline:
+                raise RuntimeError(f"topic {topic} could not be recreated within {within_s}s")
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+
+
+async def topic_record_count(bootstrap: str, topic: str) -> int:
+    """Records in ``topic`` now (sum of end offsets; the topic was created empty by ``reset_topic``)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+        return int(sum(ends.values()))
+    finally:
+        await consumer.stop()
+
+
+# -- statistics and loops --------------------------------------------------------------------
+
+
+def percentile_ms(sorted_s: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of latencies given in seconds, in milliseconds."""
+    if not sorted_s:
+        return float("nan")
+    rank = max(1, min(len(sorted_s), math.ceil(q / 100 * len(sorted_s))))
+    return round(sorted_s[rank - 1] * 1000, 2)
+
+
+@dataclass
+class LoadResult:
+    calls: int
+    errors: dict[str, int]
+    elapsed_s: float
+    latencies_s: list[float]
+    cpu: dict[str, float]
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def summary(self) -> dict[str, object]:
+        lat = sorted(self.latencies_s)
+        # Where the calls' work runs: the server process when there is one, else this process.
+        cpu_s = self.cpu.get("server_process_cpu_s", self.cpu.get("bench_process_cpu_s", 0.0))
+        return {
+            "calls": self.calls,
+            "errors": self.errors,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "calls_per_s": round(self.rate, 1),
+            "p50_ms": percentile_ms(lat, 50),
+            "p90_ms": percentile_ms(lat, 90),
+            "p99_ms": percentile_ms(lat, 99),
+            "max_ms": round(lat[-1] * 1000, 2) if lat else float("nan"),
+            "cpu_ms_per_call": round(cpu_s * 1000 / self.calls, 3) if self.calls else None,
+            "cpu": self.cpu,
+        }
+
+
+async def closed_loop(
+    call: Callable[[], Awaitable[None]],
+    concurrency: int,
+    warmup_s: float,
+    duration_s: float,
+    server_pid: int | None = None,
+    error_name: Callable[[BaseException], str | None] | None = None,
+) -> LoadResult:
+    """``concurrency`` workers call ``call`` back to back for ``warmup_s + duration_s``.
+
+    Only calls started after the warm-up count; the window ends at the last counted completion.
+    ``error_name`` names an expected failure (counted, not raised); it returns None for the rest.
+    """
+    measure_from = time.perf_counter() + warmup_s
+    end = measure_from + duration_s
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    last_done = measure_from
+    cpu = CpuWindow(server_pid)
+
+    async def worker() -> None:
+        nonlocal last_done
+        while (t0 := time.perf_counter()) < end:
+            try:
+                await call()
+            except Exception as exc:
+                name = error_name(exc) if error_name else None
+                if name is None:
+                    raise
+                errors[name] = errors.get(name, 0) + 1
+                continue
+            t1 = time.perf_counter()
+            if t0 >= measure_from:
+                latencies.append(t1 - t0)
+                last_done = max(last_done, t1)
+
+    async def sampler() -> None:
+        await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+        cpu.start()
+        await asyncio.sleep(max(0.0, end - time.perf_counter()))
+        cpu.stop()
+
+    await asyncio.gather(sampler(), *(worker() for _ in range(concurrency)))
+    return LoadResult(len(latencies), errors, last_done - measure_from, latencies, cpu.result)
+
+
+def ratio(value: float, baseline: float) -> float:
+    return round(value / baseline, 3) if baseline > 0 else float("nan")
