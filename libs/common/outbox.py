@@ -37,8 +37,10 @@ FOR UPDATE SKIP LOCKED
 async def add_event(conn: asyncpg.Connection, topic: str, event: EventEnvelope) -> None:
     """Store ``event`` in the caller's transaction; the relay is woken when it commits."""
     await conn.execute(
-        "INSERT INTO outbox (event_id, topic, aggregate_id, event_type, headers, payload)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+        "WITH stored AS ("
+        " INSERT INTO outbox (event_id, topic, aggregate_id, event_type, headers, payload)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb, $6) RETURNING 1)"
+        f" SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM stored",
         uuid.UUID(event.id),
         topic,
         event.subject,
@@ -46,7 +48,6 @@ async def add_event(conn: asyncpg.Connection, topic: str, event: EventEnvelope) 
         json.dumps(event.headers()),
         event.data,
     )
-    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
 class OutboxRelay:
@@ -63,6 +64,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._last_prune = 0.0
+        self._last_backlog = 0.0
 
     async def run(self) -> None:
         await self._producer.start()
@@ -84,8 +86,7 @@ class OutboxRelay:
             await self._producer.stop()
 
     async def _idle(self) -> None:
-        await self._prune()
-        await self._report_backlog()
+        await self._housekeeping()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self._settings.relay_poll_interval_s)
         self._wake.clear()
@@ -115,14 +116,16 @@ class OutboxRelay:
         OUTBOX_PUBLISHED.labels(self._settings.service_name).inc(len(rows))
         return len(rows)
 
-    async def _report_backlog(self) -> None:
-        backlog = await self._pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        OUTBOX_BACKLOG.labels(self._settings.service_name).set(backlog)
-
-    async def _prune(self) -> None:
-        if time.monotonic() - self._last_prune < 60:
+    async def _housekeeping(self) -> None:
+        """At most every few seconds: report the backlog; every minute: delete old published rows."""
+        now = time.monotonic()
+        if now - self._last_backlog >= 5:
+            self._last_backlog = now
+            backlog = await self._pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            OUTBOX_BACKLOG.labels(self._settings.service_name).set(backlog)
+        if now - self._last_prune < 60:
             return
-        self._last_prune = time.monotonic()
+        self._last_prune = now
         await self._pool.execute(
             "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
             self._settings.outbox_retention_hours * 3600,

@@ -22,11 +22,15 @@ async def create_order(
 ) -> domain.Order:
     async with uow_factory() as uow:
         repo = OrderRepository(uow.conn)
-        # A retry gets the first answer even when the booking rules would now refuse the draft.
-        earlier = await repo.find_by_request(platform_id, request_id)
-        if earlier is None:
+        try:
             order = domain.create_order(draft, platform_id, datetime.now(UTC))
-            earlier = await repo.add_once(order, request_id)
+        except InvalidArgument:
+            # A retry gets the first answer even when the booking rules would now refuse the draft.
+            earlier = await repo.find_by_request(platform_id, request_id)
+            if earlier is None:
+                raise
+            return _same_request(earlier, draft)
+        earlier = await repo.add_once(order, request_id)
         if earlier is not None:
             return _same_request(earlier, draft)
         await add_event(uow.conn, events.TOPIC, events.order_created(order))
