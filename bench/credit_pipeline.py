@@ -50,7 +50,7 @@ from jiazheng.events.v1 import orders_pb2 as order_events
 from jiazheng.orders.v1 import orders_pb2
 from libs.common.db import create_pool, migrate
 from libs.common.events import event_type_of, new_event
-from libs.common.inbox import IdempotentConsumer
+from libs.common.inbox import IdempotentConsumer, KafkaRecord
 from libs.common.kafka import events_topic
 from libs.common.settings import ServiceSettings
 from services.credit.domain import RULE_VERSION
@@ -225,7 +225,7 @@ async def _bare_consumer(bootstrap: str, dsn: str, count: int, timeout_s: float,
                 cpu.start()
             if per_event:
                 for r in records:
-                    outcome = await idempotent.handle_record(r.topic, r.key, r.value, r.headers)
+                    outcome = await idempotent.handle_record(KafkaRecord(r.topic, r.key, r.value, r.headers))
                     outcomes[outcome] = outcomes.get(outcome, 0) + 1
                     done += 1
             else:

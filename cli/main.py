@@ -115,7 +115,7 @@ async def _demo(orders_port: int, credit_port: int, keys: dict[str, str], worker
     query = credit_pb2.ListLedgerEntriesRequest(parent=f"workers/{worker_id}", page_size=1000)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{credit_port}") as channel:
         stub = credit_pb2_grpc.CreditServiceStub(channel)
-        for _ in range(100):
+        for _ in range(300):
             reply = await stub.ListLedgerEntries(
                 query, metadata=[("authorization", f"Bearer {keys['operator']}")]
             )
@@ -126,5 +126,5 @@ async def _demo(orders_port: int, credit_port: int, keys: dict[str, str], worker
                 console.print(f"  {entry.reason}, trace {entry.trace_id}", soft_wrap=True)
                 return
             await asyncio.sleep(0.1)
-    console.print("[red]no ledger entry after 10 s: see the credit log[/red]")
+    console.print("[red]no ledger entry after 30 s: see the credit log[/red]")
     raise typer.Exit(1)

@@ -35,6 +35,9 @@ class ServiceSettings(BaseSettings):
     outbox_retention_hours: float = Field(default=24.0, ge=0)
     consumer_max_attempts: int = Field(default=3, ge=1)
     consumer_retry_backoff_s: float = Field(default=0.2, ge=0)
+    # Records applied in one transaction, and how long to wait to fill a batch.
+    consumer_batch_size: int = Field(default=500, ge=1)
+    consumer_batch_wait_s: float = Field(default=0.01, gt=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     # Chaos-testing hook, empty in production. "relay_crash_after_publish" makes the relay
     # exit after Kafka acknowledged a batch and before it is marked published.

@@ -7,12 +7,17 @@ duplicate.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import os
+from typing import Any, cast
 
 import faust
 
-from libs.common.inbox import IdempotentConsumer
+from libs.common.inbox import IdempotentConsumer, KafkaRecord
 from libs.common.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+EXIT_UNACKNOWLEDGED = 75
 
 
 def faust_app(settings: ServiceSettings, group: str) -> faust.App:
@@ -29,17 +34,33 @@ def faust_app(settings: ServiceSettings, group: str) -> faust.App:
     )
 
 
-def bind_consumer(app: faust.App, topics: list[str], consumer: IdempotentConsumer) -> None:
-    """Run ``consumer`` on every record of ``topics`` through one faust agent."""
+def bind_consumer(
+    app: faust.App, topics: list[str], consumer: IdempotentConsumer, settings: ServiceSettings
+) -> None:
+    """Run ``consumer`` on the records of ``topics`` through one faust agent, a poll at a time.
+
+    faust acknowledges a batch once the agent moves past it, even when the agent raised. So a
+    failure the consumer could not absorb itself (the database or the dead-letter topic down)
+    ends the process at once, before anything is committed: it restarts and Kafka redelivers.
+    """
     channel = app.topic(
         *topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
 
     async def agent(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            await consumer.handle_record(
-                event.message.topic, event.key, event.value or b"", event.headers or {}
-            )
+        batches = cast(faust.Stream[Any], stream).take_events(
+            settings.consumer_batch_size, within=settings.consumer_batch_wait_s
+        )
+        async for events in batches:
+            records = [
+                KafkaRecord(e.message.topic, e.key, e.value or b"", list((e.headers or {}).items()))
+                for e in events
+            ]
+            try:
+                await consumer.handle_batch(records)
+            except BaseException:
+                log.critical("consumer failed; exiting without acknowledging", exc_info=True)
+                os._exit(EXIT_UNACKNOWLEDGED)
 
     app.agent(channel, name=f"{consumer.name}-agent")(agent)
 

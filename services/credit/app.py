@@ -31,7 +31,7 @@ async def build(settings: ServiceSettings) -> Components:
         CONSUMER, pool, dlq, EFFECTS, settings.consumer_max_attempts, settings.consumer_retry_backoff_s
     )
     app = faust_app(settings, CONSUMER)
-    bind_consumer(app, SOURCES, consumer)
+    bind_consumer(app, SOURCES, consumer, settings)
     return Components(server=server, background=[run_faust(app)], closers=[pool.close, dlq.stop, app.stop])
 
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import asyncpg
 import pytest
-from google.protobuf.wrappers_pb2 import Int32Value
+from google.protobuf.wrappers_pb2 import Int32Value, StringValue
 
 from deploy.local.stack import Endpoints
 from libs.common.db import create_pool, migrate
 from libs.common.events import EventEnvelope, new_event
-from libs.common.inbox import IdempotentConsumer
+from libs.common.inbox import Effect, IdempotentConsumer, KafkaRecord
 from libs.common.kafka import dlq_topic, ensure_topics, idempotent_producer
 from libs.common.outbox import OutboxRelay, add_event
 from libs.common.settings import ServiceSettings
@@ -90,21 +90,48 @@ class FlakyEffect:
             raise ConnectionError(f"transient failure {self.calls}")
 
 
-async def consume(
-    endpoints: Endpoints, pool: asyncpg.Pool, name: str, effect: FlakyEffect, event: EventEnvelope
-) -> str:
+async def consume_batch(
+    endpoints: Endpoints,
+    pool: asyncpg.Pool,
+    name: str,
+    effects: Mapping[str, Effect],
+    events: list[EventEnvelope],
+) -> list[str]:
     await pool.execute("CREATE TABLE IF NOT EXISTS effects (event_id text NOT NULL)")
     settings = settings_for(endpoints, "postgres")
     await ensure_topics(settings, [dlq_topic(name)])
     producer = idempotent_producer(settings)
     await producer.start()
     try:
-        consumer = IdempotentConsumer(
-            name, pool, producer, {event.type: effect}, max_attempts=3, backoff_s=0.01
+        consumer = IdempotentConsumer(name, pool, producer, effects, max_attempts=3, backoff_s=0.01)
+        return await consumer.handle_batch(
+            [KafkaRecord("some.topic", e.key, e.data, e.kafka_headers()) for e in events]
         )
-        return await consumer.handle_record("some.topic", event.key, event.data, event.kafka_headers())
     finally:
         await producer.stop()
+
+
+async def consume(
+    endpoints: Endpoints, pool: asyncpg.Pool, name: str, effect: FlakyEffect, event: EventEnvelope
+) -> str:
+    [outcome] = await consume_batch(endpoints, pool, name, {event.type: effect}, [event])
+    return outcome
+
+
+async def test_a_batch_applies_each_new_event_once_and_isolates_a_failing_one(
+    endpoints: Endpoints, pool: asyncpg.Pool
+) -> None:
+    good = [new_event(Int32Value(value=i), source="/test", subject=f"things/{i}") for i in range(3)]
+    bad = new_event(StringValue(value="poison"), source="/test", subject="things/bad")
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    effects: dict[str, Effect] = {good[0].type: FlakyEffect(failures=0), bad.type: FlakyEffect(failures=99)}
+
+    outcomes = await consume_batch(endpoints, pool, name, effects, [good[0], good[1], good[0], bad, good[2]])
+
+    assert outcomes == ["applied", "applied", "duplicate", "dead_lettered", "applied"]
+    rows = await pool.fetch("SELECT event_id FROM effects")
+    assert sorted(r["event_id"] for r in rows) == sorted(e.id for e in good)
+    assert await consume_batch(endpoints, pool, name, effects, good) == ["duplicate"] * 3
 
 
 async def test_transient_failures_are_retried_and_the_effect_applied_once(
