@@ -14,8 +14,8 @@ fresh database, with nothing else consuming:
   rate is ledger rows over the span between the first and the last ledger row's ``recorded_at``
   (so start-up and the group join are excluded).
 - ``idempotent_consumer_in_process``: diagnostic; the service's own ``IdempotentConsumer`` and
-  ``EFFECTS`` (one transaction per event) fed by a bare aiokafka loop in this process, without
-  faust and without the service's telemetry and logging set-up.
+  ``EFFECTS`` (``handle_batch``, one transaction per poll) fed by a bare aiokafka loop in this
+  process, without faust and without the service's telemetry and logging set-up.
 - ``diagnostics``: the service again on fewer events (the topic recreated and refilled), with
   OpenTelemetry, then also INFO logs, switched off through the environment.
 
@@ -194,9 +194,11 @@ class Applied:
         }
 
 
-async def _bare_consumer(bootstrap: str, dsn: str, count: int, timeout_s: float, per_event: bool) -> Applied:
-    """Consume ``count`` records with a group of our own; apply per poll or, with ``per_event``,
-    through the service's ``IdempotentConsumer`` one record at a time."""
+async def _bare_consumer(
+    bootstrap: str, dsn: str, count: int, timeout_s: float, through_consumer: bool
+) -> Applied:
+    """Consume ``count`` records with a group of our own and apply each poll, either with the bare
+    batched SQL or, with ``through_consumer``, through the service's ``IdempotentConsumer``."""
     await migrate(dsn, CREDIT_MIGRATIONS)
     pool = await create_pool(dsn, 2, ServiceSettings().db_pool_max)
     dlq = AIOKafkaProducer(bootstrap_servers=bootstrap)  # never started: nothing here dead-letters
@@ -223,11 +225,11 @@ async def _bare_consumer(bootstrap: str, dsn: str, count: int, timeout_s: float,
             if first is None:
                 first = time.perf_counter()
                 cpu.start()
-            if per_event:
-                for r in records:
-                    outcome = await idempotent.handle_record(KafkaRecord(r.topic, r.key, r.value, r.headers))
+            if through_consumer:
+                batch = [KafkaRecord(r.topic, r.key, r.value, r.headers) for r in records]
+                for outcome in await idempotent.handle_batch(batch):
                     outcomes[outcome] = outcomes.get(outcome, 0) + 1
-                    done += 1
+                done += len(batch)
             else:
                 done += await _apply_batch(pool, records)
             await consumer.commit()
@@ -239,7 +241,7 @@ async def _bare_consumer(bootstrap: str, dsn: str, count: int, timeout_s: float,
         await dlq.stop()
         await pool.close()
     elapsed = end - first if first is not None else 0.0
-    extra: dict[str, object] = {"outcomes": outcomes} if per_event else {}
+    extra: dict[str, object] = {"outcomes": outcomes} if through_consumer else {}
     return Applied(done, elapsed, done / elapsed if elapsed > 0 else 0.0, cpu.result, extra=extra)
 
 
@@ -252,10 +254,10 @@ async def _effect_check(conn: asyncpg.Connection) -> dict[str, int]:
     return {k: int(v) for k, v in dict(row).items()}
 
 
-async def _bare(env: BenchEnv, purpose: str, count: int, timeout_s: float, per_event: bool) -> Applied:
+async def _bare(env: BenchEnv, purpose: str, count: int, timeout_s: float, through_consumer: bool) -> Applied:
     async with scratch_database(env.endpoints, purpose) as db:
         dsn = env.endpoints.dsn(db)
-        result = await _bare_consumer(env.endpoints.kafka_bootstrap, dsn, count, timeout_s, per_event)
+        result = await _bare_consumer(env.endpoints.kafka_bootstrap, dsn, count, timeout_s, through_consumer)
         conn = await asyncpg.connect(dsn)
         try:
             result.effect = await _effect_check(conn)
@@ -309,12 +311,12 @@ async def run(
     await reset_topic(bootstrap, TOPIC)
     produced = await produce(bootstrap, events)
     in_topic = await topic_record_count(bootstrap, TOPIC)
-    baseline = await _bare(env, "credit_base", events, timeout_s, per_event=False)
+    baseline = await _bare(env, "credit_base", events, timeout_s, through_consumer=False)
     service = await _service(env, events, timeout_s)
     # Again after the service (the machine drifts); the ratio is against the mean of both.
-    baseline_after = await _bare(env, "credit_base_after", events, timeout_s, per_event=False)
+    baseline_after = await _bare(env, "credit_base_after", events, timeout_s, through_consumer=False)
     base_rate = (baseline.events_per_s + baseline_after.events_per_s) / 2
-    in_process = await _bare(env, "credit_inbox", events, timeout_s, per_event=True)
+    in_process = await _bare(env, "credit_inbox", events, timeout_s, through_consumer=True)
     rate_ratio = ratio(service.events_per_s, base_rate)
     diagnostics: dict[str, object] = {}
     for name, extra_env in DIAGNOSTICS.items() if diagnostic_events > 0 else ():

@@ -31,7 +31,7 @@ async def on_order_created(conn: asyncpg.Connection, event: EventEnvelope) -> No
         occurred_at=created.create_time.ToDatetime(tzinfo=UTC),
     )
     await LedgerRepository(conn).add(entry)
-    log.info("ledger entry recorded", extra={"fields": {"event_id": event.id, "worker_id": entry.worker_id}})
+    log.debug("ledger entry recorded", extra={"fields": {"event_id": event.id, "worker_id": entry.worker_id}})
 
 
 EFFECTS: Mapping[str, Effect] = {

@@ -68,7 +68,7 @@ async def orders(harness: ServiceHarness, databases: None) -> RunningService:
 
 @pytest.fixture(scope="session")
 async def credit(harness: ServiceHarness, databases: None) -> RunningService:
-    return await harness.start("credit")
+    return await harness.start("credit", log_level="DEBUG")  # its per-event lines are DEBUG
 
 
 @pytest.fixture

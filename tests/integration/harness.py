@@ -141,6 +141,7 @@ class ServiceHarness:
             for pid in json.loads(self._pids_file.read_text()):
                 if pid_alive(pid) and "services." in pid_cmdline(pid):
                     stop_pid(pid, "services.", timeout=10)
+        shutil.rmtree(self.home / "logs", ignore_errors=True)  # keep only this run's logs
         self._record()
 
     def _record(self) -> None:
