@@ -22,6 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_POM = ROOT / "deploy" / "local" / "kafka" / "pom.xml"
@@ -29,6 +30,9 @@ KAFKA_LOG4J = ROOT / "deploy" / "local" / "kafka" / "log4j2.yaml"
 KAFKA_LIBS = ROOT / ".build" / "kafka-libs"
 SERVICE_DATABASES = ("orders", "workers", "credit", "complaints", "insurance")
 PG_SUPERUSER = "jiazheng"
+
+
+State = dict[str, dict[str, Any]]  # state.json: {"kafka": {...}, "postgres": {...}}
 
 
 class StackError(RuntimeError):
@@ -144,13 +148,13 @@ class LocalStack:
         self.state_file = self.home / "state.json"
 
     # -- state -----------------------------------------------------------------------
-    def _state(self) -> dict[str, dict[str, object]]:
+    def _state(self) -> State:
         if self.state_file.exists():
-            data: dict[str, dict[str, object]] = json.loads(self.state_file.read_text())
+            data: State = json.loads(self.state_file.read_text())
             return data
         return {}
 
-    def _save(self, state: dict[str, dict[str, object]]) -> None:
+    def _save(self, state: State) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
@@ -164,7 +168,7 @@ class LocalStack:
             return Endpoints(
                 kafka_bootstrap=f"127.0.0.1:{kafka['port']}",
                 pg_host="127.0.0.1",
-                pg_port=int(str(pg["port"])),
+                pg_port=int(pg["port"]),
                 pg_user=PG_SUPERUSER,
                 pg_password=str(pg["password"]),
             )
@@ -184,7 +188,7 @@ class LocalStack:
         state = self._state()
         kafka = state.get("kafka", {})
         if kafka.get("pid"):
-            stop_pid(int(str(kafka["pid"])), str(self.kafka_dir))
+            stop_pid(int(kafka["pid"]), str(self.kafka_dir))
         if self._pg_path("data/postmaster.pid").exists():
             self._pg_ctl("stop", "-m", "fast", check=False)
 
@@ -195,7 +199,7 @@ class LocalStack:
         return {
             "home": str(self.home),
             "kafka": {
-                "running": pid_alive(int(str(kafka.get("pid") or 0))),
+                "running": pid_alive(int(kafka.get("pid") or 0)),
                 "bootstrap": f"127.0.0.1:{kafka['port']}" if kafka else None,
                 "log": str(self.kafka_dir / "kafka.log"),
             },
@@ -239,7 +243,7 @@ class LocalStack:
         pg = state["postgres"]
         if self._pg_running():
             return
-        port = int(str(pg["port"]))
+        port = int(pg["port"])
         if not port_is_free(port):
             port = free_port()
             pg["port"] = port
@@ -267,7 +271,7 @@ class LocalStack:
         else:
             self.pg_dir.mkdir(parents=True)
 
-    def _initdb(self, state: dict[str, dict[str, object]]) -> None:
+    def _initdb(self, state: State) -> None:
         self._make_pg_dir()
         password = secrets.token_urlsafe(18)
         pwfile = self._pg_path("pwfile")
@@ -312,13 +316,11 @@ class LocalStack:
     def _kafka_up(self) -> None:
         state = self._state()
         kafka = state.get("kafka", {})
-        if pid_alive(int(str(kafka.get("pid") or 0))) and str(self.kafka_dir) in pid_cmdline(
-            int(str(kafka["pid"]))
-        ):
+        if pid_alive(int(kafka.get("pid") or 0)) and str(self.kafka_dir) in pid_cmdline(int(kafka["pid"])):
             asyncio.run(wait_for_kafka(f"127.0.0.1:{kafka['port']}", timeout=60))
             return
         libs = ensure_kafka_libs()
-        ports_ok = kafka and all(port_is_free(int(str(kafka[k]))) for k in ("port", "controller_port"))
+        ports_ok = kafka and all(port_is_free(int(kafka[k])) for k in ("port", "controller_port"))
         if not ports_ok or not (self.kafka_dir / "data" / "meta.properties").exists():
             kafka = {"port": free_port(), "controller_port": free_port(), "cluster_id": _cluster_id()}
             self._format_kafka(libs, kafka)
@@ -337,7 +339,7 @@ class LocalStack:
             tail = (self.kafka_dir / "kafka.log").read_text()[-3000:]
             raise StackError(f"Kafka did not become ready; log tail:\n{tail}") from None
 
-    def _format_kafka(self, libs: Path, kafka: dict[str, object]) -> None:
+    def _format_kafka(self, libs: Path, kafka: dict[str, Any]) -> None:
         shutil.rmtree(self.kafka_dir, ignore_errors=True)
         self.kafka_dir.mkdir(parents=True)
         props = self.kafka_dir / "server.properties"
@@ -377,7 +379,7 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _server_properties(data: Path, kafka: dict[str, object]) -> str:
+def _server_properties(data: Path, kafka: dict[str, Any]) -> str:
     port, cport = kafka["port"], kafka["controller_port"]
     return "\n".join(
         [
