@@ -11,20 +11,16 @@ by ``JZ_DATABASE_URL`` and ``JZ_GRPC_PORT`` like a service; runs until SIGTERM.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from bench.bare_service import serve
 from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
-from libs.common.db import create_pool
 from libs.common.outbox import add_event
-from libs.common.settings import ServiceSettings
 from services.orders import domain, events
 from services.orders.api import draft_from_proto, order_to_proto
 from services.orders.store import OrderRepository
@@ -52,26 +48,9 @@ class BareOrders(orders_pb2_grpc.OrderServiceServicer):
         raise AssertionError("unreachable")
 
 
-async def main() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    settings = ServiceSettings()
-    pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
-    server = grpc.aio.server()
-    orders_pb2_grpc.add_OrderServiceServicer_to_server(BareOrders(pool), server)
-    servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    server.add_insecure_port(f"127.0.0.1:{os.environ['JZ_GRPC_PORT']}")
-    await server.start()
-    await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop(1)
-        await pool.close()
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(
+        serve(
+            lambda server, pool: orders_pb2_grpc.add_OrderServiceServicer_to_server(BareOrders(pool), server)
+        )
+    )

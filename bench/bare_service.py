@@ -11,19 +11,24 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 
 import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 
-async def main() -> None:
+async def serve(
+    register: Callable[[grpc.aio.Server, asyncpg.Pool], None] = lambda server, pool: None,
+) -> None:
+    """Health on ``JZ_GRPC_PORT``, a pool on ``JZ_DATABASE_URL``, what ``register`` adds; until SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     pool = await asyncpg.create_pool(os.environ["JZ_DATABASE_URL"], min_size=2, max_size=10)
     server = grpc.aio.server()
+    register(server, pool)
     servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     server.add_insecure_port(f"127.0.0.1:{os.environ['JZ_GRPC_PORT']}")
@@ -37,4 +42,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(serve())

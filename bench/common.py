@@ -32,7 +32,7 @@ from deploy.local.services import (
     start_service,
     wait_serving,
 )
-from deploy.local.stack import ROOT, Endpoints, free_port
+from deploy.local.stack import ROOT, Endpoints, create_database, drop_database, free_port
 
 BENCH_HOME = ROOT / ".stack" / "bench"
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -52,22 +52,6 @@ class BenchEnv:
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
-
-
-async def create_database(endpoints: Endpoints, name: str) -> None:
-    conn = await asyncpg.connect(endpoints.dsn("postgres"))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def drop_database(endpoints: Endpoints, name: str) -> None:
-    conn = await asyncpg.connect(endpoints.dsn("postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def drop_leftover_databases(endpoints: Endpoints) -> list[str]:

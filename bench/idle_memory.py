@@ -17,8 +17,6 @@ import asyncpg
 from bench.common import (
     BenchEnv,
     ServiceProcess,
-    create_database,
-    drop_database,
     proc_status_kb,
     reset_topic,
     spawn_module,
@@ -26,6 +24,7 @@ from bench.common import (
     wait_ready,
 )
 from deploy.local.services import SERVICES, wait_serving
+from deploy.local.stack import create_database, drop_database
 from libs.common.kafka import events_topic
 
 TARGET_MB = 150.0

@@ -433,14 +433,29 @@ async def wait_for_kafka(bootstrap: str, timeout: float, proc: subprocess.Popen[
 
 
 async def _create_databases(endpoints: Endpoints) -> None:
+    for name in SERVICE_DATABASES:
+        await create_database(endpoints, f"jz_{name}")
+
+
+async def create_database(endpoints: Endpoints, name: str) -> None:
+    """Create ``name`` unless it exists."""
     import asyncpg
 
     conn = await asyncpg.connect(endpoints.dsn("postgres"))
     try:
-        existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
-        for name in SERVICE_DATABASES:
-            if f"jz_{name}" not in existing:
-                await conn.execute(f'CREATE DATABASE "jz_{name}"')
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(endpoints: Endpoints, name: str) -> None:
+    """Drop ``name`` if it exists, ending its sessions."""
+    import asyncpg
+
+    conn = await asyncpg.connect(endpoints.dsn("postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
 

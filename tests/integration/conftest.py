@@ -12,15 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local.stack import Endpoints, default_home
+from deploy.local.stack import Endpoints, create_database, default_home, drop_database
 from tests.integration.harness import (
     LocalStackSource,
     RunningService,
     ServiceHarness,
     Testcontainers,
-    create_database,
     docker_answers,
-    drop_database,
     endpoints_from_env,
 )
 

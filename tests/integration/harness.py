@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
-import asyncpg
 import grpc
 
 from deploy.local.services import (
@@ -180,23 +179,6 @@ class ServiceHarness:
             svc.kill(signal.SIGTERM)
         self._running.clear()
         self._record()
-
-
-async def create_database(endpoints: Endpoints, name: str) -> None:
-    conn = await asyncpg.connect(endpoints.dsn("postgres"))
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def drop_database(endpoints: Endpoints, name: str) -> None:
-    conn = await asyncpg.connect(endpoints.dsn("postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def eventually(check: Callable[[], Awaitable[T]], within: float = 60.0, interval: float = 0.2) -> T:
