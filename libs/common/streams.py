@@ -31,6 +31,9 @@ def faust_app(settings: ServiceSettings, group: str) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         producer_acks=-1,
+        # A member that died without leaving holds its partitions this long (faust's default is 60 s).
+        broker_session_timeout=15.0,
+        broker_heartbeat_interval=3.0,
     )
 
 
