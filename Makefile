@@ -11,7 +11,7 @@ VALIDATE_PROTO := $(BUILD)/protodeps/buf/validate/validate.proto
 PROTOS := $(shell find protos -name '*.proto' | sort)
 GEN_STAMP := gen/.stamp
 
-.PHONY: run test stop status deps proto lint typecheck buf-lint unit integration clean
+.PHONY: run test stop status deps proto lint typecheck buf-lint contract-snapshot unit integration clean
 
 run: deps proto
 	$(BIN)/jiazheng up
@@ -61,9 +61,17 @@ lint: deps
 typecheck: deps proto
 	$(BIN)/mypy libs services cli deploy tests bench
 
+# The published contracts: `make contract-snapshot` locks in what has landed; buf breaking
+# then refuses any change that would break a platform, a regulator or another service.
+CONTRACT := protos/released.binpb
+
 buf-lint: deps
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
+	$(BUF) breaking protos --against $(CONTRACT)
+
+contract-snapshot: deps
+	$(BUF) build protos --exclude-source-info -o $(CONTRACT)
 
 unit: deps proto
 	$(BIN)/pytest -q -m "not integration"
