@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any, cast
 
 import faust
 
 from libs.common.inbox import IdempotentConsumer, KafkaRecord
 from libs.common.settings import ServiceSettings
+from libs.common.telemetry import CONSUMER_LAG
 
 log = logging.getLogger(__name__)
 EXIT_UNACKNOWLEDGED = 75
@@ -64,8 +66,17 @@ def bind_consumer(
             except BaseException:
                 log.critical("consumer failed; exiting without acknowledging", exc_info=True)
                 os._exit(EXIT_UNACKNOWLEDGED)
+            _report_lag(app, consumer.name, events)
 
     app.agent(channel, name=f"{consumer.name}-agent")(agent)
+
+
+def _report_lag(app: faust.App, consumer: str, events: Sequence[faust.EventT[Any]]) -> None:
+    last_offsets = {e.message.tp: e.message.offset for e in events}
+    for tp, offset in last_offsets.items():
+        end = app.consumer.highwater(tp)
+        if end is not None and end >= 0:
+            CONSUMER_LAG.labels(consumer, tp.topic, str(tp.partition)).set(max(end - offset - 1, 0))
 
 
 async def run_faust(app: faust.App) -> None:

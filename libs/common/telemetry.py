@@ -66,3 +66,8 @@ EVENTS_CONSUMED = Counter(
     "jz_events_consumed_total", "Events handled by idempotent consumers", ["consumer", "outcome"]
 )
 DLQ_EVENTS = Counter("jz_dlq_events_total", "Events sent to a dead-letter topic", ["consumer"])
+CONSUMER_LAG = Gauge(
+    "jz_consumer_lag",
+    "Records behind the partition's end after the last batch",
+    ["consumer", "topic", "partition"],
+)

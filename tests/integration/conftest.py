@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local.stack import Endpoints, create_database, default_home, drop_database
+from deploy.local.stack import Endpoints, create_database, default_home, drop_database, free_port
 from tests.integration.harness import (
     LocalStackSource,
     RunningService,
@@ -66,7 +66,8 @@ async def orders(harness: ServiceHarness, databases: None) -> RunningService:
 
 @pytest.fixture(scope="session")
 async def credit(harness: ServiceHarness, databases: None) -> RunningService:
-    return await harness.start("credit", log_level="DEBUG")  # its per-event lines are DEBUG
+    # DEBUG: its per-event log lines are DEBUG.
+    return await harness.start("credit", metrics_port=free_port(), log_level="DEBUG")
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,9 +110,23 @@ class RunningService:
     port: int
     proc: subprocess.Popen[bytes]
     log: Path
+    metrics_port: int = 0
 
     def channel(self) -> grpc.aio.Channel:
         return grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
+
+    async def metrics_showing(self, series: str) -> str:
+        """The Prometheus exposition, once it contains ``series``."""
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as reply:
+                return str(reply.read().decode())
+
+        async def shown() -> str:
+            text = await asyncio.to_thread(scrape)
+            return text if series in text else ""
+
+        return await eventually(shown, within=30)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc.poll() is None:
@@ -162,7 +177,7 @@ class ServiceHarness:
             service_env(name, self.endpoints, api_keys_setting(self.keys), port, metrics_port, extra),
             log,
         )
-        svc = RunningService(name, port, proc, log)
+        svc = RunningService(name, port, proc, log, metrics_port)
         self._running.append(svc)
         self._record()
         return svc

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import asyncpg
@@ -70,7 +68,7 @@ async def test_service_exposes_prometheus_metrics_and_stops_cleanly_on_sigterm(
     svc = await harness.start("orders", database=scratch_database, metrics_port=metrics_port)
     await create_order(svc, harness.key("demo-platform"), order_request())
 
-    metrics = await asyncio.to_thread(scrape, metrics_port)
+    metrics = await svc.metrics_showing('jz_outbox_published_total{service="orders"}')
     method = "/jiazheng.orders.v1.OrderService/CreateOrder"
     created = f'jz_grpc_requests_total{{code="OK",method="{method}",service="orders"}}'
     assert f"{created} 1.0" in metrics
@@ -79,13 +77,3 @@ async def test_service_exposes_prometheus_metrics_and_stops_cleanly_on_sigterm(
     svc.proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(svc.proc.wait, 30) == 0
     assert '"msg": "shutting down"' in svc.log.read_text()
-
-
-def scrape(port: int) -> str:
-    deadline = time.monotonic() + 30
-    while True:  # the outbox counter moves once the relay has published
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-            text = str(reply.read().decode())
-        if 'jz_outbox_published_total{service="orders"}' in text or time.monotonic() > deadline:
-            return text
-        time.sleep(0.2)

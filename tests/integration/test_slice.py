@@ -45,6 +45,8 @@ async def test_order_reaches_credit_ledger_once_with_the_callers_trace(
     assert order.name.removeprefix("orders/") in entry.reason
     assert entry.trace_id == trace_id
     assert {"msg": "order created", "trace_id": trace_id} in log_lines(orders, "order_id", order.name[7:])
+    metrics = await credit.metrics_showing('jz_events_consumed_total{consumer="credit",outcome="applied"}')
+    assert 'jz_consumer_lag{consumer="credit",partition=' in metrics
     assert {"msg": "ledger entry recorded", "trace_id": trace_id} in log_lines(
         credit, "event_id", entry.event_id
     )
