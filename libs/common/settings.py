@@ -33,6 +33,8 @@ class ServiceSettings(BaseSettings):
     relay_batch_size: int = Field(default=500, ge=1)
     relay_poll_interval_s: float = Field(default=1.0, gt=0)
     outbox_retention_hours: float = Field(default=24.0, ge=0)
+    # Consumer groups are "<prefix>-<consumer>"; another prefix is another, independent group.
+    consumer_group_prefix: str = "jiazheng"
     consumer_max_attempts: int = Field(default=3, ge=1)
     consumer_retry_backoff_s: float = Field(default=0.2, ge=0)
     # Records applied in one transaction, and how long to wait to fill a batch.

@@ -7,6 +7,7 @@ duplicate.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ EXIT_UNACKNOWLEDGED = 75
 
 def faust_app(settings: ServiceSettings, group: str) -> faust.App:
     return faust.App(
-        f"jiazheng-{group}",
+        f"{settings.consumer_group_prefix}-{group}",
         broker=f"kafka://{settings.kafka_bootstrap}",
         web_enabled=False,
         topic_disable_leader=True,
@@ -61,14 +62,34 @@ def bind_consumer(
                 KafkaRecord(e.message.topic, e.key, e.value or b"", list((e.headers or {}).items()))
                 for e in events
             ]
-            try:
-                await consumer.handle_batch(records)
-            except BaseException:
-                log.critical("consumer failed; exiting without acknowledging", exc_info=True)
-                os._exit(EXIT_UNACKNOWLEDGED)
+            await _apply_before_acknowledging(consumer, records)
             _report_lag(app, consumer.name, events)
 
     app.agent(channel, name=f"{consumer.name}-agent")(agent)
+
+
+async def _apply_before_acknowledging(consumer: IdempotentConsumer, records: list[KafkaRecord]) -> None:
+    """Apply a batch completely, or end the process before faust acknowledges any of it.
+
+    faust acknowledges the batch when the agent leaves it, including when it stops the agent by
+    cancelling it mid-batch: the batch's transaction is therefore finished first.
+    """
+    work = asyncio.ensure_future(consumer.handle_batch(records))
+    try:
+        await asyncio.shield(work)
+    except asyncio.CancelledError:
+        try:
+            await asyncio.shield(work)
+        except BaseException:  # noqa: BLE001 - cancelled again, or the batch failed: not applied
+            _exit_unacknowledged()
+        raise
+    except Exception:  # noqa: BLE001 - whatever the consumer could not absorb
+        _exit_unacknowledged()
+
+
+def _exit_unacknowledged() -> None:
+    log.critical("consumer failed; exiting without acknowledging", exc_info=True)
+    os._exit(EXIT_UNACKNOWLEDGED)
 
 
 def _report_lag(app: faust.App, consumer: str, events: Sequence[faust.EventT[Any]]) -> None:

@@ -3,13 +3,17 @@ and what cannot be processed goes to the dead-letter topic with its error."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import uuid
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from deploy.local.stack import Endpoints
+from jiazheng.events.v1 import orders_pb2 as order_events
+from libs.common.events import new_event
 from libs.common.kafka import dlq_topic, events_topic
 from tests.integration.clients import create_order, ledger, new_traceparent, new_worker_id, order_request
 from tests.integration.harness import RunningService, ServiceHarness, eventually
@@ -143,3 +147,73 @@ async def test_unprocessable_events_go_to_the_dead_letter_topic_with_the_error(
         assert headers["dlq_original_topic"] == ORDERS_TOPIC.encode()
         assert headers["dlq_consumer"] == b"credit"
         assert b"PermanentEventError" in headers["dlq_error"]
+
+
+async def test_credit_stopped_then_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
+    harness: ServiceHarness, endpoints: Endpoints, scratch_database: str
+) -> None:
+    worker, total = new_worker_id(), 6000
+    await produce_order_created(endpoints.kafka_bootstrap, worker, total)
+    dsn = endpoints.dsn(scratch_database)
+    # A group of its own, so it reads everything and competes with no other credit process;
+    # small batches, so that stopping it lands mid-stream.
+    group_prefix = f"test-{uuid.uuid4().hex[:8]}"
+
+    async def start_credit() -> RunningService:
+        return await harness.start(
+            "credit", database=scratch_database, consumer_group_prefix=group_prefix, consumer_batch_size="10"
+        )
+
+    async def recorded() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            count: int = await conn.fetchval(
+                "SELECT count(*) FROM ledger_entries WHERE worker_id = $1", worker
+            )
+        finally:
+            await conn.close()
+        return count
+
+    async def more_than(n: int) -> int:
+        count = await recorded()
+        return count if count > n else 0
+
+    first = await start_credit()
+    await eventually(lambda: more_than(0))
+    first.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(first.proc.wait, 60) == 0
+    after_stop = await recorded()
+
+    second = await start_credit()
+    await eventually(lambda: more_than(after_stop))
+    second.kill(signal.SIGKILL)
+    after_kill = await recorded()
+
+    await start_credit()
+    await eventually(lambda: more_than(total - 1), within=120)
+    assert 0 < after_stop < after_kill < total  # both interruptions landed mid-stream
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetchrow(
+            "SELECT count(*) AS entries, count(DISTINCT event_id) AS events FROM ledger_entries"
+            " WHERE worker_id = $1",
+            worker,
+        )
+    finally:
+        await conn.close()
+    assert (rows["entries"], rows["events"]) == (total, total)
+
+
+async def produce_order_created(bootstrap: str, worker: str, count: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        for _ in range(count):
+            order_id = str(uuid.uuid4())
+            created = order_events.OrderCreated(order_id=order_id, platform_id="p", worker_id=worker)
+            created.create_time.GetCurrentTime()
+            event = new_event(created, source="/test", subject=f"orders/{order_id}")
+            await producer.send(ORDERS_TOPIC, value=event.data, key=event.key, headers=event.kafka_headers())
+        await producer.flush()
+    finally:
+        await producer.stop()
