@@ -286,22 +286,9 @@ async def reset_topic(
 
 async def topic_record_count(bootstrap: str, topic: str) -> int:
     """Records in ``topic`` now (sum of end offsets; the topic was created empty by ``reset_topic``)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from tests.integration.kafka_tools import end_offsets
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        [described] = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(partitions)
-        return int(sum(ends.values()))
-    finally:
-        await consumer.stop()
+    return sum((await end_offsets(bootstrap, topic)).values())
 
 
 # -- statistics and loops --------------------------------------------------------------------

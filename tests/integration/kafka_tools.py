@@ -19,8 +19,8 @@ class Record:
     headers: dict[str, bytes]
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[Record]:
-    """Everything currently in ``topic``, from the beginning, without joining a group."""
+async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    """Every partition of ``topic`` with the offset just after its last record."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -31,9 +31,20 @@ async def read_topic(bootstrap: str, topic: str) -> list[Record]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
+        return dict(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[Record]:
+    """Everything currently in ``topic``, from the beginning, without joining a group."""
+    ends = await end_offsets(bootstrap, topic)
+    partitions = list(ends)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
         records: list[Record] = []
 
         async def behind() -> bool:
