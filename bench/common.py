@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from deploy.local.services import (
     start_service,
     wait_serving,
 )
-from deploy.local.stack import ROOT, Endpoints, create_database, drop_database, free_port
+from deploy.local.stack import ROOT, Endpoints, drop_database, free_port
 
 BENCH_HOME = ROOT / ".stack" / "bench"
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -67,17 +66,6 @@ async def drop_leftover_databases(endpoints: Endpoints) -> list[str]:
     for name in names:
         await drop_database(endpoints, name)
     return names
-
-
-@contextlib.asynccontextmanager
-async def scratch_database(endpoints: Endpoints, purpose: str) -> AsyncIterator[str]:
-    """A fresh, empty database, dropped afterwards whatever happens."""
-    name = f"jzbench_{purpose}_{uuid.uuid4().hex[:8]}"
-    await create_database(endpoints, name)
-    try:
-        yield name
-    finally:
-        await drop_database(endpoints, name)
 
 
 # -- service processes -----------------------------------------------------------------------

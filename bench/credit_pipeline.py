@@ -43,9 +43,9 @@ from bench.common import (
     ratio,
     reset_topic,
     running_service,
-    scratch_database,
     topic_record_count,
 )
+from deploy.local.stack import scratch_database
 from jiazheng.events.v1 import orders_pb2 as order_events
 from jiazheng.orders.v1 import orders_pb2
 from libs.common.db import create_pool, migrate
@@ -255,7 +255,7 @@ async def _effect_check(conn: asyncpg.Connection) -> dict[str, int]:
 
 
 async def _bare(env: BenchEnv, purpose: str, count: int, timeout_s: float, through_consumer: bool) -> Applied:
-    async with scratch_database(env.endpoints, purpose) as db:
+    async with scratch_database(env.endpoints, f"jzbench_{purpose}") as db:
         dsn = env.endpoints.dsn(db)
         result = await _bare_consumer(env.endpoints.kafka_bootstrap, dsn, count, timeout_s, through_consumer)
         conn = await asyncpg.connect(dsn)
@@ -270,7 +270,7 @@ async def _service(
     env: BenchEnv, count: int, timeout_s: float, extra_env: dict[str, str] | None = None
 ) -> Applied:
     """The credit process on a fresh database; its rate from the ledger rows' ``recorded_at`` span."""
-    async with scratch_database(env.endpoints, "credit_svc") as db:
+    async with scratch_database(env.endpoints, "jzbench_credit_svc") as db:
         conn = await asyncpg.connect(env.endpoints.dsn(db))
         try:
             async with running_service(env, "credit", db, extra_env) as svc:

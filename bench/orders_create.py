@@ -44,9 +44,9 @@ from bench.common import (
     reset_topic,
     running_module,
     running_service,
-    scratch_database,
     topic_record_count,
 )
+from deploy.local.stack import scratch_database
 from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
 from libs.common.db import UnitOfWork, create_pool, migrate
 from libs.common.grpc_server import violations_of
@@ -246,15 +246,15 @@ async def _diagnostics(
     endpoints = env.endpoints
     found: dict[str, object] = {}
     for name, extra in DIAGNOSTICS.items():
-        async with scratch_database(endpoints, f"orders_{name}") as db:
+        async with scratch_database(endpoints, f"jzbench_orders_{name}") as db:
             run_ = await _service(env, db, concurrency, warmup_s, duration_s, 0, extra, watch_outbox=False)
             found[f"service_{name}"] = {"env": extra, **run_}
-    async with scratch_database(endpoints, "orders_bare_grpc") as db:
+    async with scratch_database(endpoints, "jzbench_orders_bare_grpc") as db:
         found["bare_grpc_server"] = await _bare_grpc(env, db, concurrency, warmup_s, duration_s)
-    async with scratch_database(endpoints, "orders_base_low") as db:
+    async with scratch_database(endpoints, "jzbench_orders_base_low") as db:
         low = await _baseline(endpoints.dsn(db), low_concurrency, warmup_s, duration_s)
         found[f"baseline_concurrency_{low_concurrency}"] = {"load": low.summary()}
-    async with scratch_database(endpoints, "orders_svc_low") as db:
+    async with scratch_database(endpoints, "jzbench_orders_svc_low") as db:
         found[f"service_concurrency_{low_concurrency}"] = await _service(
             env, db, low_concurrency, warmup_s, duration_s, 0, watch_outbox=False
         )
@@ -286,16 +286,16 @@ async def run(
 ) -> dict[str, object]:
     """All orders measurements; ``diagnostics_s`` 0 skips the diagnostic runs."""
     endpoints = env.endpoints
-    async with scratch_database(endpoints, "orders_base") as db:
+    async with scratch_database(endpoints, "jzbench_orders_base") as db:
         baseline = await _baseline(endpoints.dsn(db), concurrency, warmup_s, duration_s)
         relay_drain = await _relay_drain(env, db, drain_timeout_s)
-    async with scratch_database(endpoints, "orders_svc") as db:
+    async with scratch_database(endpoints, "jzbench_orders_svc") as db:
         service = await _service(env, db, concurrency, warmup_s, duration_s, drain_timeout_s)
     # Again after the service: the machine drifts; the ratio is taken against the mean of both.
-    async with scratch_database(endpoints, "orders_base_after") as db:
+    async with scratch_database(endpoints, "jzbench_orders_base_after") as db:
         baseline_after = await _baseline(endpoints.dsn(db), concurrency, warmup_s, duration_s)
     base_rate = (baseline.rate + baseline_after.rate) / 2
-    async with scratch_database(endpoints, "orders_uc") as db:
+    async with scratch_database(endpoints, "jzbench_orders_uc") as db:
         use_case = await _use_case(endpoints.dsn(db), concurrency, warmup_s, duration_s)
     diagnostics: dict[str, object] = {"use_case_in_process": {"load": use_case.summary()}}
     if diagnostics_s > 0:

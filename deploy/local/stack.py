@@ -9,6 +9,7 @@ folder recorded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -447,6 +449,17 @@ async def create_database(endpoints: Endpoints, name: str) -> None:
             await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(endpoints: Endpoints, prefix: str) -> AsyncIterator[str]:
+    """A fresh, empty database named ``<prefix>_<random>``, dropped afterwards whatever happens."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    await create_database(endpoints, name)
+    try:
+        yield name
+    finally:
+        await drop_database(endpoints, name)
 
 
 async def drop_database(endpoints: Endpoints, name: str) -> None:

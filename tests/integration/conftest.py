@@ -6,13 +6,13 @@ testcontainers where a Docker engine answers, otherwise the project's local stac
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from deploy.local.stack import Endpoints, create_database, default_home, drop_database, free_port
+from deploy.local.stack import Endpoints, create_database, default_home, free_port
+from deploy.local.stack import scratch_database as new_scratch_database
 from tests.integration.harness import (
     LocalStackSource,
     RunningService,
@@ -73,9 +73,5 @@ async def credit(harness: ServiceHarness, databases: None) -> RunningService:
 @pytest.fixture
 async def scratch_database(endpoints: Endpoints) -> AsyncIterator[str]:
     """A database of its own, for tests that must not share a relay or a schema."""
-    name = f"jz_scratch_{uuid.uuid4().hex[:12]}"
-    await create_database(endpoints, name)
-    try:
+    async with new_scratch_database(endpoints, "jz_scratch") as name:
         yield name
-    finally:
-        await drop_database(endpoints, name)
