@@ -71,13 +71,9 @@ class IdempotentConsumer:
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
 
-    async def handle_record(self, record: KafkaRecord) -> str:
-        """Process one record; returns its outcome (applied, duplicate, ignored, dead_lettered)."""
-        [outcome] = await self.handle_batch([record])
-        return outcome
-
     async def handle_batch(self, records: Sequence[KafkaRecord]) -> list[str]:
-        """Process records in order; returns one outcome per record."""
+        """Process records in order; returns one outcome per record
+        (applied, duplicate, ignored, dead_lettered)."""
         outcomes: dict[int, str] = {}
         parsed: list[_Parsed] = []
         for index, record in enumerate(records):
