@@ -21,13 +21,23 @@ from libs.common.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "jiazheng_outbox"
-# Rows are taken in commit order; an aggregate whose advisory lock another relay holds is
-# skipped entirely, so two relays never publish one aggregate's events out of order.
+# Claiming works by aggregate, never by lone row: take the aggregates at the head of the
+# backlog whose transaction-scoped advisory lock this relay gets, then their unpublished rows
+# in order. While a relay holds an aggregate no other relay takes any of its rows, and a
+# relay that gets the lock starts from the aggregate's oldest unpublished row. (Locking row
+# by row in one scan let a relay skip an aggregate's rows while another held it, then take a
+# later row once the lock was released mid-scan.) Writers of one aggregate serialise on the
+# aggregate's own row, so its events' seq order is their commit order.
 _CLAIM_BATCH = """
+WITH head AS (
+    SELECT aggregate_id, seq FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1
+), claimed AS MATERIALIZED (
+    SELECT aggregate_id FROM head GROUP BY aggregate_id
+    HAVING pg_try_advisory_xact_lock(hashtext('jiazheng.outbox'), hashtext(aggregate_id))
+)
 SELECT seq, event_id, topic, aggregate_id, headers, payload
 FROM outbox
-WHERE published_at IS NULL
-  AND pg_try_advisory_xact_lock(hashtext('jiazheng.outbox'), hashtext(aggregate_id))
+WHERE published_at IS NULL AND aggregate_id IN (SELECT aggregate_id FROM claimed)
 ORDER BY seq
 LIMIT $1
 FOR UPDATE SKIP LOCKED

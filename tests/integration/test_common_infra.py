@@ -41,24 +41,31 @@ async def pool(endpoints: Endpoints, scratch_database: str) -> AsyncIterator[asy
     await pool.close()
 
 
-async def test_two_relays_publish_each_event_once_in_per_aggregate_order(
+async def test_relays_publish_each_event_once_in_per_aggregate_order(
     endpoints: Endpoints, scratch_database: str, pool: asyncpg.Pool
 ) -> None:
-    settings = settings_for(endpoints, scratch_database, relay_batch_size=7, relay_poll_interval_s=0.1)
+    settings = settings_for(endpoints, scratch_database, relay_batch_size=5, relay_poll_interval_s=0.05)
     topic = f"jiazheng.test-outbox-{uuid.uuid4().hex[:8]}.events.v1"
     await ensure_topics(settings, [topic])
-    aggregates = [f"things/{uuid.uuid4()}" for _ in range(3)]
+    aggregates = [f"things/{uuid.uuid4()}" for _ in range(4)]
+    per_aggregate = 40
+
+    async def add(i: int) -> None:
+        for aggregate in aggregates:
+            async with pool.acquire() as conn, conn.transaction():
+                await add_event(
+                    conn, topic, new_event(Int32Value(value=i), source="/test", subject=aggregate)
+                )
+
+    for i in range(per_aggregate // 2):  # a backlog, then events arriving while three relays run
+        await add(i)
     relays = [
         asyncio.create_task(OutboxRelay(pool, idempotent_producer(settings), settings).run())
-        for _ in range(2)
+        for _ in range(3)
     ]
     try:
-        for i in range(30):
-            for aggregate in aggregates:
-                async with pool.acquire() as conn, conn.transaction():
-                    await add_event(
-                        conn, topic, new_event(Int32Value(value=i), source="/test", subject=aggregate)
-                    )
+        for i in range(per_aggregate // 2, per_aggregate):
+            await add(i)
 
         async def all_published() -> bool:
             backlog = await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
@@ -73,7 +80,7 @@ async def test_two_relays_publish_each_event_once_in_per_aggregate_order(
     records = await read_topic(endpoints.kafka_bootstrap, topic)
     for aggregate in aggregates:
         values = [Int32Value.FromString(r.value).value for r in records if r.key == aggregate.encode()]
-        assert values == list(range(30))
+        assert values == list(range(per_aggregate))
 
 
 class FlakyEffect:
