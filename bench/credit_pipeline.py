@@ -46,8 +46,8 @@ from bench.common import (
     topic_record_count,
 )
 from deploy.local.stack import scratch_database
-from jiazheng.events.v1 import orders_pb2 as order_events
-from jiazheng.orders.v1 import orders_pb2
+from jiazheng.orders.events.v1 import events_pb2 as order_events
+from jiazheng.type.v1 import service_type_pb2
 from libs.common.db import create_pool, migrate
 from libs.common.events import event_type_of, new_event
 from libs.common.inbox import IdempotentConsumer, KafkaRecord
@@ -98,7 +98,7 @@ async def produce(bootstrap: str, count: int, workers: int = 500) -> dict[str, o
             message = order_events.OrderCreated(
                 order_id=order_id,
                 platform_id="demo-platform",
-                service_type=orders_pb2.SERVICE_TYPE_CLEANING,
+                service_type=service_type_pb2.SERVICE_TYPE_CLEANING,
                 district_code="110108",
                 worker_id=f"bench-w-{i % workers:04d}",
                 scheduled_start_time=start,

@@ -48,6 +48,7 @@ from bench.common import (
 )
 from deploy.local.stack import scratch_database
 from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
+from jiazheng.type.v1 import service_type_pb2
 from libs.common.db import UnitOfWork, create_pool, migrate
 from libs.common.grpc_server import violations_of
 from libs.common.outbox import add_event
@@ -89,7 +90,7 @@ def _request() -> orders_pb2.CreateOrderRequest:
     return orders_pb2.CreateOrderRequest(
         request_id=str(uuid.uuid4()),
         order=orders_pb2.Order(
-            service_type=orders_pb2.SERVICE_TYPE_CLEANING,
+            service_type=service_type_pb2.SERVICE_TYPE_CLEANING,
             district_code="110108",
             consumer_ref="consumer-42",
             worker_id=f"w-{uuid.uuid4().hex[:8]}",

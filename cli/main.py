@@ -93,13 +93,14 @@ def demo(worker_id: str = typer.Option("demo-worker-1", help="worker to book")) 
 async def _demo(orders_port: int, credit_port: int, keys: dict[str, str], worker_id: str) -> None:
     from jiazheng.credit.v1 import credit_pb2, credit_pb2_grpc
     from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
+    from jiazheng.type.v1 import service_type_pb2
 
     start = Timestamp()
     start.FromSeconds(int(time.time()) + 24 * 3600)
     request = orders_pb2.CreateOrderRequest(
         request_id=str(uuid.uuid4()),
         order=orders_pb2.Order(
-            service_type=orders_pb2.SERVICE_TYPE_ELDERLY_CARE,
+            service_type=service_type_pb2.SERVICE_TYPE_ELDERLY_CARE,
             district_code="110105",
             consumer_ref="demo-consumer",
             worker_id=worker_id,

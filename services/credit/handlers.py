@@ -8,7 +8,7 @@ from datetime import UTC
 
 import asyncpg
 
-from jiazheng.events.v1 import orders_pb2 as order_events
+from jiazheng.orders.events.v1 import events_pb2 as order_events
 from libs.common.events import EventEnvelope, event_type_of
 from libs.common.inbox import Effect
 from libs.common.telemetry import trace_id_of

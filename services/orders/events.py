@@ -1,8 +1,8 @@
-"""The events orders publishes (its contract, protos/jiazheng/events/v1/orders.proto)."""
+"""The events orders publishes (its contract, protos/jiazheng/orders/events/v1/events.proto)."""
 
 from __future__ import annotations
 
-from jiazheng.events.v1 import orders_pb2 as events_pb2
+from jiazheng.orders.events.v1 import events_pb2
 from libs.common.events import EventEnvelope, new_event
 from libs.common.kafka import events_topic
 from libs.common.protoutil import timestamp

@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from jiazheng.credit.v1 import credit_pb2, credit_pb2_grpc
 from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
+from jiazheng.type.v1 import service_type_pb2
 from tests.integration.harness import RunningService
 
 
@@ -23,7 +24,7 @@ def order_request(
     start = Timestamp()
     start.FromSeconds(int(time.time()) + 24 * 3600)
     order = orders_pb2.Order(
-        service_type=orders_pb2.SERVICE_TYPE_CLEANING,
+        service_type=service_type_pb2.SERVICE_TYPE_CLEANING,
         district_code="110108",
         consumer_ref="consumer-42",
         worker_id=worker_id,

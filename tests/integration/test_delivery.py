@@ -12,7 +12,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from deploy.local.stack import Endpoints
-from jiazheng.events.v1 import orders_pb2 as order_events
+from jiazheng.orders.events.v1 import events_pb2 as order_events
 from libs.common.events import new_event
 from libs.common.kafka import dlq_topic, events_topic
 from tests.integration.clients import create_order, ledger, new_traceparent, new_worker_id, order_request
@@ -126,7 +126,7 @@ async def test_unprocessable_events_go_to_the_dead_letter_topic_with_the_error(
             headers=[
                 ("ce_specversion", b"1.0"),
                 ("ce_id", undecodable_id.encode()),
-                ("ce_type", b"jiazheng.events.v1.OrderCreated"),
+                ("ce_type", b"jiazheng.orders.events.v1.OrderCreated"),
                 ("ce_source", b"/test"),
                 ("ce_time", b"2026-01-01T00:00:00Z"),
             ],

@@ -41,7 +41,7 @@ async def test_order_reaches_credit_ledger_once_with_the_callers_trace(
     assert len(entries) == 1
     entry = entries[0]
     assert entry.worker_id == worker
-    assert entry.event_type == "jiazheng.events.v1.OrderCreated"
+    assert entry.event_type == "jiazheng.orders.events.v1.OrderCreated"
     assert order.name.removeprefix("orders/") in entry.reason
     assert entry.trace_id == trace_id
     assert {"msg": "order created", "trace_id": trace_id} in log_lines(orders, "order_id", order.name[7:])

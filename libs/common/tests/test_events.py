@@ -9,7 +9,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from jiazheng.events.v1 import orders_pb2 as events_pb2
+from jiazheng.orders.events.v1 import events_pb2
 from libs.common.errors import PermanentEventError
 from libs.common.events import (
     CONTENT_TYPE,
@@ -28,7 +28,7 @@ def _envelope(traceparent: str | None = None, extra: dict[str, str] | None = Non
     payload = events_pb2.OrderCreated(order_id="3f1d2c3e-0000-4000-8000-000000000001", district_code="110105")
     return EventEnvelope(
         id="evt-1",
-        type="jiazheng.events.v1.OrderCreated",
+        type="jiazheng.orders.events.v1.OrderCreated",
         source="/jiazheng/orders",
         subject="orders/3f1d2c3e-0000-4000-8000-000000000001",
         time=WHEN,
@@ -44,7 +44,7 @@ def test_headers_carry_every_cloudevents_attribute() -> None:
     assert headers == {
         "ce_specversion": "1.0",
         "ce_id": "evt-1",
-        "ce_type": "jiazheng.events.v1.OrderCreated",
+        "ce_type": "jiazheng.orders.events.v1.OrderCreated",
         "ce_source": "/jiazheng/orders",
         "ce_subject": "orders/3f1d2c3e-0000-4000-8000-000000000001",
         "ce_time": "2024-05-01T08:30:15.123456Z",
@@ -200,7 +200,7 @@ def test_parse_of_garbage_is_permanent(garbage: bytes) -> None:
 
 
 def test_event_type_is_the_message_full_name() -> None:
-    assert event_type_of(events_pb2.OrderCreated()) == "jiazheng.events.v1.OrderCreated"
+    assert event_type_of(events_pb2.OrderCreated()) == "jiazheng.orders.events.v1.OrderCreated"
 
 
 def test_new_event_stamps_id_type_time_and_payload() -> None:
@@ -209,7 +209,7 @@ def test_new_event_stamps_id_type_time_and_payload() -> None:
     first = new_event(msg, source="/jiazheng/orders", subject="orders/o-1")
     second = new_event(msg, source="/jiazheng/orders", subject="orders/o-1")
 
-    assert first.type == "jiazheng.events.v1.OrderCreated"
+    assert first.type == "jiazheng.orders.events.v1.OrderCreated"
     assert first.source == "/jiazheng/orders"
     assert first.subject == "orders/o-1"
     assert uuid.UUID(first.id).version == 4

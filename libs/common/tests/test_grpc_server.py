@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from jiazheng.orders.v1 import orders_pb2
+from jiazheng.type.v1 import service_type_pb2
 from libs.common import errors
 from libs.common.grpc_server import bad_request_trailer, status_code_for, violations_of
 
@@ -21,7 +22,7 @@ def _valid_request() -> orders_pb2.CreateOrderRequest:
     return orders_pb2.CreateOrderRequest(
         request_id=str(uuid.uuid4()),
         order=orders_pb2.Order(
-            service_type=orders_pb2.SERVICE_TYPE_CLEANING,
+            service_type=service_type_pb2.SERVICE_TYPE_CLEANING,
             district_code="110105",
             consumer_ref="c_123-abc",
             worker_id="w-42",
@@ -72,7 +73,7 @@ def test_bad_fields_are_reported_with_dotted_paths() -> None:
     ("mutate", "path"),
     [
         (
-            lambda r: setattr(r.order, "service_type", orders_pb2.SERVICE_TYPE_UNSPECIFIED),
+            lambda r: setattr(r.order, "service_type", service_type_pb2.SERVICE_TYPE_UNSPECIFIED),
             "order.service_type",
         ),
         (lambda r: setattr(r.order, "service_type", 99), "order.service_type"),

@@ -26,7 +26,7 @@ def test_entry_to_proto_fills_every_field() -> None:
         worker_id="w-42",
         order_id="0b5e6a3c-1f7d-4c1e-9a51-6d2f3e4a5b6c",
         event_id="evt-1",
-        event_type="jiazheng.events.v1.OrderCreated",
+        event_type="jiazheng.orders.events.v1.OrderCreated",
         trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
         occurred_at=OCCURRED,
     )
@@ -36,7 +36,7 @@ def test_entry_to_proto_fills_every_field() -> None:
     assert proto.name == f"workers/w-42/ledgerEntries/{ENTRY_ID}"
     assert proto.worker_id == "w-42"
     assert proto.event_id == "evt-1"
-    assert proto.event_type == "jiazheng.events.v1.OrderCreated"
+    assert proto.event_type == "jiazheng.orders.events.v1.OrderCreated"
     assert proto.score_delta == 0
     assert proto.reason == "booked for order 0b5e6a3c-1f7d-4c1e-9a51-6d2f3e4a5b6c"
     assert proto.rule_version == "2024.1"

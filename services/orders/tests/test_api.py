@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from jiazheng.orders.v1 import orders_pb2
+from jiazheng.type.v1 import service_type_pb2
 from services.orders.api import draft_from_proto, order_to_proto
 from services.orders.domain import Order, OrderDraft, OrderState, ServiceType
 from services.orders.mapping import ORDER_STATE_TO_PROTO, SERVICE_TYPE_FROM_PROTO, SERVICE_TYPE_TO_PROTO
@@ -40,7 +41,7 @@ def test_order_to_proto_fills_every_field() -> None:
 
     assert proto.name == "orders/0b5e6a3c-1f7d-4c1e-9a51-6d2f3e4a5b6c"
     assert proto.platform_id == "p-meituan"
-    assert proto.service_type == orders_pb2.SERVICE_TYPE_ELDERLY_CARE
+    assert proto.service_type == service_type_pb2.SERVICE_TYPE_ELDERLY_CARE
     assert proto.district_code == "110108"
     assert proto.consumer_ref == "c-123"
     assert proto.worker_id == "w-42"
@@ -93,7 +94,7 @@ def test_draft_from_proto_gives_utc_aware_start() -> None:
 
 def test_draft_from_proto_reads_a_client_request() -> None:
     request = orders_pb2.Order(
-        service_type=orders_pb2.SERVICE_TYPE_APPLIANCE_CLEANING,
+        service_type=service_type_pb2.SERVICE_TYPE_APPLIANCE_CLEANING,
         district_code="110112",
         consumer_ref="c-9",
         duration_hours=2,
@@ -111,15 +112,15 @@ def test_draft_from_proto_reads_a_client_request() -> None:
 
 
 EXPECTED_SERVICE_TYPES = {
-    ServiceType.CLEANING: orders_pb2.SERVICE_TYPE_CLEANING,
-    ServiceType.LIVE_IN_HOUSEKEEPER: orders_pb2.SERVICE_TYPE_LIVE_IN_HOUSEKEEPER,
-    ServiceType.MATERNITY: orders_pb2.SERVICE_TYPE_MATERNITY,
-    ServiceType.INFANT_CARE: orders_pb2.SERVICE_TYPE_INFANT_CARE,
-    ServiceType.ELDERLY_CARE: orders_pb2.SERVICE_TYPE_ELDERLY_CARE,
-    ServiceType.PATIENT_CARE: orders_pb2.SERVICE_TYPE_PATIENT_CARE,
-    ServiceType.APPLIANCE_CLEANING: orders_pb2.SERVICE_TYPE_APPLIANCE_CLEANING,
-    ServiceType.ORGANISING: orders_pb2.SERVICE_TYPE_ORGANISING,
-    ServiceType.AGE_FRIENDLY_ADAPTATION: orders_pb2.SERVICE_TYPE_AGE_FRIENDLY_ADAPTATION,
+    ServiceType.CLEANING: service_type_pb2.SERVICE_TYPE_CLEANING,
+    ServiceType.LIVE_IN_HOUSEKEEPER: service_type_pb2.SERVICE_TYPE_LIVE_IN_HOUSEKEEPER,
+    ServiceType.MATERNITY: service_type_pb2.SERVICE_TYPE_MATERNITY,
+    ServiceType.INFANT_CARE: service_type_pb2.SERVICE_TYPE_INFANT_CARE,
+    ServiceType.ELDERLY_CARE: service_type_pb2.SERVICE_TYPE_ELDERLY_CARE,
+    ServiceType.PATIENT_CARE: service_type_pb2.SERVICE_TYPE_PATIENT_CARE,
+    ServiceType.APPLIANCE_CLEANING: service_type_pb2.SERVICE_TYPE_APPLIANCE_CLEANING,
+    ServiceType.ORGANISING: service_type_pb2.SERVICE_TYPE_ORGANISING,
+    ServiceType.AGE_FRIENDLY_ADAPTATION: service_type_pb2.SERVICE_TYPE_AGE_FRIENDLY_ADAPTATION,
 }
 
 
@@ -131,11 +132,13 @@ def test_service_type_proto_values_are_distinct_and_specified() -> None:
     values = list(SERVICE_TYPE_TO_PROTO.values())
 
     assert len(set(values)) == len(ServiceType)
-    assert orders_pb2.SERVICE_TYPE_UNSPECIFIED not in values
+    assert service_type_pb2.SERVICE_TYPE_UNSPECIFIED not in values
 
 
 def test_every_defined_proto_service_type_is_mapped() -> None:
-    defined = {v for v in orders_pb2.ServiceType.values() if v != orders_pb2.SERVICE_TYPE_UNSPECIFIED}
+    defined = {
+        v for v in service_type_pb2.ServiceType.values() if v != service_type_pb2.SERVICE_TYPE_UNSPECIFIED
+    }
 
     assert set(SERVICE_TYPE_FROM_PROTO) == defined
 
@@ -146,7 +149,7 @@ def test_service_type_maps_back(service_type: ServiceType) -> None:
 
 
 def test_unspecified_service_type_has_no_domain_value() -> None:
-    assert orders_pb2.SERVICE_TYPE_UNSPECIFIED not in SERVICE_TYPE_FROM_PROTO
+    assert service_type_pb2.SERVICE_TYPE_UNSPECIFIED not in SERVICE_TYPE_FROM_PROTO
 
 
 def test_order_states_map_to_specified_proto_values() -> None:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jiazheng.events.v1 import orders_pb2 as events_pb2
-from jiazheng.orders.v1 import orders_pb2
+from jiazheng.orders.events.v1 import events_pb2
+from jiazheng.type.v1 import service_type_pb2
 from libs.common.events import envelope_from_kafka
 from services.orders.domain import Order, OrderDraft, OrderState, ServiceType
 from services.orders.events import SOURCE, TOPIC, order_created
@@ -35,7 +35,7 @@ def _order(worker_id: str | None = "w-42") -> Order:
 def test_envelope_attributes() -> None:
     env = order_created(_order())
 
-    assert env.type == "jiazheng.events.v1.OrderCreated"
+    assert env.type == "jiazheng.orders.events.v1.OrderCreated"
     assert env.subject == f"orders/{ORDER_ID}"
     assert env.source == "/jiazheng/orders"
     assert env.source == SOURCE
@@ -54,7 +54,7 @@ def test_payload_parses_back_to_the_order() -> None:
 
     assert payload.order_id == str(ORDER_ID)
     assert payload.platform_id == "p-meituan"
-    assert payload.service_type == orders_pb2.SERVICE_TYPE_INFANT_CARE
+    assert payload.service_type == service_type_pb2.SERVICE_TYPE_INFANT_CARE
     assert payload.district_code == "110106"
     assert payload.worker_id == "w-42"
     assert payload.scheduled_start_time.ToDatetime(tzinfo=UTC) == START
