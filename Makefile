@@ -10,8 +10,11 @@ BUF := $(BUILD)/npm/node_modules/.bin/buf
 VALIDATE_PROTO := $(BUILD)/protodeps/buf/validate/validate.proto
 PROTOS := $(shell find protos -name '*.proto' | sort)
 GEN_STAMP := gen/.stamp
+PROTOSET := gen/jiazheng.binpb
+GRPCURL_VERSION := 1.9.4
+GRPCURL_STAMP := $(BUILD)/go/bin/.grpcurl-$(GRPCURL_VERSION)
 
-.PHONY: run test stop status deps proto lint typecheck buf-lint contract-snapshot unit integration clean
+.PHONY: run test stop status deps proto protoset api-docs grpcurl lint typecheck buf-lint contract-snapshot unit integration clean
 
 run: deps proto
 	$(BIN)/jiazheng up
@@ -45,7 +48,7 @@ $(VALIDATE_PROTO):
 	mvn -q -B dependency:copy -Dartifact=build.buf:protovalidate:$(PROTOVALIDATE_VERSION) -DoutputDirectory=$(BUILD)/protodeps
 	cd $(BUILD)/protodeps && $(CURDIR)/$(BIN)/python -c "import zipfile; zipfile.ZipFile('protovalidate-$(PROTOVALIDATE_VERSION).jar').extract('buf/validate/validate.proto')"
 
-proto: $(GEN_STAMP)
+proto: $(GEN_STAMP) $(PROTOSET)
 
 $(GEN_STAMP): $(PROTOS) $(VALIDATE_PROTO) $(VENV)/.installed
 	rm -rf gen && mkdir -p gen
@@ -53,6 +56,26 @@ $(GEN_STAMP): $(PROTOS) $(VALIDATE_PROTO) $(VENV)/.installed
 		--python_out=gen --grpc_python_out=gen --mypy_out=gen --mypy_grpc_out=gen \
 		$(PROTOS) $(VALIDATE_PROTO)
 	touch $@
+
+# The descriptor set with comments that reflection answers from and docs/api.md is made from.
+protoset: $(PROTOSET)
+
+$(PROTOSET): $(GEN_STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Iprotos -I$(BUILD)/protodeps --include_source_info --include_imports \
+		--descriptor_set_out=$@.tmp $(PROTOS) $(VALIDATE_PROTO)
+	mv $@.tmp $@
+
+api-docs: deps proto
+	$(BIN)/python -m cli.protodoc --protoset $(PROTOSET) --out docs/api.md
+
+# grpcurl for the integration tests, built with Go into .build/go (nothing lands in $HOME).
+$(GRPCURL_STAMP):
+	rm -f $(BUILD)/go/bin/.grpcurl-*
+	GOBIN=$(CURDIR)/$(BUILD)/go/bin GOPATH=$(CURDIR)/$(BUILD)/go GOCACHE=$(CURDIR)/$(BUILD)/go/cache \
+		GOFLAGS=-modcacherw go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v$(GRPCURL_VERSION)
+	touch $@
+
+grpcurl: $(GRPCURL_STAMP)
 
 lint: deps
 	$(BIN)/ruff check .
@@ -76,7 +99,7 @@ contract-snapshot: deps
 unit: deps proto
 	$(BIN)/pytest -q -m "not integration"
 
-integration: deps proto
+integration: deps proto $(GRPCURL_STAMP)
 	$(BIN)/pytest -q -m integration
 
 clean: stop
