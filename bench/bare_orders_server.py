@@ -1,7 +1,7 @@
 """Diagnostic server: the cheapest grpc.aio CreateOrder that does the service's transaction.
 
 The real ``OrderService.CreateOrder`` contract (same request, same response), serving the
-baseline's transaction: ``OrderRepository.add_once`` + ``outbox.add_event`` (insert, insert,
+baseline's transaction: ``PgOrderRepository.add_once`` + ``outbox.add_event`` (insert, insert,
 ``NOTIFY``) on an asyncpg pool as large as the service's. No interceptor (no auth, validation,
 tracing, metrics), no request-id lookup, no logging, no relay. It tells how much of the
 service's cost is the grpc.aio framework itself. ``python -m bench.bare_orders_server``, configured
@@ -23,7 +23,7 @@ from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
 from libs.common.outbox import add_event
 from services.orders import domain, events
 from services.orders.api import draft_from_proto, order_to_proto
-from services.orders.store import OrderRepository
+from services.orders.store import PgOrderRepository
 
 PLATFORM = "demo-platform"
 
@@ -37,7 +37,7 @@ class BareOrders(orders_pb2_grpc.OrderServiceServicer):
     ) -> orders_pb2.CreateOrderResponse:
         order = domain.create_order(draft_from_proto(request.order), PLATFORM, datetime.now(UTC))
         async with self._pool.acquire() as conn, conn.transaction():
-            await OrderRepository(conn).add_once(order, uuid.UUID(request.request_id))
+            await PgOrderRepository(conn).add_once(order, uuid.UUID(request.request_id))
             await add_event(conn, events.TOPIC, events.order_created(order))
         return orders_pb2.CreateOrderResponse(order=order_to_proto(order))
 

@@ -48,13 +48,14 @@ from bench.common import (
 from deploy.local.stack import scratch_database
 from jiazheng.orders.events.v1 import events_pb2 as order_events
 from jiazheng.type.v1 import service_type_pb2
-from libs.common.db import create_pool, migrate
+from libs.common.db import create_pool, database_answers, migrate
 from libs.common.events import event_type_of, new_event
-from libs.common.inbox import IdempotentConsumer, KafkaRecord
+from libs.common.inbox import IdempotentConsumer, KafkaDeadLetters, KafkaRecord
 from libs.common.kafka import events_topic
 from libs.common.settings import ServiceSettings
 from services.credit.domain import RULE_VERSION
 from services.credit.handlers import EFFECTS
+from services.credit.store import PgCreditUnitOfWork
 
 TOPIC = events_topic("orders")
 CONSUMER = "credit"  # the inbox's consumer name in services/credit/app.py
@@ -202,7 +203,13 @@ async def _bare_consumer(
     await migrate(dsn, CREDIT_MIGRATIONS)
     pool = await create_pool(dsn, 2, ServiceSettings().db_pool_max)
     dlq = AIOKafkaProducer(bootstrap_servers=bootstrap)  # never started: nothing here dead-letters
-    idempotent = IdempotentConsumer(CONSUMER, pool, dlq, EFFECTS)
+    idempotent = IdempotentConsumer(
+        CONSUMER,
+        lambda: PgCreditUnitOfWork(pool),
+        EFFECTS,
+        KafkaDeadLetters(dlq, CONSUMER, timeout_s=10),
+        lambda: database_answers(pool),
+    )
     consumer = AIOKafkaConsumer(
         TOPIC,
         bootstrap_servers=bootstrap,

@@ -3,7 +3,7 @@
 Measurements, each on a fresh database, all at the same concurrency unless said otherwise:
 
 - ``baseline``: a bare asyncpg loop, one transaction per call: the orders insert
-  (``OrderRepository.add_once``), the outbox insert and ``NOTIFY jiazheng_outbox``
+  (``PgOrderRepository.add_once``), the outbox insert and ``NOTIFY jiazheng_outbox``
   (``libs.common.outbox.add_event``), i.e. the very SQL the service runs, on a pool as large as
   the service's (``JZ_DB_POOL_MAX``, default 10). Nothing publishes its outbox rows. Run before
   and again after the service; the ratio is against the mean of the two.
@@ -49,12 +49,13 @@ from bench.common import (
 from deploy.local.stack import scratch_database
 from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
 from jiazheng.type.v1 import service_type_pb2
-from libs.common.db import UnitOfWork, create_pool, migrate
+from libs.common.db import create_pool, migrate
 from libs.common.grpc_server import violations_of
 from libs.common.outbox import add_event
 from libs.common.settings import ServiceSettings
 from services.orders import domain, events, service_layer
-from services.orders.store import OrderRepository
+from services.orders.domain import BookingWindow
+from services.orders.store import PgOrderRepository, PgOrdersUnitOfWork
 
 ORDERS_MIGRATIONS = Path(events.__file__).with_name("migrations")
 PLATFORM = "demo-platform"
@@ -112,7 +113,7 @@ async def _baseline(dsn: str, concurrency: int, warmup_s: float, duration_s: flo
         order = domain.create_order(_draft(), PLATFORM, datetime.now(UTC))
         event = events.order_created(order)
         async with pool.acquire() as conn, conn.transaction():
-            earlier = await OrderRepository(conn).add_once(order, uuid.uuid4())
+            earlier = await PgOrderRepository(conn).add_once(order, uuid.uuid4())
             assert earlier is None
             await add_event(conn, events.TOPIC, event)
 
@@ -127,7 +128,9 @@ async def _use_case(dsn: str, concurrency: int, warmup_s: float, duration_s: flo
     pool = await create_pool(dsn, 2, ServiceSettings().db_pool_max)
 
     async def call() -> None:
-        await service_layer.create_order(lambda: UnitOfWork(pool), PLATFORM, uuid.uuid4(), _draft())
+        await service_layer.create_order(
+            PgOrdersUnitOfWork(pool), PLATFORM, uuid.uuid4(), _draft(), BookingWindow()
+        )
 
     try:
         return await closed_loop(call, concurrency, warmup_s, duration_s)

@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 
 # Imported for its side effect too: the rule extensions must be known before the set is parsed.
 from buf.validate import validate_pb2
-from libs.common.reflection import DEFAULT_DESCRIPTOR_SET
+from libs.common.settings import DEFAULT_DESCRIPTOR_SET
 
 FileProto = descriptor_pb2.FileDescriptorProto
 MessageProto = descriptor_pb2.DescriptorProto

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cli import protodoc
-from libs.common.reflection import DEFAULT_DESCRIPTOR_SET
+from libs.common.settings import DEFAULT_DESCRIPTOR_SET
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTODEPS = ROOT / ".build" / "protodeps"

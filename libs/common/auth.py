@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -65,6 +65,19 @@ class ApiKeyStore:
         if principal is None:
             raise Unauthenticated("unknown API key")
         return principal
+
+
+def authorization_of(metadata: Sequence[tuple[str, str | bytes]]) -> str | None:
+    """The call's one ``authorization`` header. Several are refused: which one counts would be
+    up to each proxy on the way, so ambiguous credentials are treated as an attack."""
+    values = [v for k, v in metadata if k == "authorization"]
+    if len(values) > 1:
+        raise Unauthenticated("more than one 'authorization' header; send exactly one")
+    if not values:
+        return None
+    if not isinstance(values[0], str):
+        raise Unauthenticated("'authorization' must be text")
+    return values[0]
 
 
 _current: ContextVar[Principal] = ContextVar("jiazheng_principal")

@@ -1,4 +1,4 @@
-"""asyncpg pool, SQL migrations (safe when replicas start together) and a unit of work."""
+"""asyncpg pool, SQL migrations (safe when replicas start together) and the unit of work on asyncpg."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ import hashlib
 import logging
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import asyncpg
+
+from libs.common.events import EventEnvelope
+from libs.common.inbox import PgInbox
+from libs.common.outbox import add_event
+from libs.common.uow import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +23,21 @@ MIGRATION_LOCK_KEY = 0x6A7A_6D69
 
 
 async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30)
+    """A pool whose connections go back without asyncpg's session reset.
+
+    The services keep no session state on pooled connections (no LISTEN, no session advisory
+    locks, no SET), so the four-statement ``Connection.reset`` per release is pure cost;
+    asyncpg still rolls back an open transaction and drops listeners locally.
+    """
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, command_timeout=30, timeout=10, reset=_keep_session
+    )
     assert pool is not None
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to undo: see ``create_pool``."""
 
 
 def _migration_files(service_dir: Path) -> list[tuple[str, Path]]:
@@ -65,15 +82,19 @@ async def migrate(dsn: str, service_dir: Path) -> list[str]:
     return applied_now
 
 
-class UnitOfWork:
-    """One transaction on one pooled connection; nothing is kept unless ``commit`` is called.
+class PgUnitOfWork:
+    """``libs.common.uow.UnitOfWork`` on one pooled connection and one transaction.
 
-    Repositories and the outbox write through ``conn`` so a state change and its events
-    commit together.
+    A service's unit of work subclasses it and builds its repositories on ``conn`` in ``_bind``,
+    so that its state changes, its outbox rows and its inbox rows commit together.
     """
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, clock: Clock | None = None, acquire_timeout_s: float = 5.0
+    ) -> None:
         self._pool = pool
+        self._acquire_timeout_s = acquire_timeout_s
+        self.clock: Clock = clock or SystemClock()
         self._conn: Any = None
         self._tx: Any = None
 
@@ -84,10 +105,25 @@ class UnitOfWork:
         conn: asyncpg.Connection = self._conn
         return conn
 
-    async def __aenter__(self) -> UnitOfWork:
-        self._conn = await self._pool.acquire()
-        self._tx = self._conn.transaction()
-        await self._tx.start()
+    @property
+    def inbox(self) -> PgInbox:
+        return PgInbox(self.conn)
+
+    def _bind(self, conn: asyncpg.Connection) -> None:
+        """Build the service's repositories on ``conn``; the base has none."""
+
+    async def add_event(self, topic: str, event: EventEnvelope) -> None:
+        await add_event(self.conn, topic, event)
+
+    async def __aenter__(self) -> Self:
+        self._conn = await self._pool.acquire(timeout=self._acquire_timeout_s)
+        try:
+            self._tx = self._conn.transaction()
+            await self._tx.start()
+        except BaseException:
+            await self._release()
+            raise
+        self._bind(self._conn)
         return self
 
     async def commit(self) -> None:
@@ -97,9 +133,29 @@ class UnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        tx, self._tx = self._tx, None
         try:
-            if self._tx is not None:
-                await self._tx.rollback()
+            if tx is not None:
+                await tx.rollback()
+        except Exception:
+            # A commit interrupted by a cancellation leaves the transaction "in error state";
+            # the error in flight (the cancellation) is the one to keep, and the pool's release
+            # rolls the connection back or discards it.
+            if exc is None:
+                raise
         finally:
-            await self._pool.release(self._conn)
-            self._conn = None
+            await self._release()
+
+    async def _release(self) -> None:
+        self._tx = None
+        conn, self._conn = self._conn, None
+        await self._pool.release(conn)
+
+
+async def database_answers(pool: asyncpg.Pool, timeout_s: float = 2.0) -> bool:
+    """Whether the database takes a new query now (used to tell an outage from a bad event)."""
+    try:
+        await pool.fetchval("SELECT 1", timeout=timeout_s)
+    except Exception:  # noqa: BLE001 - any failure means "not now"
+        return False
+    return True

@@ -3,22 +3,27 @@ authenticates, authorises, validates (protovalidate) and maps service errors to 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
 import protovalidate
 from google.protobuf import any_pb2
-from google.protobuf.message import Message
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 
-from libs.common import auth, errors
+from libs.common import auth, errors, reflection
 from libs.common.auth import ApiKeyStore, Role
+from libs.common.outages import is_outage
 from libs.common.settings import ServiceSettings
 from libs.common.telemetry import GRPC_LATENCY, GRPC_REQUESTS, extract_from_metadata, tracer
 
@@ -35,6 +40,8 @@ _STATUS: dict[type[errors.ServiceError], grpc.StatusCode] = {
     errors.Aborted: grpc.StatusCode.ABORTED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 Violation = tuple[str, str]  # (dotted field path, description)
@@ -65,12 +72,61 @@ _validator = protovalidate.Validator()
 
 
 def violations_of(request: Message) -> list[Violation]:
+    """The request's protovalidate violations, then its out-of-range Timestamps and Durations."""
     found = []
     for v in _validator.collect_violations(request):
         elements = v.proto.field.elements if v.proto.field is not None else []
         path = ".".join(e.field_name for e in elements)
         found.append((path or "(message)", v.proto.message))
-    return found
+    return found + list(well_known_violations(request))
+
+
+# google.protobuf.Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z;
+# Duration: ±10,000 years; nanos within a second, of the same sign as the seconds.
+_TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)
+_DURATION_SECONDS = 315_576_000_000
+
+
+def well_known_violations(message: Message, prefix: str = "") -> Iterator[Violation]:
+    """Timestamps and Durations that no client library could turn into a time, anywhere in ``message``."""
+    for field, value in message.ListFields():
+        if field.type != FieldDescriptor.TYPE_MESSAGE:
+            continue
+        path = f"{prefix}{field.name}"
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            items = [(f"{path}[{k!r}]", v) for k, v in value.items() if isinstance(v, Message)]
+        elif field.is_repeated:
+            items = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+        else:
+            items = [(path, value)]
+        for item_path, item in items:
+            yield from _check(item_path, item)
+
+
+def _check(path: str, value: Message) -> Iterator[Violation]:
+    if isinstance(value, Timestamp):
+        if not (_TIMESTAMP_SECONDS[0] <= value.seconds <= _TIMESTAMP_SECONDS[1] and 0 <= value.nanos < 10**9):
+            yield path, "must be a valid timestamp between years 0001 and 9999"
+    elif isinstance(value, Duration):
+        same_sign = value.seconds * value.nanos >= 0
+        if not (abs(value.seconds) <= _DURATION_SECONDS and abs(value.nanos) < 10**9 and same_sign):
+            yield path, "must be a valid duration within ±10,000 years"
+    else:
+        yield from well_known_violations(value, f"{path}.")
+
+
+class _Undecodable:
+    """Stands in for a request body that does not parse (grpcio would answer UNKNOWN for it)."""
+
+
+def _tolerant(deserialize: Callable[[bytes], Message]) -> Callable[[bytes], Message | _Undecodable]:
+    def parse(data: bytes) -> Message | _Undecodable:
+        try:
+            return deserialize(data)
+        except DecodeError:
+            return _Undecodable()
+
+    return parse
 
 
 class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -89,13 +145,17 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler is None or method.startswith(UNAUTHENTICATED_PREFIXES) or handler.unary_unary is None:
             return handler
         inner = handler.unary_unary
+        deserialize = handler.request_deserializer
+        assert deserialize is not None
 
-        async def guarded(request: Message, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        async def guarded(
+            request: Message | _Undecodable, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> Message:
             return await self._serve(method, inner, request, context)
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(deserialize),
             response_serializer=handler.response_serializer,
         )
 
@@ -103,49 +163,81 @@ class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         self,
         method: str,
         inner: Callable[..., Awaitable[Message]],
-        request: Message,
+        request: Message | _Undecodable,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> Message:
-        metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        metadata = tuple(context.invocation_metadata() or ())
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         with tracer.start_as_current_span(
             method.lstrip("/"),
-            context=extract_from_metadata(metadata),
+            context=extract_from_metadata({k: v for k, v in metadata if isinstance(v, str)}),
             kind=trace.SpanKind.SERVER,
             attributes={"rpc.system": "grpc", "rpc.method": method},
         ) as span:
             try:
-                principal = self._keys.authenticate(metadata.get("authorization"))
+                principal = self._keys.authenticate(auth.authorization_of(metadata))
                 auth.authorize(self._policy, method, principal)
+                if isinstance(request, _Undecodable):
+                    raise errors.InvalidArgument(
+                        "(request)", "the request body is not a valid protobuf message"
+                    )
                 violations = violations_of(request)
                 if violations:
                     raise errors.InvalidArgument(*violations[0], *violations[1:])
                 with auth.acting_as(principal):
-                    return await inner(request, context)
-            except errors.ServiceError as exc:
-                code = status_code_for(exc)
-                span.set_attribute("rpc.grpc.status_code", code.value[0])
-                await self._abort(context, code, exc)
+                    return await _within_deadline(inner, request, context)
             except grpc.aio.AbortError:
                 raise
-            except Exception:
-                code = grpc.StatusCode.INTERNAL
-                log.exception("unhandled error", extra={"fields": {"method": method}})
-                await context.abort(code, "internal error")
-                raise
+            except Exception as exc:  # noqa: BLE001 - every failure leaves as a status code
+                error = _as_service_error(exc)
+                code = (
+                    status_code_for(error)
+                    if isinstance(error, errors.ServiceError)
+                    else grpc.StatusCode.INTERNAL
+                )
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
+                await _abort(method, context, code, error)
             finally:
                 GRPC_REQUESTS.labels(self._service, method, code.name).inc()
                 GRPC_LATENCY.labels(self._service, method).observe(time.perf_counter() - started)
 
-    @staticmethod
-    async def _abort(
-        context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, exc: errors.ServiceError
-    ) -> NoReturn:
-        if isinstance(exc, errors.InvalidArgument):
-            trailer = bad_request_trailer(str(exc), exc.violations)
-            await context.abort(code, str(exc), trailing_metadata=trailer)
-        await context.abort(code, str(exc))
+
+async def _abort(
+    method: str, context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, error: Exception
+) -> NoReturn:
+    if isinstance(error, errors.InvalidArgument):
+        trailer = bad_request_trailer(str(error), error.violations)
+        await context.abort(code, str(error), trailing_metadata=trailer)
+    if isinstance(error, errors.ServiceError):
+        if isinstance(error, errors.Unavailable):
+            log.warning("dependency unavailable", extra={"fields": {"method": method, "error": str(error)}})
+        await context.abort(code, str(error))
+    log.error("unhandled error", exc_info=error, extra={"fields": {"method": method}})
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def _as_service_error(exc: Exception) -> Exception:
+    """An outage of a dependency is UNAVAILABLE (retryable), never INTERNAL."""
+    if not isinstance(exc, errors.ServiceError | grpc.aio.AbortError) and is_outage(exc):
+        return errors.Unavailable(f"a dependency of the service is unavailable; retry ({type(exc).__name__})")
+    return exc
+
+
+async def _within_deadline(
+    inner: Callable[..., Awaitable[Message]], request: Message, context: grpc.aio.ServicerContext[Any, Any]
+) -> Message:
+    """Run the method no longer than the caller waits: past its deadline the work is abandoned."""
+    remaining = context.time_remaining()
+    if remaining is None:
+        return await inner(request, context)
+    try:
+        async with asyncio.timeout(remaining) as deadline:
+            return await inner(request, context)
+    except TimeoutError:
+        if deadline.expired():
+            raise errors.DeadlineExceeded("the call's deadline passed") from None
+        raise
 
 
 Registrar = Callable[[Any, grpc.aio.Server], None]
@@ -155,26 +247,40 @@ class GrpcServer:
     """One grpc.aio server per service process, with health and reflection always on."""
 
     def __init__(
-        self, service: str, keys: ApiKeyStore, policy: Mapping[str, frozenset[Role]], host: str, port: int
+        self,
+        service: str,
+        keys: ApiKeyStore,
+        policy: Mapping[str, frozenset[Role]],
+        host: str,
+        port: int,
+        descriptor_set: Path | None = None,
     ) -> None:
         self._server = grpc.aio.server(interceptors=[_Interceptor(service, keys, policy)])
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._names: list[str] = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
         self._address = f"{host}:{port}"
+        self._descriptor_set = descriptor_set  # None: reflection answers from the generated descriptors
         self.port = 0
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings, policy: Mapping[str, frozenset[Role]]) -> GrpcServer:
         keys = ApiKeyStore.from_json(settings.api_keys)
-        return cls(settings.service_name, keys, policy, settings.grpc_host, settings.grpc_port)
+        return cls(
+            settings.service_name,
+            keys,
+            policy,
+            settings.grpc_host,
+            settings.grpc_port,
+            settings.descriptor_set,
+        )
 
     def add(self, registrar: Registrar, servicer: Any, full_service_name: str) -> None:
         registrar(servicer, self._server)
         self._names.append(full_service_name)
 
     async def start(self) -> int:
-        reflection.enable_server_reflection([*self._names, reflection.SERVICE_NAME], self._server)
+        reflection.enable(self._server, self._names, self._descriptor_set)
         self.port = self._server.add_insecure_port(self._address)
         await self._server.start()
         for name in ["", *self._names]:

@@ -13,10 +13,11 @@ import uuid
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from opentelemetry import trace
 
 from libs.common.events import EventEnvelope
 from libs.common.settings import ServiceSettings
-from libs.common.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+from libs.common.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISHED, tracer
 
 log = logging.getLogger(__name__)
 
@@ -78,22 +79,36 @@ class OutboxRelay:
 
     async def run(self) -> None:
         await self._producer.start()
-        self._listener = await asyncpg.connect(self._settings.database_url)
-        await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
         try:
             while True:
                 try:
+                    await self._listen()
                     published = await self.publish_batch()
-                except (KafkaError, asyncpg.PostgresError, OSError) as exc:
+                    if published < self._settings.relay_batch_size:
+                        await self._idle()
+                except (KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                     # Nothing was marked: the batch is retried whole once the outage passes.
                     log.warning("relay batch failed; retrying", extra={"fields": {"error": repr(exc)}})
                     await asyncio.sleep(self._settings.relay_poll_interval_s)
-                    continue
-                if published < self._settings.relay_batch_size:
-                    await self._idle()
         finally:
-            await self._listener.close()
+            await self._unlisten()
             await self._producer.stop()
+
+    async def _listen(self) -> None:
+        """(Re)open the LISTEN connection when there is none: a database restart closes it, and
+        without it the relay would only poll."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        await self._unlisten()
+        self._listener = await asyncpg.connect(self._settings.database_url, timeout=10)
+        await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+        self._wake.set()  # whatever was committed while nobody listened
+        log.info("relay listening for outbox notifications")
+
+    async def _unlisten(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.terminate()
 
     async def _idle(self) -> None:
         await self._housekeeping()
@@ -106,25 +121,32 @@ class OutboxRelay:
             rows = await conn.fetch(_CLAIM_BATCH, self._settings.relay_batch_size)
             if not rows:
                 return 0
-            sends = [
-                await self._producer.send(
-                    r["topic"],
-                    value=bytes(r["payload"]),
-                    key=r["aggregate_id"].encode(),
-                    headers=[(k, v.encode()) for k, v in json.loads(r["headers"]).items()],
-                )
-                for r in rows
-            ]
-            await asyncio.gather(*sends)
-            if self._settings.fault_injection == "relay_crash_after_publish":
-                log.warning("fault injection: relay exits after publish, before marking")
-                os._exit(70)
-            await conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
-                [r["seq"] for r in rows],
-            )
+            with tracer.start_as_current_span(
+                "outbox relay batch",
+                kind=trace.SpanKind.PRODUCER,
+                attributes={"messaging.system": "kafka", "messaging.batch.message_count": len(rows)},
+            ):
+                await self._publish(conn, rows)
         OUTBOX_PUBLISHED.labels(self._settings.service_name).inc(len(rows))
         return len(rows)
+
+    async def _publish(self, conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
+        sends = [
+            await self._producer.send(
+                r["topic"],
+                value=bytes(r["payload"]),
+                key=r["aggregate_id"].encode(),
+                headers=[(k, v.encode()) for k, v in json.loads(r["headers"]).items()],
+            )
+            for r in rows
+        ]
+        await asyncio.gather(*sends)
+        if self._settings.fault_injection == "relay_crash_after_publish":
+            log.warning("fault injection: relay exits after publish, before marking")
+            os._exit(70)
+        await conn.execute(
+            "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows]
+        )
 
     async def _housekeeping(self) -> None:
         """At most every few seconds: report the backlog; every minute: delete old published rows."""

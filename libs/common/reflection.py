@@ -23,7 +23,6 @@ from grpc_reflection.v1alpha import reflection_pb2 as pb
 log = logging.getLogger(__name__)
 
 # Where `make proto` writes the descriptor set: the checkout's gen/ (JZ_DESCRIPTOR_SET overrides it).
-DEFAULT_DESCRIPTOR_SET = Path(__file__).resolve().parents[2] / "gen" / "jiazheng.binpb"
 
 V1 = "grpc.reflection.v1.ServerReflection"
 V1ALPHA = "grpc.reflection.v1alpha.ServerReflection"

@@ -8,7 +8,7 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from libs.common.db import migrate
 from libs.common.grpc_server import GrpcServer
@@ -35,16 +35,16 @@ async def bare_components(settings: ServiceSettings) -> Components:
     return Components(server=GrpcServer.from_settings(settings, policy={}))
 
 
-Build = Callable[[ServiceSettings], Awaitable[Components]]
+S = TypeVar("S", bound=ServiceSettings)
 
 
-def run_service(settings: ServiceSettings, migrations: Path, build: Build) -> None:
+def run_service(settings: S, migrations: Path, build: Callable[[S], Awaitable[Components]]) -> None:
     configure_logging(settings.service_name, settings.log_level)
-    setup_telemetry(settings.service_name, settings.otlp_endpoint, settings.metrics_port)
+    setup_telemetry(settings)
     raise SystemExit(asyncio.run(_serve(settings, migrations, build)))
 
 
-async def _serve(settings: ServiceSettings, migrations: Path, build: Build) -> int:
+async def _serve(settings: S, migrations: Path, build: Callable[[S], Awaitable[Components]]) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -66,7 +66,13 @@ async def _serve(settings: ServiceSettings, migrations: Path, build: Build) -> i
     await components.server.stop(settings.shutdown_grace_s)
     for t in tasks:
         t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    if tasks:
+        _, stuck = await asyncio.wait(tasks, timeout=settings.shutdown_grace_s)
+        if stuck:  # closing the pools would wait for them: leave the rest to the process's end
+            log.error(
+                "background tasks ignored cancellation; exiting", extra={"fields": {"tasks": len(stuck)}}
+            )
+            return 1
     for close in reversed(components.closers):
         await close()
     stopper.cancel()

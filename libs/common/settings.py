@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Built by `make proto` (`make protoset`): the protos with their comments, for reflection and docs.
+DEFAULT_DESCRIPTOR_SET = Path(__file__).resolve().parents[2] / "gen" / "jiazheng.binpb"
 
 
 class ServiceSettings(BaseSettings):
@@ -18,11 +23,20 @@ class ServiceSettings(BaseSettings):
     database_url: str = "postgresql://jiazheng@127.0.0.1:5432/jiazheng"
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=10, ge=1)
+    # How long a call waits for a pooled connection before answering UNAVAILABLE.
+    db_acquire_timeout_s: float = Field(default=5.0, gt=0)
     kafka_bootstrap: str = "127.0.0.1:9092"
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(default=50051, ge=0, le=65535)
+    # FileDescriptorSet with comments (`make protoset`) that reflection answers from; when it is
+    # missing, reflection answers from the generated descriptors, without comments.
+    descriptor_set: Path = DEFAULT_DESCRIPTOR_SET
     metrics_port: int = Field(default=0, ge=0, le=65535, description="0 disables the Prometheus endpoint")
+    # Loopback by default; a deployment that scrapes from outside the pod sets 0.0.0.0.
+    metrics_host: str = "127.0.0.1"
     otlp_endpoint: str | None = None
+    # A span per SQL statement (asyncpg instrumentation): off, it costs more than it tells.
+    trace_sql: bool = False
     log_level: str = "INFO"
     # JSON list of {"key_sha256", "principal", "role", "tenant"}; see libs.common.auth.
     api_keys: str = "[]"
@@ -37,6 +51,9 @@ class ServiceSettings(BaseSettings):
     consumer_group_prefix: str = "jiazheng"
     consumer_max_attempts: int = Field(default=3, ge=1)
     consumer_retry_backoff_s: float = Field(default=0.2, ge=0)
+    # Waiting out an outage backs off exponentially up to this.
+    consumer_max_backoff_s: float = Field(default=5.0, gt=0)
+    dlq_send_timeout_s: float = Field(default=10.0, gt=0)
     # Records applied in one transaction, and how long to wait to fill a batch.
     consumer_batch_size: int = Field(default=500, ge=1)
     consumer_batch_wait_s: float = Field(default=0.01, gt=0)

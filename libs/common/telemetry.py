@@ -10,25 +10,35 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from libs.common.settings import ServiceSettings
+
 _configured = False
 
 
-def setup_telemetry(service_name: str, otlp_endpoint: str | None, metrics_port: int) -> None:
-    """Install the tracer provider once per process; export spans when an OTLP endpoint is set."""
+def setup_telemetry(settings: ServiceSettings) -> None:
+    """Install the tracer provider once per process: one span per unit of work (a gRPC call, a
+    relay batch, a consumed batch), SQL statement spans only when ``trace_sql`` asks for them.
+
+    The sampler comes from the standard variables (``OTEL_TRACES_SAMPLER``, e.g.
+    ``parentbased_traceidratio``, and ``OTEL_TRACES_SAMPLER_ARG``); an unsampled span still
+    carries its trace id to logs, outbox headers and ledger entries. Spans are exported when an
+    OTLP endpoint is set.
+    """
     global _configured
     if _configured:
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    if otlp_endpoint:
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+    if settings.otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint)))
     trace.set_tracer_provider(provider)
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    if settings.trace_sql:
+        from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 
-    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
-    if metrics_port:
-        start_http_server(metrics_port, addr="0.0.0.0")
+        AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
     _configured = True
 
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 import grpc
 
 from jiazheng.credit.v1 import credit_pb2, credit_pb2_grpc
 from libs.common.auth import Role
-from libs.common.paging import decode_token, encode_token, page_size
 from libs.common.protoutil import timestamp
-from services.credit.store import LedgerRepository, RecordedEntry
+from services.credit.queries import LedgerReads, RecordedEntry, ledger_page
 
 SERVICE_NAME = credit_pb2.DESCRIPTOR.services_by_name["CreditService"].full_name
 # Consumers and platforms get grant-gated lookups with the credit-lookup capability (家政信用查).
@@ -39,19 +37,14 @@ def entry_to_proto(recorded: RecordedEntry) -> credit_pb2.LedgerEntry:
 
 
 class CreditServicer(credit_pb2_grpc.CreditServiceServicer):
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    def __init__(self, reads: LedgerReads) -> None:
+        self._reads = reads
 
     async def ListLedgerEntries(
         self, request: credit_pb2.ListLedgerEntriesRequest, context: Context
     ) -> credit_pb2.ListLedgerEntriesResponse:
         worker_id = request.parent.removeprefix("workers/")
-        after, limit = decode_token(request.page_token), page_size(request.page_size)
-        async with self._pool.acquire() as conn:
-            page = await LedgerRepository(conn).list_for_worker(worker_id, after, limit + 1)
-        more = len(page) > limit
-        page = page[:limit]
+        page, next_token = await ledger_page(self._reads, worker_id, request.page_token, request.page_size)
         return credit_pb2.ListLedgerEntriesResponse(
-            ledger_entries=[entry_to_proto(r) for r in page],
-            next_page_token=encode_token(page[-1].seq) if more else "",
+            ledger_entries=[entry_to_proto(r) for r in page], next_page_token=next_token
         )

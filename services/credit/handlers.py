@@ -1,28 +1,53 @@
-"""Event handlers: each applies one event's effect inside the consumer's inbox transaction."""
+"""Event effects: each applies a run of consumed events inside the consumer's unit of work."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC
-
-import asyncpg
+from typing import Protocol
 
 from jiazheng.orders.events.v1 import events_pb2 as order_events
 from libs.common.events import EventEnvelope, event_type_of
 from libs.common.inbox import Effect
 from libs.common.telemetry import trace_id_of
+from libs.common.uow import UnitOfWork
 from services.credit import domain
-from services.credit.store import LedgerRepository
 
 log = logging.getLogger(__name__)
 
 
-async def on_order_created(conn: asyncpg.Connection, event: EventEnvelope) -> None:
+class LedgerRepository(Protocol):
+    async def add_many(self, entries: Sequence[domain.LedgerEntry]) -> None: ...
+
+
+class CreditUnitOfWork(UnitOfWork, Protocol):
+    @property
+    def ledger(self) -> LedgerRepository: ...
+
+
+async def on_orders_created(uow: CreditUnitOfWork, events: Sequence[EventEnvelope]) -> None:
+    entries = [entry for event in events if (entry := _booking(event)) is not None]
+    await uow.ledger.add_many(entries)
+    if log.isEnabledFor(logging.DEBUG):
+        for entry in entries:
+            log.debug(
+                "ledger entry recorded",
+                extra={
+                    "fields": {
+                        "event_id": entry.event_id,
+                        "worker_id": entry.worker_id,
+                        "trace_id": entry.trace_id,
+                    }
+                },
+            )
+
+
+def _booking(event: EventEnvelope) -> domain.LedgerEntry | None:
     created = event.parse(order_events.OrderCreated)
     if not created.worker_id:
-        return
-    entry = domain.order_booked(
+        return None
+    return domain.order_booked(
         worker_id=created.worker_id,
         order_id=created.order_id,
         event_id=event.id,
@@ -30,10 +55,8 @@ async def on_order_created(conn: asyncpg.Connection, event: EventEnvelope) -> No
         trace_id=trace_id_of(event.traceparent),
         occurred_at=created.create_time.ToDatetime(tzinfo=UTC),
     )
-    await LedgerRepository(conn).add(entry)
-    log.debug("ledger entry recorded", extra={"fields": {"event_id": event.id, "worker_id": entry.worker_id}})
 
 
-EFFECTS: Mapping[str, Effect] = {
-    event_type_of(order_events.OrderCreated()): on_order_created,
+EFFECTS: Mapping[str, Effect[CreditUnitOfWork]] = {
+    event_type_of(order_events.OrderCreated()): on_orders_created,
 }

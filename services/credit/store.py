@@ -1,65 +1,47 @@
-"""Credit ledger persistence (asyncpg)."""
+"""Credit ledger persistence on asyncpg: the repository and the service's unit of work."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
 
 import asyncpg
 
+from libs.common.db import PgUnitOfWork
 from services.credit.domain import LedgerEntry
 
+# One statement for a whole batch of entries: the rows travel as arrays.
+_ADD_MANY = """
+INSERT INTO ledger_entries (entry_id, worker_id, event_id, event_type, score_delta, reason,
+                            rule_version, trace_id, occurred_at)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
+                     $7::text[], $8::text[], $9::timestamptz[])
+"""
 
-@dataclass(frozen=True)
-class RecordedEntry:
-    seq: int
-    entry_id: uuid.UUID
-    entry: LedgerEntry
-    recorded_at: datetime
 
-
-class LedgerRepository:
+class PgLedgerRepository:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
-    async def add(self, entry: LedgerEntry) -> None:
+    async def add_many(self, entries: Sequence[LedgerEntry]) -> None:
+        if not entries:
+            return
         await self._conn.execute(
-            "INSERT INTO ledger_entries (entry_id, worker_id, event_id, event_type, score_delta, reason,"
-            " rule_version, trace_id, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            uuid.uuid4(),
-            entry.worker_id,
-            entry.event_id,
-            entry.event_type,
-            entry.score_delta,
-            entry.reason,
-            entry.rule_version,
-            entry.trace_id,
-            entry.occurred_at,
+            _ADD_MANY,
+            [uuid.uuid4() for _ in entries],
+            [e.worker_id for e in entries],
+            [e.event_id for e in entries],
+            [e.event_type for e in entries],
+            [e.score_delta for e in entries],
+            [e.reason for e in entries],
+            [e.rule_version for e in entries],
+            [e.trace_id for e in entries],
+            [e.occurred_at for e in entries],
         )
 
-    async def list_for_worker(self, worker_id: str, after_seq: int, limit: int) -> list[RecordedEntry]:
-        rows = await self._conn.fetch(
-            "SELECT * FROM ledger_entries WHERE worker_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            worker_id,
-            after_seq,
-            limit,
-        )
-        return [
-            RecordedEntry(
-                seq=r["seq"],
-                entry_id=r["entry_id"],
-                recorded_at=r["recorded_at"],
-                entry=LedgerEntry(
-                    worker_id=r["worker_id"],
-                    event_id=r["event_id"],
-                    event_type=r["event_type"],
-                    score_delta=r["score_delta"],
-                    reason=r["reason"],
-                    rule_version=r["rule_version"],
-                    trace_id=r["trace_id"],
-                    occurred_at=r["occurred_at"],
-                ),
-            )
-            for r in rows
-        ]
+
+class PgCreditUnitOfWork(PgUnitOfWork):
+    ledger: PgLedgerRepository
+
+    def _bind(self, conn: asyncpg.Connection) -> None:
+        self.ledger = PgLedgerRepository(conn)

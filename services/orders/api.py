@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
@@ -10,12 +11,12 @@ import grpc
 
 from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
 from libs.common.auth import Role, current_principal
-from libs.common.db import UnitOfWork
 from libs.common.errors import InvalidArgument
 from libs.common.protoutil import timestamp
-from services.orders import domain, service_layer
+from services.orders import domain, queries, service_layer
 from services.orders.mapping import ORDER_STATE_TO_PROTO, SERVICE_TYPE_FROM_PROTO, SERVICE_TYPE_TO_PROTO
-from services.orders.service_layer import UowFactory
+from services.orders.queries import OrderReads
+from services.orders.service_layer import OrdersUnitOfWork
 
 SERVICE_NAME = orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
 POLICY = {
@@ -54,17 +55,22 @@ def draft_from_proto(order: orders_pb2.Order) -> domain.OrderDraft:
 
 
 class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
-    def __init__(self, uow_factory: UowFactory) -> None:
+    def __init__(
+        self, uow_factory: Callable[[], OrdersUnitOfWork], reads: OrderReads, window: domain.BookingWindow
+    ) -> None:
         self._uow = uow_factory
+        self._reads = reads
+        self._window = window
 
     async def CreateOrder(
         self, request: orders_pb2.CreateOrderRequest, context: Context
     ) -> orders_pb2.CreateOrderResponse:
         order = await service_layer.create_order(
-            self._uow,
+            self._uow(),
             current_principal().tenant,
             uuid.UUID(request.request_id),
             draft_from_proto(request.order),
+            self._window,
         )
         return orders_pb2.CreateOrderResponse(order=order_to_proto(order))
 
@@ -75,9 +81,5 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             order_id = uuid.UUID(request.name.removeprefix("orders/"))
         except ValueError:
             raise InvalidArgument("name", "must be orders/{order_id} with a UUID order id") from None
-        order = await service_layer.get_order(self._uow, current_principal().tenant, order_id)
+        order = await queries.get_order(self._reads, current_principal().tenant, order_id)
         return orders_pb2.GetOrderResponse(order=order_to_proto(order))
-
-
-def uow_factory_for(pool: Any) -> UowFactory:
-    return lambda: UnitOfWork(pool)

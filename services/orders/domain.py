@@ -10,9 +10,16 @@ from enum import StrEnum
 
 from libs.common.errors import InvalidArgument
 
-# An order may be booked for a start slightly in the past (clock skew, immediate starts).
-START_TOLERANCE = timedelta(hours=1)
-MAX_ADVANCE_BOOKING = timedelta(days=366)
+
+@dataclass(frozen=True)
+class BookingWindow:
+    """When a service may start, seen from the moment it is booked (our default, configurable).
+
+    A start slightly in the past is allowed (clock skew, immediate starts).
+    """
+
+    start_tolerance: timedelta = timedelta(hours=1)
+    max_advance: timedelta = timedelta(days=366)
 
 
 class ServiceType(StrEnum):
@@ -68,11 +75,15 @@ class Order:
     created_at: datetime
 
 
-def create_order(draft: OrderDraft, platform_id: str, now: datetime) -> Order:
-    if draft.scheduled_start < now - START_TOLERANCE:
+def create_order(
+    draft: OrderDraft, platform_id: str, now: datetime, window: BookingWindow = BookingWindow()
+) -> Order:
+    if draft.scheduled_start < now - window.start_tolerance:
         raise InvalidArgument("order.scheduled_start_time", "must not be in the past")
-    if draft.scheduled_start > now + MAX_ADVANCE_BOOKING:
-        raise InvalidArgument("order.scheduled_start_time", "must be within a year from now")
+    if draft.scheduled_start > now + window.max_advance:
+        raise InvalidArgument(
+            "order.scheduled_start_time", f"must be within {window.max_advance.days} days from now"
+        )
     return Order(
         order_id=uuid.uuid4(), platform_id=platform_id, draft=draft, state=OrderState.CREATED, created_at=now
     )

@@ -1,22 +1,17 @@
-"""Orders persistence (asyncpg)."""
+"""Orders persistence on asyncpg: the repository and the service's unit of work."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 import asyncpg
 
+from libs.common.db import PgUnitOfWork
 from services.orders.domain import Order, OrderDraft, OrderState, ServiceType
+from services.orders.service_layer import StoredOrder
 
 
-@dataclass(frozen=True)
-class StoredOrder:
-    order: Order
-    request_fingerprint: str
-
-
-def _from_row(row: asyncpg.Record) -> StoredOrder:
+def stored_order(row: asyncpg.Record) -> StoredOrder:
     draft = OrderDraft(
         service_type=ServiceType(row["service_type"]),
         district_code=row["district_code"],
@@ -35,12 +30,11 @@ def _from_row(row: asyncpg.Record) -> StoredOrder:
     return StoredOrder(order, row["request_fingerprint"])
 
 
-class OrderRepository:
+class PgOrderRepository:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
     async def add_once(self, order: Order, request_id: uuid.UUID) -> StoredOrder | None:
-        """Insert unless the platform already used ``request_id``; then return what it created."""
         d = order.draft
         inserted = await self._conn.fetchval(
             "INSERT INTO orders (order_id, platform_id, request_id, request_fingerprint, service_type,"
@@ -68,10 +62,11 @@ class OrderRepository:
         row = await self._conn.fetchrow(
             "SELECT * FROM orders WHERE platform_id = $1 AND request_id = $2", platform_id, request_id
         )
-        return _from_row(row) if row else None
+        return stored_order(row) if row else None
 
-    async def get(self, platform_id: str, order_id: uuid.UUID) -> Order | None:
-        row = await self._conn.fetchrow(
-            "SELECT * FROM orders WHERE platform_id = $1 AND order_id = $2", platform_id, order_id
-        )
-        return _from_row(row).order if row else None
+
+class PgOrdersUnitOfWork(PgUnitOfWork):
+    orders: PgOrderRepository
+
+    def _bind(self, conn: asyncpg.Connection) -> None:
+        self.orders = PgOrderRepository(conn)

@@ -61,7 +61,7 @@ async def databases(endpoints: Endpoints) -> None:
 
 @pytest.fixture(scope="session")
 async def orders(harness: ServiceHarness, databases: None) -> RunningService:
-    return await harness.start("orders")
+    return await harness.start("orders", log_level="DEBUG")  # its per-order log line is DEBUG
 
 
 @pytest.fixture(scope="session")

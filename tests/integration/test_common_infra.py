@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -12,9 +12,9 @@ import pytest
 from google.protobuf.wrappers_pb2 import Int32Value, StringValue
 
 from deploy.local.stack import Endpoints
-from libs.common.db import create_pool, migrate
+from libs.common.db import PgUnitOfWork, create_pool, database_answers, migrate
 from libs.common.events import EventEnvelope, new_event
-from libs.common.inbox import Effect, IdempotentConsumer, KafkaRecord
+from libs.common.inbox import Effect, IdempotentConsumer, KafkaDeadLetters, KafkaRecord
 from libs.common.kafka import dlq_topic, ensure_topics, idempotent_producer
 from libs.common.outbox import OutboxRelay, add_event
 from libs.common.settings import ServiceSettings
@@ -84,24 +84,25 @@ async def test_relays_publish_each_event_once_in_per_aggregate_order(
 
 
 class FlakyEffect:
-    """Fails its first ``failures`` calls, then records the event in a table."""
+    """Records the events in a table, then fails its first ``failures`` calls (the database answers
+    throughout: these are failures of the work, not outages)."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.calls = 0
 
-    async def __call__(self, conn: asyncpg.Connection, event: EventEnvelope) -> None:
+    async def __call__(self, uow: PgUnitOfWork, events: Sequence[EventEnvelope]) -> None:
         self.calls += 1
-        await conn.execute("INSERT INTO effects (event_id) VALUES ($1)", event.id)
+        await uow.conn.executemany("INSERT INTO effects (event_id) VALUES ($1)", [(e.id,) for e in events])
         if self.calls <= self.failures:
-            raise ConnectionError(f"transient failure {self.calls}")
+            raise RuntimeError(f"effect failed, call {self.calls}")
 
 
 async def consume_batch(
     endpoints: Endpoints,
     pool: asyncpg.Pool,
     name: str,
-    effects: Mapping[str, Effect],
+    effects: Mapping[str, Effect[PgUnitOfWork]],
     events: list[EventEnvelope],
 ) -> list[str]:
     await pool.execute("CREATE TABLE IF NOT EXISTS effects (event_id text NOT NULL)")
@@ -110,7 +111,15 @@ async def consume_batch(
     producer = idempotent_producer(settings)
     await producer.start()
     try:
-        consumer = IdempotentConsumer(name, pool, producer, effects, max_attempts=3, backoff_s=0.01)
+        consumer = IdempotentConsumer(
+            name,
+            lambda: PgUnitOfWork(pool),
+            effects,
+            KafkaDeadLetters(producer, name, timeout_s=10),
+            lambda: database_answers(pool),
+            max_attempts=3,
+            backoff_s=0.01,
+        )
         return await consumer.handle_batch(
             [KafkaRecord("some.topic", e.key, e.data, e.kafka_headers()) for e in events]
         )
@@ -131,7 +140,10 @@ async def test_a_batch_applies_each_new_event_once_and_isolates_a_failing_one(
     good = [new_event(Int32Value(value=i), source="/test", subject=f"things/{i}") for i in range(3)]
     bad = new_event(StringValue(value="poison"), source="/test", subject="things/bad")
     name = f"test-{uuid.uuid4().hex[:8]}"
-    effects: dict[str, Effect] = {good[0].type: FlakyEffect(failures=0), bad.type: FlakyEffect(failures=99)}
+    effects: dict[str, Effect[PgUnitOfWork]] = {
+        good[0].type: FlakyEffect(failures=0),
+        bad.type: FlakyEffect(failures=99),
+    }
 
     outcomes = await consume_batch(endpoints, pool, name, effects, [good[0], good[1], good[0], bad, good[2]])
 
@@ -165,7 +177,7 @@ async def test_effect_failing_every_attempt_is_dead_lettered_and_left_unapplied(
     [record] = await read_topic(endpoints.kafka_bootstrap, dlq_topic(name))
     assert record.headers["ce_id"] == event.id.encode()
     assert record.headers["dlq_attempts"] == b"3"
-    assert b"transient failure 3" in record.headers["dlq_error"]
+    assert b"effect failed, call 3" in record.headers["dlq_error"]
     assert record.value == event.data
     assert await pool.fetchval("SELECT count(*) FROM effects WHERE event_id = $1", event.id) == 0
     assert await pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", event.id) == 0

@@ -1,12 +1,17 @@
-"""Traces leave the process over OTLP when an endpoint is set; reflection lists the APIs."""
+"""Traces leave the process over OTLP when an endpoint is set; reflection (v1 and v1alpha) resolves
+methods with their comments, for our own client and for grpcurl."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from google.protobuf import descriptor_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from deploy.local.stack import free_port
@@ -52,7 +57,7 @@ async def test_spans_are_exported_over_otlp_when_an_endpoint_is_set(
     receiver, port = collector
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
     orders = await harness.start(
-        "orders", database=scratch_database, otlp_endpoint=f"http://127.0.0.1:{port}"
+        "orders", database=scratch_database, otlp_endpoint=f"http://127.0.0.1:{port}", trace_sql="true"
     )
     trace_id, traceparent = new_traceparent()
     await create_order(orders, harness.key("demo-platform"), order_request(), traceparent)
@@ -65,10 +70,79 @@ async def test_spans_are_exported_over_otlp_when_an_endpoint_is_set(
     assert any(name != "jiazheng.orders.v1.OrderService/CreateOrder" for name in names)  # asyncpg's spans
 
 
-async def test_reflection_lists_the_services_without_a_key(orders: RunningService) -> None:
-    async with orders.channel() as channel:
-        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-        call = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
-        replies = [reply async for reply in call]
-    names = {s.name for s in replies[0].list_services_response.service}
-    assert {"jiazheng.orders.v1.OrderService", "grpc.health.v1.Health"} <= names
+REFLECTION = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")
+ORDER_SERVICE = "jiazheng.orders.v1.OrderService"
+CREATE_ORDER = f"{ORDER_SERVICE}.CreateOrder"
+CREATE_ORDER_COMMENT = "Creates an order for the calling platform and publishes OrderCreated"
+GRPCURL = Path(__file__).resolve().parents[2] / ".build" / "go" / "bin" / "grpcurl"
+
+
+async def reflect(service: RunningService, protocol: str, requests: list[Any]) -> list[Any]:
+    """Replies of the ServerReflectionInfo stream under ``protocol``, without an API key."""
+    async with service.channel() as channel:
+        call = channel.stream_stream(
+            f"/{protocol}/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        return [reply async for reply in call(iter(requests))]
+
+
+def method_comment(file: descriptor_pb2.FileDescriptorProto, service: str, method: str) -> str:
+    """The leading comment of ``service.method`` in the file's source info."""
+    service_index = [s.name for s in file.service].index(service)
+    method_index = [m.name for m in file.service[service_index].method].index(method)
+    path = [6, service_index, 2, method_index]  # FileDescriptorProto.service, ServiceDescriptorProto.method
+    return "".join(loc.leading_comments for loc in file.source_code_info.location if list(loc.path) == path)
+
+
+@pytest.mark.parametrize("protocol", REFLECTION)
+async def test_reflection_resolves_a_method_with_its_comment_without_a_key(
+    orders: RunningService, protocol: str
+) -> None:
+    listed, method = await reflect(
+        orders,
+        protocol,
+        [
+            reflection_pb2.ServerReflectionRequest(list_services=""),
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol=CREATE_ORDER),
+        ],
+    )
+
+    names = {s.name for s in listed.list_services_response.service}
+    assert {ORDER_SERVICE, "grpc.health.v1.Health", *REFLECTION} <= names
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(data)
+        for data in method.file_descriptor_response.file_descriptor_proto
+    ]
+    assert files[0].name == "jiazheng/orders/v1/orders.proto"
+    assert CREATE_ORDER_COMMENT in " ".join(method_comment(files[0], "OrderService", "CreateOrder").split())
+
+
+async def grpcurl(service: RunningService, *args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        str(GRPCURL),
+        "-plaintext",
+        f"127.0.0.1:{service.port}",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, output.decode()
+    return output.decode()
+
+
+async def test_grpcurl_lists_the_services_and_describes_a_method_with_its_comment(
+    orders: RunningService,
+) -> None:
+    assert GRPCURL.exists(), "grpcurl is not installed: run `make grpcurl` (`make integration` does)"
+    listed = await grpcurl(orders, "list")
+    described = await grpcurl(orders, "describe", CREATE_ORDER)
+
+    assert {ORDER_SERVICE, "grpc.health.v1.Health", *REFLECTION} <= set(listed.split())
+    assert f"{CREATE_ORDER} is a method" in described
+    assert "rpc CreateOrder ( .jiazheng.orders.v1.CreateOrderRequest )" in described
+    assert CREATE_ORDER_COMMENT in " ".join(
+        line.removeprefix("//").strip() for line in described.splitlines()
+    )

@@ -4,18 +4,12 @@ with one trace from the platform's call to the ledger entry."""
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import grpc
 import pytest
 
-from deploy.local.stack import Endpoints
 from jiazheng.credit.v1 import credit_pb2
 from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
-from services.orders.api import draft_from_proto
 from tests.integration.clients import (
     auth,
     create_order,
@@ -107,38 +101,3 @@ async def test_one_platform_cannot_see_another_platforms_order(
                 orders_pb2.GetOrderRequest(name=order.name), metadata=auth(harness.key("other-platform"))
             )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
-
-
-async def test_retry_after_the_booking_window_closed_still_gets_the_first_answer(
-    harness: ServiceHarness, orders: RunningService, endpoints: Endpoints
-) -> None:
-    request = order_request(new_worker_id())
-    request.order.scheduled_start_time.FromSeconds(int(time.time()) - 3 * 3600)  # now refused as past
-    draft = draft_from_proto(request.order)
-    order_id = uuid.uuid4()
-    conn = await asyncpg.connect(endpoints.dsn("jz_orders"))
-    try:  # the first call, accepted three hours ago when the start was still ahead
-        await conn.execute(
-            "INSERT INTO orders VALUES ($1, 'demo-platform', $2, $3, $4, $5, $6, $7, $8, $9, 'created', $10)",
-            order_id,
-            uuid.UUID(request.request_id),
-            draft.fingerprint(),
-            draft.service_type,
-            draft.district_code,
-            draft.consumer_ref,
-            draft.worker_id,
-            draft.scheduled_start,
-            draft.duration_hours,
-            datetime.now(UTC) - timedelta(hours=4),
-        )
-    finally:
-        await conn.close()
-
-    retried = await create_order(orders, harness.key("demo-platform"), request)
-    assert retried.name == f"orders/{order_id}"
-
-    fresh = orders_pb2.CreateOrderRequest(request_id=str(uuid.uuid4()), order=request.order)
-    with pytest.raises(grpc.aio.AioRpcError) as err:  # a new request is still held to the rule
-        await create_order(orders, harness.key("demo-platform"), fresh)
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "order.scheduled_start_time" in (err.value.details() or "")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from libs.common.auth import ApiKeyStore, Principal, Role, authorize, hash_key
+from libs.common.auth import ApiKeyStore, Principal, Role, authorization_of, authorize, hash_key
 from libs.common.errors import PermissionDenied, Unauthenticated
 
 PLATFORM_KEY = "pk-live-0123456789"
@@ -125,3 +125,18 @@ def test_method_absent_from_policy_is_denied_to_every_role(role: Role) -> None:
 def test_empty_policy_denies_everything() -> None:
     with pytest.raises(PermissionDenied):
         authorize({}, "/pkg.Svc/Create", Principal("meituan", Role.PLATFORM, "p-1"))
+
+
+def test_one_authorization_header_is_taken() -> None:
+    assert authorization_of([("x-other", "1"), ("authorization", "Bearer k")]) == "Bearer k"
+    assert authorization_of([("x-other", "1")]) is None
+
+
+def test_two_authorization_headers_are_refused_even_if_equal() -> None:
+    with pytest.raises(Unauthenticated, match="more than one"):
+        authorization_of([("authorization", "Bearer k"), ("authorization", "Bearer k")])
+
+
+def test_binary_authorization_is_refused() -> None:
+    with pytest.raises(Unauthenticated):
+        authorization_of([("authorization", b"Bearer k")])

@@ -7,13 +7,15 @@ from collections.abc import Callable
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from buf.validate import validate_pb2
 from jiazheng.orders.v1 import orders_pb2
 from jiazheng.type.v1 import service_type_pb2
 from libs.common import errors
-from libs.common.grpc_server import bad_request_trailer, status_code_for, violations_of
+from libs.common.grpc_server import bad_request_trailer, status_code_for, violations_of, well_known_violations
 
 Mutation = Callable[[orders_pb2.CreateOrderRequest], None]
 
@@ -127,7 +129,7 @@ def test_every_service_error_subclass_has_a_specific_status() -> None:
         if isinstance(obj, type) and issubclass(obj, errors.ServiceError) and obj is not errors.ServiceError
     ]
 
-    assert len(subclasses) == 7
+    assert len(subclasses) == 9
     for cls in subclasses:
         error = cls("f", "d") if cls is errors.InvalidArgument else cls("x")
         assert status_code_for(error) is not grpc.StatusCode.INTERNAL, cls
@@ -169,3 +171,51 @@ def test_bad_request_trailer_from_violations_of_names_the_field() -> None:
     bad_request = error_details_pb2.BadRequest()
     assert status_pb2.Status.FromString(value).details[0].Unpack(bad_request)
     assert [v.field for v in bad_request.field_violations] == ["order.duration_hours"]
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        Timestamp(seconds=253_402_300_800),  # 10000-01-01
+        Timestamp(seconds=-62_135_596_801),  # before 0001-01-01
+        Timestamp(seconds=1_800_000_000, nanos=-1),
+        Timestamp(seconds=1_800_000_000, nanos=1_000_000_000),
+    ],
+)
+def test_a_timestamp_no_client_could_read_names_its_field(start: Timestamp) -> None:
+    request = _valid_request()
+    request.order.scheduled_start_time.CopyFrom(start)
+
+    assert violations_of(request) == [
+        ("order.scheduled_start_time", "must be a valid timestamp between years 0001 and 9999")
+    ]
+
+
+@pytest.mark.parametrize(
+    "start",
+    [Timestamp(seconds=253_402_300_799, nanos=999_999_999), Timestamp(seconds=-62_135_596_800)],
+)
+def test_the_extreme_valid_timestamps_pass(start: Timestamp) -> None:
+    request = _valid_request()
+    request.order.scheduled_start_time.CopyFrom(start)
+
+    assert violations_of(request) == []
+
+
+@pytest.mark.parametrize(
+    ("duration", "valid"),
+    [
+        (Duration(seconds=315_576_000_000), True),
+        (Duration(seconds=-5, nanos=-1), True),
+        (Duration(seconds=315_576_000_001), False),
+        (Duration(seconds=5, nanos=-1), False),
+        (Duration(seconds=0, nanos=1_000_000_000), False),
+    ],
+)
+def test_durations_are_checked_anywhere_in_a_message(duration: Duration, valid: bool) -> None:
+    rules = validate_pb2.DurationRules()  # a message with a Duration field and a repeated one
+    rules.const.CopyFrom(duration)
+    getattr(rules, "in").append(duration)
+
+    expected = [] if valid else ["const", "in[0]"]
+    assert [path for path, _ in well_known_violations(rules)] == expected

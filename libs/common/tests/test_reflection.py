@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection_pb2 as pb
 
 from jiazheng.orders.v1 import orders_pb2
 from libs.common import reflection
+from libs.common.settings import DEFAULT_DESCRIPTOR_SET
 
 ORDERS = orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
 HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -25,7 +26,7 @@ CREATE_ORDER_COMMENT = "Creates an order for the calling platform"
 
 @pytest.fixture(scope="module")
 def protoset() -> Path:
-    path = reflection.DEFAULT_DESCRIPTOR_SET
+    path = DEFAULT_DESCRIPTOR_SET
     if not path.exists():
         pytest.fail(f"no descriptor set at {path}: run `make proto`")
     return path

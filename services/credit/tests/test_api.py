@@ -10,7 +10,7 @@ import pytest
 from jiazheng.credit.v1 import credit_pb2
 from services.credit.api import entry_to_proto
 from services.credit.domain import LedgerEntry, order_booked
-from services.credit.store import RecordedEntry
+from services.credit.queries import RecordedEntry
 
 ENTRY_ID = uuid.UUID("7c9e6679-7425-40de-944b-e07fc1f90ae7")
 OCCURRED = datetime(2024, 6, 1, 12, 0, 0, 500000, tzinfo=UTC)

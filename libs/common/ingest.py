@@ -1,0 +1,84 @@
+"""The ingest loop: a plain aiokafka consumer feeding an IdempotentConsumer one poll at a time.
+
+Offsets are committed only after the poll's unit of work committed, and only up to the
+records it settled, so a crash, a cancellation or a rebalance at any point redelivers at most
+what was not yet acknowledged, and the inbox absorbs what had already been applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from libs.common.inbox import IdempotentConsumer, KafkaRecord
+from libs.common.settings import ServiceSettings
+from libs.common.telemetry import CONSUMER_LAG
+
+log = logging.getLogger(__name__)
+
+Poll = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+
+
+def kafka_consumer(settings: ServiceSettings, group: str, topics: Sequence[str]) -> AIOKafkaConsumer:
+    """A group member that never commits on its own; ``<prefix>-<group>`` is its group id."""
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{settings.consumer_group_prefix}-{group}",
+        client_id=f"jiazheng-{settings.service_name}-{group}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.consumer_batch_size,
+        # A member that died without leaving holds its partitions this long.
+        session_timeout_ms=15_000,
+        heartbeat_interval_ms=3_000,
+    )
+
+
+async def run_ingest(
+    kafka: AIOKafkaConsumer, consumer: IdempotentConsumer[Any], settings: ServiceSettings
+) -> None:
+    """Consume until cancelled; each poll is applied, then its offsets committed."""
+    await kafka.start()
+    try:
+        while True:
+            poll = await kafka.getmany(
+                timeout_ms=int(settings.consumer_batch_wait_s * 1000),
+                max_records=settings.consumer_batch_size,
+            )
+            if not poll:
+                continue
+            await consumer.handle_batch([_record(m) for messages in poll.values() for m in messages])
+            await _commit(kafka, poll)
+            _report_lag(kafka, consumer.name, poll)
+    finally:
+        await kafka.stop()
+
+
+def _record(message: ConsumerRecord[bytes, bytes]) -> KafkaRecord:
+    return KafkaRecord(message.topic, message.key, message.value or b"", list(message.headers))
+
+
+async def _commit(kafka: AIOKafkaConsumer, poll: Poll) -> None:
+    """Acknowledge exactly what the poll held. A failed commit is not an error: what it covered
+    is redelivered (to this member or, after a rebalance, to another) and found in the inbox."""
+    offsets = {tp: messages[-1].offset + 1 for tp, messages in poll.items()}
+    try:
+        await kafka.commit(offsets)
+    except (CommitFailedError, KafkaError) as exc:
+        log.warning(
+            "offset commit failed; records will be redelivered", extra={"fields": {"error": repr(exc)}}
+        )
+
+
+def _report_lag(kafka: AIOKafkaConsumer, consumer: str, poll: Poll) -> None:
+    for tp, messages in poll.items():
+        end = kafka.highwater(tp)
+        if end is not None and end >= 0:
+            CONSUMER_LAG.labels(consumer, tp.topic, str(tp.partition)).set(
+                max(end - messages[-1].offset - 1, 0)
+            )

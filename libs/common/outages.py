@@ -1,0 +1,23 @@
+"""What an outage of a dependency looks like from inside a call: the caller should retry later."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, KafkaUnavailableError
+
+_OUTAGES = (
+    OSError,  # connection refused or reset; TimeoutError (a pool or connect timeout) is one too
+    asyncpg.PostgresConnectionError,  # the connection was lost or refused
+    asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down or starting up
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    KafkaUnavailableError,
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says a dependency is unreachable or overloaded rather than the request bad."""
+    if isinstance(exc, _OUTAGES):
+        return True
+    return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)

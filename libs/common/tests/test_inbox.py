@@ -1,0 +1,186 @@
+"""IdempotentConsumer semantics through the fake unit of work: exactly once in effect, order kept,
+a bad event isolated and dead-lettered, an outage waited out without dead-lettering anything."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from google.protobuf.wrappers_pb2 import Int32Value, StringValue
+
+from libs.common.events import EventEnvelope, event_type_of, new_event
+from libs.common.inbox import Effect, IdempotentConsumer, KafkaRecord
+from libs.common.testing import FakeDeadLetters, FakeUnitOfWork
+
+INT = event_type_of(Int32Value())
+STRING = event_type_of(StringValue())
+
+
+class Journal:
+    def __init__(self) -> None:
+        self.applied: list[tuple[str, list[str]]] = []
+
+
+class JournalUnitOfWork(FakeUnitOfWork):
+    def __init__(self) -> None:
+        super().__init__()
+        self.journal = Journal()
+
+    def _stores(self) -> list[object]:
+        return [*super()._stores(), self.journal]
+
+
+class Effects:
+    """Journals what it applies; raises for the values in ``poison`` and while ``outage`` lasts."""
+
+    def __init__(self, poison: frozenset[str] = frozenset(), outage: int = 0) -> None:
+        self.poison = poison
+        self.outage = outage
+        self.calls = 0
+
+    async def __call__(self, uow: JournalUnitOfWork, events: Sequence[EventEnvelope]) -> None:
+        self.calls += 1
+        uow.journal.applied.append((events[0].type, [e.subject for e in events]))
+        if self.outage:
+            self.outage -= 1
+            raise ConnectionError("connection refused")
+        if any(e.subject in self.poison for e in events):
+            raise ValueError("cannot apply")
+
+
+class Probe:
+    """The database "answers" once ``down`` probes have said it does not."""
+
+    def __init__(self, down: int = 0) -> None:
+        self.down = down
+        self.calls = 0
+
+    async def __call__(self) -> bool:
+        self.calls += 1
+        if self.down:
+            self.down -= 1
+            return False
+        return True
+
+
+def _int(subject: str) -> EventEnvelope:
+    return new_event(Int32Value(value=1), source="/test", subject=subject)
+
+
+def _string(subject: str) -> EventEnvelope:
+    return new_event(StringValue(value="x"), source="/test", subject=subject)
+
+
+def _records(*events: EventEnvelope) -> list[KafkaRecord]:
+    return [KafkaRecord("t", e.key, e.data, e.kafka_headers()) for e in events]
+
+
+def _consumer(
+    uow: JournalUnitOfWork,
+    effects: Effects,
+    dead: FakeDeadLetters | None = None,
+    probe: Probe | None = None,
+    max_attempts: int = 3,
+) -> IdempotentConsumer[JournalUnitOfWork]:
+    table: dict[str, Effect[JournalUnitOfWork]] = {INT: effects, STRING: effects}
+    return IdempotentConsumer(
+        "test", lambda: uow, table, dead or FakeDeadLetters(), probe or Probe(), max_attempts, backoff_s=0
+    )
+
+
+@pytest.fixture
+def uow() -> JournalUnitOfWork:
+    return JournalUnitOfWork()
+
+
+async def test_runs_of_one_type_are_applied_together_in_order(uow: JournalUnitOfWork) -> None:
+    events = [_int("a/1"), _int("a/2"), _string("b/1"), _int("a/3")]
+
+    assert await _consumer(uow, Effects()).handle_batch(_records(*events)) == ["applied"] * 4
+
+    assert uow.journal.applied == [(INT, ["a/1", "a/2"]), (STRING, ["b/1"]), (INT, ["a/3"])]
+    assert uow.commits == 1
+
+
+async def test_an_event_twice_in_a_poll_or_redelivered_is_applied_once(uow: JournalUnitOfWork) -> None:
+    event = _int("a/1")
+    consumer = _consumer(uow, Effects())
+
+    assert await consumer.handle_batch(_records(event, event)) == ["applied", "duplicate"]
+    assert await consumer.handle_batch(_records(event)) == ["duplicate"]
+
+    assert uow.journal.applied == [(INT, ["a/1"])]
+
+
+async def test_unknown_types_are_ignored_and_garbage_is_dead_lettered_at_once(uow: JournalUnitOfWork) -> None:
+    unknown = new_event(Int32Value(), source="/t", subject="x")
+    unknown = EventEnvelope(unknown.id, "other.Type", unknown.source, "x", unknown.time, unknown.data)
+    garbage = KafkaRecord("t", b"k", b"not a cloudevent", [])
+    dead = FakeDeadLetters()
+
+    outcomes = await _consumer(uow, Effects(), dead).handle_batch([garbage, *_records(unknown)])
+
+    assert outcomes == ["dead_lettered", "ignored"]
+    [(record, error, attempts)] = dead.sent
+    assert (record, attempts) == (garbage, 1)
+    assert error.startswith("PermanentEventError")
+    assert uow.journal.applied == []
+
+
+async def test_a_failing_event_is_isolated_and_dead_lettered_after_its_attempts(
+    uow: JournalUnitOfWork,
+) -> None:
+    events = [_int("a/1"), _int("bad"), _int("a/3")]
+    dead = FakeDeadLetters()
+    effects = Effects(poison=frozenset({"bad"}))
+
+    outcomes = await _consumer(uow, effects, dead).handle_batch(_records(*events))
+
+    assert outcomes == ["applied", "dead_lettered", "applied"]
+    assert uow.journal.applied == [(INT, ["a/1"]), (INT, ["a/3"])]  # the failed attempts rolled back
+    assert [(r.key, a) for r, _, a in dead.sent] == [(b"bad", 3)]
+    assert dead.sent[0][1] == "ValueError: cannot apply"
+    assert effects.calls == 1 + 1 + 3 + 1  # the batch, then a/1, three tries of bad, a/3
+    assert await _consumer(uow, Effects(), dead).handle_batch(_records(events[1])) == [
+        "applied"
+    ]  # not in the inbox
+
+
+async def test_an_outage_is_waited_out_without_counting_attempts_or_dead_lettering(
+    uow: JournalUnitOfWork,
+) -> None:
+    events = [_int("a/1"), _int("a/2")]
+    dead = FakeDeadLetters()
+    probe = Probe(down=4)
+    effects = Effects(outage=4)
+
+    outcomes = await _consumer(uow, effects, dead, probe, max_attempts=1).handle_batch(_records(*events))
+
+    assert outcomes == ["applied", "applied"]
+    assert dead.sent == []
+    assert probe.calls == 4
+    assert uow.journal.applied == [(INT, ["a/1", "a/2"])]
+    assert uow.commits == 1
+
+
+async def test_a_failure_while_the_database_answers_counts_even_if_it_looks_like_an_outage(
+    uow: JournalUnitOfWork,
+) -> None:
+    dead = FakeDeadLetters()
+
+    outcomes = await _consumer(uow, Effects(outage=99), dead, Probe(down=0)).handle_batch(
+        _records(_int("a/1"))
+    )
+
+    assert outcomes == ["dead_lettered"]
+    assert [(a, e) for _, e, a in dead.sent] == [(3, "ConnectionError: connection refused")]
+
+
+async def test_an_unreachable_dead_letter_topic_is_waited_out(uow: JournalUnitOfWork) -> None:
+    dead = FakeDeadLetters(failures=3)
+
+    outcomes = await _consumer(uow, Effects(), dead).handle_batch([KafkaRecord("t", None, b"", [])])
+
+    assert outcomes == ["dead_lettered"]
+    assert len(dead.sent) == 1
+    assert dead.failures == 0
