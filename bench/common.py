@@ -1,7 +1,7 @@
 """What every benchmark needs: scratch databases, service processes, topics, clocks and CPU samples.
 
-Service processes are started exactly as ``tests/integration/harness.py`` starts them
-(``deploy.local.services.service_env`` + ``start_service``), and stopped by their own pid.
+Service processes are started by the helper that ``tests/integration/harness.py`` and
+``jiazheng up`` use (``deploy.local.services.ServiceProcess.spawn``), and stopped by their own pid.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ import contextlib
 import math
 import os
 import platform
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,14 +20,8 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from deploy.local.services import (
-    DevKey,
-    api_keys_setting,
-    new_dev_keys,
-    service_env,
-    start_service,
-    wait_serving,
-)
+from deploy.local.services import DevKey, api_keys_setting, new_dev_keys
+from deploy.local.services import ServiceProcess as ServiceProcess  # the benchmarks' process type
 from deploy.local.stack import ROOT, Endpoints, drop_database, free_port
 
 BENCH_HOME = ROOT / ".stack" / "bench"
@@ -44,7 +35,6 @@ class BenchEnv:
 
     endpoints: Endpoints
     keys: list[DevKey] = field(default_factory=new_dev_keys)
-    logs: Path = BENCH_HOME / "logs"
 
     def key(self, principal: str) -> str:
         return next(k.key for k in self.keys if k.principal == principal)
@@ -71,94 +61,49 @@ async def drop_leftover_databases(endpoints: Endpoints) -> list[str]:
 # -- service processes -----------------------------------------------------------------------
 
 
-@dataclass
-class ServiceProcess:
-    name: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM this process (our own child, by pid); SIGKILL if it outlives ``timeout``."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
 def spawn_service(
     env: BenchEnv, name: str, database: str, extra: dict[str, str] | None = None
 ) -> ServiceProcess:
     """``python -m services.<name>`` with the harness's environment, on a database of our choosing."""
-    port, metrics_port = free_port(), free_port()
-    settings = {"JZ_DATABASE_URL": env.endpoints.dsn(database), "JZ_RELAY_POLL_INTERVAL_S": "0.2"}
-    settings.update(extra or {})
-    log = env.logs / f"{name}-{port}.log"
-    proc = start_service(
+    return ServiceProcess.spawn(
         name,
-        service_env(name, env.endpoints, api_keys_setting(env.keys), port, metrics_port, settings),
-        log,
+        env.endpoints,
+        api_keys_setting(env.keys),
+        BENCH_HOME,
+        database=database,
+        metrics_port=free_port(),
+        extra={"JZ_RELAY_POLL_INTERVAL_S": "0.2", **(extra or {})},
     )
-    return ServiceProcess(name, port, proc, log)
 
 
 def spawn_module(env: BenchEnv, module: str, database: str, argv: list[str] | None = None) -> ServiceProcess:
     """A bench helper process (``python -m <module>`` or ``python <argv>``) configured like a service."""
-    port = free_port()
-    log = env.logs / f"{module.rsplit('.', 1)[-1]}-{port}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    settings = service_env(
-        "bench", env.endpoints, "[]", port, 0, {"JZ_DATABASE_URL": env.endpoints.dsn(database)}
+    name = module.rsplit(".", 1)[-1]
+    return ServiceProcess.spawn(
+        name, env.endpoints, "[]", BENCH_HOME, database=database, command=argv or ["-m", module]
     )
-    proc = subprocess.Popen(
-        [sys.executable, *(argv or ["-m", module])],
-        cwd=ROOT,
-        env=settings,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    return ServiceProcess(module, port, proc, log)
-
-
-async def wait_ready(svc: ServiceProcess, within_s: float = 120.0) -> float:
-    """Wait until the service answers SERVING; returns seconds since it was spawned (roughly)."""
-    started = time.monotonic()
-    try:
-        await wait_serving(svc.port, timeout=within_s, pid=svc.pid, log_path=svc.log)
-    except BaseException:
-        svc.stop()
-        raise
-    return time.monotonic() - started
 
 
 @contextlib.asynccontextmanager
-async def running_service(
+async def serving(svc: ServiceProcess) -> AsyncIterator[ServiceProcess]:
+    """``svc`` once it answers SERVING; stopped on the way out."""
+    try:
+        await svc.wait_serving()
+        yield svc
+    finally:
+        await asyncio.to_thread(svc.stop)
+
+
+def running_service(
     env: BenchEnv, name: str, database: str, extra: dict[str, str] | None = None
-) -> AsyncIterator[ServiceProcess]:
-    svc = spawn_service(env, name, database, extra)
-    try:
-        await wait_ready(svc)
-        yield svc
-    finally:
-        await asyncio.to_thread(svc.stop)
+) -> contextlib.AbstractAsyncContextManager[ServiceProcess]:
+    return serving(spawn_service(env, name, database, extra))
 
 
-@contextlib.asynccontextmanager
-async def running_module(env: BenchEnv, module: str, database: str) -> AsyncIterator[ServiceProcess]:
-    svc = spawn_module(env, module, database)
-    try:
-        await wait_ready(svc)
-        yield svc
-    finally:
-        await asyncio.to_thread(svc.stop)
+def running_module(
+    env: BenchEnv, module: str, database: str
+) -> contextlib.AbstractAsyncContextManager[ServiceProcess]:
+    return serving(spawn_module(env, module, database))
 
 
 # -- /proc -----------------------------------------------------------------------------------

@@ -14,16 +14,8 @@ import contextlib
 
 import asyncpg
 
-from bench.common import (
-    BenchEnv,
-    ServiceProcess,
-    proc_status_kb,
-    reset_topic,
-    spawn_module,
-    spawn_service,
-    wait_ready,
-)
-from deploy.local.services import SERVICES, wait_serving
+from bench.common import BenchEnv, proc_status_kb, reset_topic, spawn_module, spawn_service
+from deploy.local.services import SERVICES, ServiceProcess
 from deploy.local.stack import create_database, drop_database
 from libs.common.kafka import events_topic
 
@@ -48,10 +40,10 @@ async def run(env: BenchEnv, idle_s: float = 10.0) -> dict[str, object]:
             await create_database(env.endpoints, db)
         for name in SERVICES:
             running[name] = spawn_service(env, name, databases[name])
-            ready_s[name] = round(await wait_ready(running[name]), 2)
+            ready_s[name] = round(await running[name].wait_serving(), 2)
         bare = spawn_module(env, "bench.bare_service", databases["bare"])
         running["bare_service"] = bare
-        await wait_serving(bare.port, timeout=60, pid=bare.pid, log_path=bare.log)
+        await bare.wait_serving(timeout=60)
         interpreter = spawn_module(
             env, "interpreter", databases["bare"], ["-c", "import time; time.sleep(600)"]
         )

@@ -1,23 +1,42 @@
-"""Run the five services as local processes against a stack's endpoints."""
+"""Run the services as local processes against a stack's endpoints, each under a supervisor.
+
+``ServiceProcess.spawn`` is the one way a service process is started: by ``jiazheng up``
+(supervised), by the integration tests' harness and by the benchmarks.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from deploy.local.stack import ROOT, Endpoints, StackError, free_port, pid_alive, pid_cmdline, stop_pid
+from deploy.local.stack import (
+    ROOT,
+    Endpoints,
+    StackError,
+    free_port,
+    pid_alive,
+    pid_cmdline,
+    port_is_free,
+    stop_pid,
+)
+from deploy.local.supervisor import SupervisorState
 
 SERVICES = ("orders", "workers", "credit", "complaints", "insurance")
+SUPERVISOR = "deploy.local.supervisor"
 
 
 @dataclass(frozen=True)
@@ -59,7 +78,7 @@ def service_env(
     api_keys: str,
     grpc_port: int,
     metrics_port: int,
-    extra: dict[str, str] | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JZ_")}
     env.update(
@@ -76,16 +95,120 @@ def service_env(
     return env
 
 
-def start_service(name: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        [sys.executable, "-m", f"services.{name}"],
-        cwd=ROOT,
-        env=env,
-        stdout=log_path.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+def supervisor_state_file(log: Path) -> Path:
+    """Where the supervisor of the service writing ``log`` keeps its state: beside the log."""
+    return log.with_suffix(".supervisor.json")
+
+
+@dataclass
+class ServiceProcess:
+    """A service started by ``spawn``: on its own, or under a supervisor that restarts it."""
+
+    name: str
+    port: int
+    metrics_port: int
+    proc: subprocess.Popen[bytes]  # the service, or its supervisor
+    log: Path
+    supervised: bool = False
+    started_at: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def spawn(
+        cls,
+        name: str,
+        endpoints: Endpoints,
+        api_keys: str,
+        home: Path,
+        *,
+        database: str | None = None,
+        grpc_port: int = 0,
+        metrics_port: int = 0,
+        extra: Mapping[str, str] | None = None,
+        log: Path | None = None,
+        supervised: bool = False,
+        command: Sequence[str] = (),
+    ) -> Self:
+        """Start ``python -m services.<name>`` (or ``python <command>``) with the service's environment.
+
+        Without a ``grpc_port``, a free one; without a ``log``, ``<home>/logs/<name>-<port>.log``.
+        """
+        port = grpc_port or free_port()
+        log = log or home / "logs" / f"{name}-{port}.log"
+        settings = dict(extra or {})
+        if database:
+            settings["JZ_DATABASE_URL"] = endpoints.dsn(database)
+        argv = [sys.executable, *(command or ["-m", f"services.{name}"])]
+        if supervised:
+            state = supervisor_state_file(log)
+            state.unlink(missing_ok=True)  # a former supervisor's, naming a dead child
+            argv = [sys.executable, "-m", SUPERVISOR, "--name", name, "--state", str(state), "--", *argv]
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=service_env(name, endpoints, api_keys, port, metrics_port, settings),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return cls(name, port, metrics_port, proc, log, supervised)
+
+    def supervision(self) -> SupervisorState | None:
+        """The supervisor's state (None unsupervised, or before the supervisor wrote it)."""
+        return SupervisorState.read(supervisor_state_file(self.log)) if self.supervised else None
+
+    def child_pid(self) -> int | None:
+        """The service's own process now; under a supervisor, None between an exit and the restart."""
+        if not self.supervised:
+            return self.proc.pid
+        state = self.supervision()
+        return state.child_pid if state else None
+
+    @property
+    def pid(self) -> int:
+        pid = self.child_pid()
+        if pid is None:
+            raise StackError(f"{self.name} is being restarted: it has no process right now")
+        return pid
+
+    def kill_child(self, sig: int = signal.SIGKILL) -> int:
+        """Signal the service's own process (not its supervisor); returns its pid."""
+        pid = self.pid
+        os.kill(pid, sig)
+        return pid
+
+    async def wait_serving(self, timeout: float = 120.0) -> float:
+        """Wait until it answers SERVING; returns the seconds since it was spawned.
+
+        Fails if ``proc`` ends first; under a supervisor, a service that keeps exiting times out.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise StackError(f"{self.name} exited before serving:\n{self._log_tail()}")
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                if await health_status(self.port) == "SERVING":
+                    return time.monotonic() - self.started_at
+            await asyncio.sleep(0.3)
+        raise StackError(f"{self.name} on port {self.port} not SERVING after {timeout}s:\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        return self.log.read_text()[-3000:] if self.log.exists() else ""
+
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:
+        """Signal ``proc`` (the supervisor, when supervised) and wait for it to end."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        self.proc.wait(timeout=timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM ``proc``; SIGKILL if it outlives ``timeout``."""
+        try:
+            self.kill(signal.SIGTERM, timeout)
+        except subprocess.TimeoutExpired:
+            self.kill(signal.SIGKILL)
 
 
 async def health_status(port: int, timeout: float = 2.0) -> str:
@@ -95,25 +218,18 @@ async def health_status(port: int, timeout: float = 2.0) -> str:
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
-async def wait_serving(
-    port: int, timeout: float, pid: int | None = None, log_path: Path | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pid is not None and not pid_alive(pid):
-            tail = log_path.read_text()[-3000:] if log_path and log_path.exists() else ""
-            raise StackError(f"service on port {port} exited before serving:\n{tail}")
-        try:
-            if await health_status(port) == "SERVING":
-                return
-        except grpc.aio.AioRpcError:
-            pass
-        await asyncio.sleep(0.3)
-    raise StackError(f"service on port {port} not SERVING after {timeout}s")
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    grpc_port: int
+    supervised: bool  # its supervisor runs
+    child_pid: int | None
+    restarts: int
+    last_exit: int | None
 
 
 class LocalServices:
-    """The services of one local stack, recorded in ``<home>/services.json``."""
+    """The services of one local stack, each under its supervisor, recorded in ``<home>/services.json``."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -134,28 +250,64 @@ class LocalServices:
         return data
 
     def up(self, endpoints: Endpoints) -> dict[str, dict[str, int]]:
+        """Start a supervisor for each service that has none running, on its former ports if free."""
         state = self.state()
         api_keys = api_keys_setting(self.api_keys())
-        started: list[tuple[str, int, int]] = []
+        started: list[ServiceProcess] = []
         for name in SERVICES:
-            current = state.get(name)
-            if current and pid_alive(current["pid"]) and f"services.{name}" in pid_cmdline(current["pid"]):
+            current = state.get(name, {})
+            if self._supervisor_runs(name, current):
                 continue
-            grpc_port, metrics_port = free_port(), free_port()
-            proc = start_service(
-                name, service_env(name, endpoints, api_keys, grpc_port, metrics_port), self.log(name)
+            svc = ServiceProcess.spawn(
+                name,
+                endpoints,
+                api_keys,
+                self.home,
+                grpc_port=_reusable(current.get("grpc_port")),
+                metrics_port=_reusable(current.get("metrics_port")) or free_port(),
+                log=self.log(name),
+                supervised=True,
             )
-            state[name] = {"pid": proc.pid, "grpc_port": grpc_port, "metrics_port": metrics_port}
-            started.append((name, grpc_port, proc.pid))
+            state[name] = {
+                "supervisor_pid": svc.proc.pid,
+                "grpc_port": svc.port,
+                "metrics_port": svc.metrics_port,
+            }
+            started.append(svc)
         self.state_file.write_text(json.dumps(state, indent=2))
-        for name, port, pid in started:
-            asyncio.run(wait_serving(port, timeout=90, pid=pid, log_path=self.log(name)))
+        for svc in started:
+            asyncio.run(svc.wait_serving(timeout=90))
         return state
 
     def down(self) -> None:
         for name, info in self.state().items():
-            stop_pid(info["pid"], f"services.{name}")
+            stop_pid(info.get("supervisor_pid", 0), str(supervisor_state_file(self.log(name))))
         self.state_file.unlink(missing_ok=True)
+
+    def status(self) -> list[ServiceStatus]:
+        rows = []
+        for name, info in self.state().items():
+            state = SupervisorState.read(supervisor_state_file(self.log(name)))
+            rows.append(
+                ServiceStatus(
+                    name,
+                    info["grpc_port"],
+                    self._supervisor_runs(name, info),
+                    state.child_pid if state else None,
+                    state.restarts if state else 0,
+                    state.last_exit if state else None,
+                )
+            )
+        return rows
+
+    def _supervisor_runs(self, name: str, info: dict[str, int]) -> bool:
+        pid = info.get("supervisor_pid", 0)
+        return pid_alive(pid) and str(supervisor_state_file(self.log(name))) in pid_cmdline(pid)
 
     def log(self, name: str) -> Path:
         return self.home / "logs" / f"{name}.log"
+
+
+def _reusable(port: int | None) -> int:
+    """``port`` if it can be bound again (clients keep working), else 0 (pick another)."""
+    return port if port and port_is_free(port) else 0

@@ -6,34 +6,17 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import urllib.request
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
 import grpc
 
-from deploy.local.services import (
-    DevKey,
-    api_keys_setting,
-    new_dev_keys,
-    service_env,
-    start_service,
-    wait_serving,
-)
-from deploy.local.stack import (
-    Endpoints,
-    LocalStack,
-    default_home,
-    free_port,
-    pid_alive,
-    pid_cmdline,
-    stop_pid,
-)
+from deploy.local.services import SUPERVISOR, DevKey, ServiceProcess, api_keys_setting, new_dev_keys
+from deploy.local.stack import Endpoints, LocalStack, default_home, pid_cmdline, stop_pid
 
 T = TypeVar("T")
 
@@ -104,13 +87,8 @@ class LocalStackSource:
             self.stack.down()
 
 
-@dataclass
-class RunningService:
-    name: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: Path
-    metrics_port: int = 0
+class RunningService(ServiceProcess):
+    """A service the tests started, with what the tests ask of it."""
 
     def channel(self) -> grpc.aio.Channel:
         return grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
@@ -128,16 +106,13 @@ class RunningService:
 
         return await eventually(shown, within=30)
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        self.proc.wait(timeout=30)
-
 
 class ServiceHarness:
-    """Starts service processes the way production runs them (``python -m services.<name>``).
+    """Starts service processes the way production runs them (``python -m services.<name>``),
+    optionally under the local supervisor, which restarts them as an orchestrator would.
 
-    Their pids are recorded so that a later run cleans up after a run that was killed.
+    Their pids (the supervisor's, when supervised) are recorded so that a later run cleans up
+    after a run that was killed.
     """
 
     def __init__(self, endpoints: Endpoints, home: Path) -> None:
@@ -153,8 +128,8 @@ class ServiceHarness:
     def reap_leftovers(self) -> None:
         if self._pids_file.exists():
             for pid in json.loads(self._pids_file.read_text()):
-                if pid_alive(pid) and "services." in pid_cmdline(pid):
-                    stop_pid(pid, "services.", timeout=10)
+                ours = SUPERVISOR if SUPERVISOR in pid_cmdline(pid) else "services."
+                stop_pid(pid, ours, timeout=10)
         shutil.rmtree(self.home / "logs", ignore_errors=True)  # keep only this run's logs
         self._record()
 
@@ -163,40 +138,52 @@ class ServiceHarness:
         self._pids_file.write_text(json.dumps([s.proc.pid for s in self._running if s.proc.poll() is None]))
 
     def spawn(
-        self, name: str, database: str | None = None, metrics_port: int = 0, **env: str
+        self,
+        name: str,
+        database: str | None = None,
+        metrics_port: int = 0,
+        supervised: bool = False,
+        command: Sequence[str] = (),
+        **env: str,
     ) -> RunningService:
-        """Start without waiting (for processes expected to exit)."""
-        port = free_port()
-        extra = {f"JZ_{k.upper()}": v for k, v in env.items()}
-        if database:
-            extra["JZ_DATABASE_URL"] = self.endpoints.dsn(database)
-        extra.setdefault("JZ_RELAY_POLL_INTERVAL_S", "0.2")
-        log = self.home / "logs" / f"{name}-{port}.log"
-        proc = start_service(
+        """Start without waiting (for processes expected to exit); ``command`` runs a stand-in."""
+        svc = RunningService.spawn(
             name,
-            service_env(name, self.endpoints, api_keys_setting(self.keys), port, metrics_port, extra),
-            log,
+            self.endpoints,
+            api_keys_setting(self.keys),
+            self.home,
+            database=database,
+            metrics_port=metrics_port,
+            extra={"JZ_RELAY_POLL_INTERVAL_S": "0.2", **{f"JZ_{k.upper()}": v for k, v in env.items()}},
+            supervised=supervised,
+            command=command,
         )
-        svc = RunningService(name, port, proc, log, metrics_port)
         self._running.append(svc)
         self._record()
         return svc
 
     async def start(
-        self, name: str, database: str | None = None, metrics_port: int = 0, **env: str
+        self,
+        name: str,
+        database: str | None = None,
+        metrics_port: int = 0,
+        supervised: bool = False,
+        **env: str,
     ) -> RunningService:
-        svc = self.spawn(name, database, metrics_port, **env)
-        await wait_serving(svc.port, timeout=120, pid=svc.proc.pid, log_path=svc.log)
+        svc = self.spawn(name, database, metrics_port, supervised, **env)
+        await svc.wait_serving()
         return svc
 
     def stop_all(self) -> None:
         for svc in self._running:
-            svc.kill(signal.SIGTERM)
+            svc.stop()
         self._running.clear()
         self._record()
 
 
-async def eventually(check: Callable[[], Awaitable[T]], within: float = 60.0, interval: float = 0.2) -> T:
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], within: float = 60.0, interval: float = 0.2
+) -> T:
     """Poll an async ``check`` until it returns something truthy; return that."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
