@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import importlib
 import json
 import time
 import uuid
@@ -10,11 +12,17 @@ from pathlib import Path
 
 import grpc
 import typer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import KafkaError
+from google.protobuf import descriptor_pool, json_format, message_factory
+from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 
 from deploy.local.services import SERVICES, LocalServices, health_status
-from deploy.local.stack import LocalStack, StackError, default_home
+from deploy.local.stack import ROOT, LocalStack, StackError, default_home
+from libs.common.errors import PermanentEventError
+from libs.common.events import envelope_from_kafka
 
 app = typer.Typer(help="jiazheng household-services platform: local stack and tools.", no_args_is_help=True)
 console = Console()
@@ -67,15 +75,22 @@ def down() -> None:
 
 @app.command()
 def status() -> None:
-    """Show what runs and whether each service answers its gRPC health check."""
+    """Show what runs, each service's process, restarts and gRPC health."""
     stack, services = _stack()
     console.print_json(json.dumps(stack.status()))
-    for name, info in services.state().items():
+    for row in services.status():
         try:
-            health = asyncio.run(health_status(info["grpc_port"]))
+            health = asyncio.run(health_status(row.grpc_port))
         except grpc.aio.AioRpcError as exc:
             health = f"unreachable ({exc.code().name})"
-        console.print(f"{name:<11} grpc 127.0.0.1:{info['grpc_port']:<6} {health}")
+        pid = row.child_pid or "-"
+        last_exit = "" if row.last_exit is None else f"(last exit {row.last_exit}) "
+        supervisor = "" if row.supervised else "supervisor stopped "
+        console.print(
+            f"{row.name:<11} grpc 127.0.0.1:{row.grpc_port:<6} pid {pid:<8} restarts {row.restarts:<3} "
+            f"{last_exit}{supervisor}{health}",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -129,3 +144,121 @@ async def _demo(orders_port: int, credit_port: int, keys: dict[str, str], worker
             await asyncio.sleep(0.1)
     console.print("[red]no ledger entry after 30 s: see the credit log[/red]")
     raise typer.Exit(1)
+
+
+events = typer.Typer(help="Read the services' Kafka topics.", no_args_is_help=True)
+app.add_typer(events, name="events")
+
+
+@events.command("tail")
+def events_tail(
+    topic: str = typer.Argument(..., help="e.g. jiazheng.orders.events.v1"),
+    from_end: bool = typer.Option(False, "--from-end", help="skip what the topic holds already"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="keep reading new records (Ctrl-C stops)"),
+    max_records: int | None = typer.Option(None, "--max", min=1, help="stop after this many records"),
+) -> None:
+    """Print a topic's records: key, CloudEvents attributes, payload decoded by its ce_type.
+
+    Reads the dev stack's Kafka (JZ_STACK_HOME overrides) without joining a consumer group.
+    """
+    stack, _ = _stack()
+    try:
+        bootstrap = stack.endpoints().kafka_bootstrap
+    except StackError as exc:
+        console.print(f"[red]{exc}: run `make run` first[/red]")
+        raise typer.Exit(1) from None
+    _import_event_modules()
+    try:
+        asyncio.run(_tail(bootstrap, topic, from_end, follow, max_records))
+    except (KafkaError, TimeoutError) as exc:
+        console.print(f"[red]Kafka at {bootstrap}: {exc!r}[/red]")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        pass
+
+
+def _import_event_modules() -> None:
+    """Load every generated event module, so that each event type is in the default descriptor pool."""
+    gen = ROOT / "gen"
+    for module in sorted(gen.glob("jiazheng/**/events/v1/*_pb2.py")):
+        importlib.import_module(".".join(module.relative_to(gen).with_suffix("").parts))
+
+
+async def _tail(bootstrap: str, topic: str, from_end: bool, follow: bool, limit: int | None) -> None:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="latest" if from_end else "earliest",
+    )
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():
+            console.print(f"[red]no topic {topic}[/red]")
+            raise typer.Exit(1)
+        consumer.subscribe([topic])  # without a group id: every partition is ours, nothing is committed
+        async with asyncio.timeout(30):
+            while not consumer.assignment():  # noqa: ASYNC110 - aiokafka has no public event for it
+                await asyncio.sleep(0.02)
+        partitions = sorted(consumer.assignment())
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            await consumer.position(tp)  # fixes where reading starts before saying so
+        where = "the end" if from_end else "the beginning"
+        typer.echo(f"reading {topic} ({len(partitions)} partitions) from {where}", err=True)
+        printed = 0
+        while limit is None or printed < limit:
+            if not follow and all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
+                return
+            batch = await consumer.getmany(timeout_ms=1000, max_records=limit - printed if limit else None)
+            for records in batch.values():
+                for record in records:
+                    typer.echo("\n".join(describe_record(record)) + "\n")
+                printed += len(records)
+    finally:
+        await consumer.stop()
+
+
+def describe_record(record: ConsumerRecord[bytes, bytes]) -> list[str]:
+    """A record as lines of text; never raises on what the record holds."""
+    key = _text(record.key) if record.key is not None else "(none)"
+    lines = [f"{record.topic} partition {record.partition} offset {record.offset} key {key}"]
+    value = record.value or b""
+    try:
+        envelope = envelope_from_kafka(record.headers, value)
+    except PermanentEventError as exc:
+        lines.append(f"  not a CloudEvent ({exc}); the raw record:")
+        lines += [f"  header {name} {_text(v) if v is not None else '(null)'}" for name, v in record.headers]
+        return [*lines, f"  value (base64) {base64.b64encode(value).decode()}"]
+    attributes = {
+        "ce_type": envelope.type,
+        "ce_id": envelope.id,
+        "ce_time": envelope.time.isoformat(),
+        "ce_subject": envelope.subject,
+        "traceparent": envelope.traceparent or "(none)",
+    }
+    lines += [f"  {name} {v}" for name, v in attributes.items()]
+    try:
+        payload = _decode(envelope.type, envelope.data)
+    except KeyError:
+        return [*lines, _undecoded(f"no message type {envelope.type} in gen/", value)]
+    except DecodeError as exc:
+        return [*lines, _undecoded(f"undecodable: {exc}", value)]
+    return [*lines, *("  " + line for line in payload.splitlines())]
+
+
+def _undecoded(reason: str, value: bytes) -> str:
+    return f"  payload not decoded ({reason}); value (base64) {base64.b64encode(value).decode()}"
+
+
+def _decode(type_name: str, data: bytes) -> str:
+    descriptor = descriptor_pool.Default().FindMessageTypeByName(type_name)
+    message = message_factory.GetMessageClass(descriptor)()
+    message.ParseFromString(data)
+    return json_format.MessageToJson(message, preserving_proto_field_name=True, ensure_ascii=False)
+
+
+def _text(data: bytes) -> str:
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return f"(hex) {data.hex()}"
