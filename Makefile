@@ -29,10 +29,12 @@ test: deps proto lint typecheck buf-lint unit integration
 
 deps: $(VENV)/.installed $(BUF) $(VALIDATE_PROTO)
 
+# setuptools announces every editable install with a banner (the filter drops only that one);
+# other warnings and errors still show.
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[dev]'
 	echo "$(CURDIR)/gen" > $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/jiazheng-gen.pth
 	touch $@
 
@@ -53,7 +55,7 @@ proto: $(GEN_STAMP) $(PROTOSET)
 $(GEN_STAMP): $(PROTOS) $(VALIDATE_PROTO) $(VENV)/.installed
 	rm -rf gen && mkdir -p gen
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -Iprotos -I$(BUILD)/protodeps \
-		--python_out=gen --grpc_python_out=gen --mypy_out=gen --mypy_grpc_out=gen \
+		--python_out=gen --grpc_python_out=gen --mypy_out=quiet:gen --mypy_grpc_out=quiet:gen \
 		$(PROTOS) $(VALIDATE_PROTO)
 	touch $@
 
@@ -104,4 +106,4 @@ integration: deps proto $(GRPCURL_STAMP)
 
 clean: stop
 	for link in .stack/*/postgres; do if [ -L "$$link" ]; then rm -rf "$$(readlink -f "$$link")"; fi; done
-	rm -rf $(VENV) $(BUILD) gen .stack
+	rm -rf $(VENV) $(BUILD) gen .stack *.egg-info
