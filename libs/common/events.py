@@ -71,17 +71,21 @@ def event_type_of(message: Message) -> str:
     return message.DESCRIPTOR.full_name
 
 
-def new_event(message: Message, *, source: str, subject: str) -> EventEnvelope:
-    """Wrap a protobuf event, stamping a fresh id, the time and the current trace context."""
+def new_event(message: Message, *, source: str, subject: str, time: datetime | None = None) -> EventEnvelope:
+    """Wrap a protobuf event, stamping a fresh id, the time it happened (now unless given) and the
+    current trace context."""
     return EventEnvelope(
         id=str(uuid.uuid4()),
         type=event_type_of(message),
         source=source,
         subject=subject,
-        time=datetime.now(UTC),
+        time=time or datetime.now(UTC),
         data=message.SerializeToString(),
         traceparent=current_traceparent(),
     )
+
+
+_NOT_EXTRA = frozenset({"traceparent", "content-type"})
 
 
 def envelope_from_headers(headers: Mapping[str, str], data: bytes) -> EventEnvelope:
@@ -92,13 +96,11 @@ def envelope_from_headers(headers: Mapping[str, str], data: bytes) -> EventEnvel
             type=headers["ce_type"],
             source=headers["ce_source"],
             subject=headers.get("ce_subject", ""),
-            time=datetime.fromisoformat(headers["ce_time"].replace("Z", "+00:00")),
+            time=datetime.fromisoformat(headers["ce_time"]),
             data=data,
             traceparent=headers.get("traceparent"),
             extra_headers={
-                k: v
-                for k, v in headers.items()
-                if not k.startswith("ce_") and k not in ("traceparent", "content-type")
+                k: v for k, v in headers.items() if k not in _NOT_EXTRA and not k.startswith("ce_")
             },
         )
     except (KeyError, ValueError) as exc:
@@ -106,7 +108,7 @@ def envelope_from_headers(headers: Mapping[str, str], data: bytes) -> EventEnvel
 
 
 def envelope_from_kafka(
-    headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None], value: bytes
+    headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None], value: bytes | None
 ) -> EventEnvelope:
     """Kafka allows null header values; they carry nothing, so they are dropped here."""
     items = headers.items() if isinstance(headers, Mapping) else headers

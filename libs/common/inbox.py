@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from itertools import groupby
+from itertools import groupby, islice
 from typing import Generic, Protocol, TypeVar
 
 import asyncpg
@@ -24,7 +25,7 @@ from opentelemetry import trace
 from libs.common.errors import PermanentEventError
 from libs.common.events import EventEnvelope, envelope_from_kafka
 from libs.common.kafka import dlq_topic
-from libs.common.telemetry import DLQ_EVENTS, EVENTS_CONSUMED, context_from, tracer
+from libs.common.telemetry import DLQ_EVENTS, EVENTS_CONSUMED, context_from, span_context_of, tracer
 from libs.common.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -54,18 +55,34 @@ class PgInbox:
         return {r["event_id"] for r in rows}
 
 
+class ConsumedRecord(Protocol):
+    """What the consumer reads of a Kafka record (aiokafka's ConsumerRecord is one)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
 @dataclass(frozen=True)
 class KafkaRecord:
-    """One consumed record, as the consumer needs it."""
+    """A record built by hand (tests, tools): a ``ConsumedRecord``."""
 
     topic: str
     key: bytes | None
-    value: bytes
-    headers: Sequence[tuple[str, bytes | None]]
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
 
 
 class DeadLetters(Protocol):
-    async def send(self, record: KafkaRecord, error: BaseException, attempts: int) -> None: ...
+    async def send(self, record: ConsumedRecord, error: BaseException, attempts: int) -> None: ...
 
 
 class KafkaDeadLetters:
@@ -76,7 +93,7 @@ class KafkaDeadLetters:
         self._consumer = consumer
         self._timeout_s = timeout_s
 
-    async def send(self, record: KafkaRecord, error: BaseException, attempts: int) -> None:
+    async def send(self, record: ConsumedRecord, error: BaseException, attempts: int) -> None:
         headers = [(k, v) for k, v in record.headers if v is not None]
         headers += [
             ("dlq_error", f"{type(error).__name__}: {error}".encode()),
@@ -93,7 +110,7 @@ class KafkaDeadLetters:
 @dataclass(frozen=True)
 class _Parsed:
     index: int
-    record: KafkaRecord
+    record: ConsumedRecord
     event: EventEnvelope
 
 
@@ -128,7 +145,7 @@ class IdempotentConsumer(Generic[U]):
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
 
-    async def handle_batch(self, records: Sequence[KafkaRecord]) -> list[str]:
+    async def handle_batch(self, records: Sequence[ConsumedRecord]) -> list[str]:
         """Process records in order; one outcome per record (applied, duplicate, ignored, dead_lettered).
 
         Returns only when every record is settled; it may wait out an outage of the database or
@@ -148,8 +165,8 @@ class IdempotentConsumer(Generic[U]):
                 outcomes[index] = "ignored"
         if parsed:
             outcomes.update(await self._apply(parsed))
-        for outcome in outcomes.values():
-            EVENTS_CONSUMED.labels(self.name, outcome).inc()
+        for outcome, count in Counter(outcomes.values()).items():
+            EVENTS_CONSUMED.labels(self.name, outcome).inc(count)
         return [outcomes[i] for i in range(len(records))]
 
     async def _apply(self, parsed: list[_Parsed]) -> dict[int, str]:
@@ -225,7 +242,7 @@ class IdempotentConsumer(Generic[U]):
             links: list[trace.Link] = []
         else:
             parent = otel_context.Context()
-            links = list(_links(batch))
+            links = _links(batch)
         return tracer.start_as_current_span(
             f"consume {self.name}",
             context=parent,
@@ -234,7 +251,7 @@ class IdempotentConsumer(Generic[U]):
             attributes=attributes,
         )
 
-    async def _dead_letter(self, record: KafkaRecord, error: Exception, attempts: int) -> str:
+    async def _dead_letter(self, record: ConsumedRecord, error: Exception, attempts: int) -> str:
         delays = self._delays()
         while True:
             try:
@@ -258,9 +275,6 @@ class IdempotentConsumer(Generic[U]):
             delay = min(delay * 2, self._max_backoff_s)
 
 
-def _links(batch: list[_Parsed]) -> Iterator[trace.Link]:
-    traced = (p.event.traceparent for p in batch if p.event.traceparent)
-    for traceparent in list(traced)[:MAX_SPAN_LINKS]:
-        span_context = trace.get_current_span(context_from(traceparent)).get_span_context()
-        if span_context.is_valid:
-            yield trace.Link(span_context)
+def _links(batch: list[_Parsed]) -> list[trace.Link]:
+    contexts = (span_context_of(p.event.traceparent) for p in batch)
+    return [trace.Link(c) for c in islice((c for c in contexts if c is not None), MAX_SPAN_LINKS)]

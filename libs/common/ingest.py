@@ -14,7 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from libs.common.inbox import IdempotentConsumer, KafkaRecord
+from libs.common.inbox import IdempotentConsumer
 from libs.common.settings import ServiceSettings
 from libs.common.telemetry import CONSUMER_LAG
 
@@ -52,15 +52,11 @@ async def run_ingest(
             )
             if not poll:
                 continue
-            await consumer.handle_batch([_record(m) for messages in poll.values() for m in messages])
-            await _commit(kafka, poll)
+            await consumer.handle_batch([m for messages in poll.values() for m in messages])
             _report_lag(kafka, consumer.name, poll)
+            await _commit(kafka, poll)
     finally:
         await kafka.stop()
-
-
-def _record(message: ConsumerRecord[bytes, bytes]) -> KafkaRecord:
-    return KafkaRecord(message.topic, message.key, message.value or b"", list(message.headers))
 
 
 async def _commit(kafka: AIOKafkaConsumer, poll: Poll) -> None:
@@ -76,8 +72,9 @@ async def _commit(kafka: AIOKafkaConsumer, poll: Poll) -> None:
 
 
 def _report_lag(kafka: AIOKafkaConsumer, consumer: str, poll: Poll) -> None:
+    assigned = kafka.assignment()  # a rebalance may have taken a partition since the poll
     for tp, messages in poll.items():
-        end = kafka.highwater(tp)
+        end = kafka.highwater(tp) if tp in assigned else None
         if end is not None and end >= 0:
             CONSUMER_LAG.labels(consumer, tp.topic, str(tp.partition)).set(
                 max(end - messages[-1].offset - 1, 0)

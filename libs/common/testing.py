@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Self
 
 from libs.common.events import EventEnvelope
-from libs.common.inbox import KafkaRecord
+from libs.common.inbox import ConsumedRecord
 
 
 class FixedClock:
@@ -97,9 +97,9 @@ class FakeDeadLetters:
     """Remembers what was dead-lettered; ``failures`` sends fail first (an unreachable topic)."""
 
     failures: int = 0
-    sent: list[tuple[KafkaRecord, str, int]] = field(default_factory=list)
+    sent: list[tuple[ConsumedRecord, str, int]] = field(default_factory=list)
 
-    async def send(self, record: KafkaRecord, error: BaseException, attempts: int) -> None:
+    async def send(self, record: ConsumedRecord, error: BaseException, attempts: int) -> None:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("dead-letter topic unreachable")

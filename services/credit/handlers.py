@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC
 from typing import Protocol
 
 from jiazheng.orders.events.v1 import events_pb2 as order_events
@@ -53,7 +52,7 @@ def _booking(event: EventEnvelope) -> domain.LedgerEntry | None:
         event_id=event.id,
         event_type=event.type,
         trace_id=trace_id_of(event.traceparent),
-        occurred_at=created.create_time.ToDatetime(tzinfo=UTC),
+        occurred_at=event.time,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 
 import asyncpg
@@ -12,10 +11,10 @@ from services.credit.domain import LedgerEntry
 
 # One statement for a whole batch of entries: the rows travel as arrays.
 _ADD_MANY = """
-INSERT INTO ledger_entries (entry_id, worker_id, event_id, event_type, score_delta, reason,
-                            rule_version, trace_id, occurred_at)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
-                     $7::text[], $8::text[], $9::timestamptz[])
+INSERT INTO ledger_entries (worker_id, event_id, event_type, score_delta, reason, rule_version,
+                            trace_id, occurred_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
+                     $7::text[], $8::timestamptz[])
 """
 
 
@@ -28,7 +27,6 @@ class PgLedgerRepository:
             return
         await self._conn.execute(
             _ADD_MANY,
-            [uuid.uuid4() for _ in entries],
             [e.worker_id for e in entries],
             [e.event_id for e in entries],
             [e.event_type for e in entries],

@@ -25,4 +25,4 @@ def order_created(order: Order) -> EventEnvelope:
         duration_hours=d.duration_hours,
         create_time=timestamp(order.created_at),
     )
-    return new_event(message, source=SOURCE, subject=f"orders/{order.order_id}")
+    return new_event(message, source=SOURCE, subject=f"orders/{order.order_id}", time=order.created_at)
