@@ -66,8 +66,8 @@ async def test_killed_service_comes_back_on_the_same_port_and_its_clients_carry_
 
 
 async def test_exit_75_is_restarted_with_a_growing_back_off(harness: ServiceHarness) -> None:
-    """75 is what a consumer exits with when it cannot acknowledge; no service does so on demand,
-    so a stand-in process exits with it at once, every time."""
+    """75 (EX_TEMPFAIL) is "exited unacknowledged" in the design; no service exits with it on
+    demand, so a stand-in process exits with it at once, every time."""
     svc = harness.spawn("exits-75", supervised=True, command=["-c", "import sys; sys.exit(75)"])
     async with stopped_afterwards(svc):
         state = await restarted(svc, 3)
