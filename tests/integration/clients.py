@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -63,3 +64,9 @@ async def ledger(credit: RunningService, key: str, worker_id: str) -> list[credi
 
 def new_worker_id() -> str:
     return f"w-{uuid.uuid4().hex[:12]}"
+
+
+def log_lines(service: RunningService, key: str, value: str) -> list[dict[str, str]]:
+    """The JSON log lines of ``service`` whose ``key`` is ``value``, reduced to message and trace id."""
+    lines = [json.loads(line) for line in service.log.read_text().splitlines() if line.startswith("{")]
+    return [{"msg": e["msg"], "trace_id": e.get("trace_id", "")} for e in lines if e.get(key) == value]

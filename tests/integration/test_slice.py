@@ -3,8 +3,6 @@ with one trace from the platform's call to the ledger entry."""
 
 from __future__ import annotations
 
-import json
-
 import grpc
 import pytest
 
@@ -14,6 +12,7 @@ from tests.integration.clients import (
     auth,
     create_order,
     ledger,
+    log_lines,
     new_traceparent,
     new_worker_id,
     order_request,
@@ -44,12 +43,6 @@ async def test_order_reaches_credit_ledger_once_with_the_callers_trace(
     assert {"msg": "ledger entry recorded", "trace_id": trace_id} in log_lines(
         credit, "event_id", entry.event_id
     )
-
-
-def log_lines(service: RunningService, key: str, value: str) -> list[dict[str, str]]:
-    """The JSON log lines of ``service`` whose ``key`` is ``value``, reduced to message and trace id."""
-    lines = [json.loads(line) for line in service.log.read_text().splitlines() if line.startswith("{")]
-    return [{"msg": e["msg"], "trace_id": e.get("trace_id", "")} for e in lines if e.get(key) == value]
 
 
 async def test_retry_with_same_request_id_returns_same_order_and_publishes_once(
