@@ -133,7 +133,7 @@ class ServiceProcess:
         Without a ``grpc_port``, a free one; without a ``log``, ``<home>/logs/<name>-<port>.log``.
         """
         port = grpc_port or free_port()
-        log = log or home / "logs" / f"{name}-{port}.log"
+        log = (log or home / "logs" / f"{name}-{port}.log").resolve()  # the supervisor runs in ROOT
         settings = dict(extra or {})
         if database:
             settings["JZ_DATABASE_URL"] = endpoints.dsn(database)
@@ -232,9 +232,9 @@ class LocalServices:
     """The services of one local stack, each under its supervisor, recorded in ``<home>/services.json``."""
 
     def __init__(self, home: Path) -> None:
-        self.home = home
-        self.state_file = home / "services.json"
-        self.keys_file = home / "api-keys.json"
+        self.home = home.resolve()
+        self.state_file = self.home / "services.json"
+        self.keys_file = self.home / "api-keys.json"
 
     def api_keys(self) -> list[DevKey]:
         if not self.keys_file.exists():
