@@ -90,6 +90,7 @@ def status() -> None:
             f"{row.name:<11} grpc 127.0.0.1:{row.grpc_port:<6} pid {pid:<8} restarts {row.restarts:<3} "
             f"{last_exit}{supervisor}{health}",
             highlight=False,
+            soft_wrap=True,
         )
 
 

@@ -293,7 +293,7 @@ class LocalServices:
                     name,
                     info["grpc_port"],
                     self._supervisor_runs(name, info),
-                    state.child_pid if state else None,
+                    state.child_pid if state and pid_alive(state.child_pid) else None,
                     state.restarts if state else 0,
                     state.last_exit if state else None,
                 )

@@ -4,6 +4,7 @@ service runner leaves all five services answering gRPC health checks."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import tempfile
 from pathlib import Path
@@ -12,10 +13,10 @@ import asyncpg
 import pytest
 
 from deploy.local.services import SERVICES, LocalServices, health_status
-from deploy.local.stack import Endpoints, free_port
+from deploy.local.stack import Endpoints, free_port, pid_alive
 from libs.common.db import migrate
 from tests.integration.clients import create_order, order_request
-from tests.integration.harness import ServiceHarness
+from tests.integration.harness import ServiceHarness, eventually
 
 CREDIT_MIGRATIONS = Path(__file__).parents[2] / "services" / "credit" / "migrations"
 
@@ -59,6 +60,34 @@ async def test_all_five_services_answer_health_checks(endpoints: Endpoints, tmp_
     finally:
         await asyncio.to_thread(services.down)
     assert statuses == dict.fromkeys(SERVICES, "SERVING")
+
+
+async def test_up_again_replaces_a_killed_supervisor_on_the_same_ports(
+    endpoints: Endpoints, tmp_path: Path
+) -> None:
+    services = LocalServices(tmp_path)
+    try:
+        before = await asyncio.to_thread(services.up, endpoints)
+        [orders] = [row for row in services.status() if row.name == "orders"]
+        assert pid_alive(orders.child_pid)
+        os.kill(before["orders"]["supervisor_pid"], signal.SIGKILL)
+
+        async def service_gone() -> bool:  # the kernel told it to stop with its supervisor
+            return not pid_alive(orders.child_pid)
+
+        await eventually(service_gone, within=30)
+        after = await asyncio.to_thread(services.up, endpoints)
+        health = await health_status(after["orders"]["grpc_port"])
+    finally:
+        await asyncio.to_thread(services.down)
+
+    assert after["orders"]["supervisor_pid"] != before["orders"]["supervisor_pid"]
+    assert after["orders"]["grpc_port"] == before["orders"]["grpc_port"]
+    assert after["orders"]["metrics_port"] == before["orders"]["metrics_port"]
+    assert health == "SERVING"
+    assert {n: after[n] for n in SERVICES if n != "orders"} == {
+        n: before[n] for n in SERVICES if n != "orders"
+    }
 
 
 async def test_service_exposes_prometheus_metrics_and_stops_cleanly_on_sigterm(
