@@ -187,12 +187,28 @@ class LocalStack:
         return endpoints
 
     def down(self) -> None:
-        state = self._state()
-        kafka = state.get("kafka", {})
-        if kafka.get("pid"):
-            stop_pid(int(kafka["pid"]), str(self.kafka_dir))
+        self.stop_kafka()
+        self.stop_postgres()
+
+    # -- fault injection: the outage tests stop and start each part on its own ------------
+    def stop_kafka(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the broker: SIGTERM shuts it down cleanly, SIGKILL is a crash."""
+        pid = int(self._state().get("kafka", {}).get("pid") or 0)
+        if sig == signal.SIGKILL and pid_alive(pid) and str(self.kafka_dir) in pid_cmdline(pid):
+            os.kill(pid, signal.SIGKILL)
+        if pid:
+            stop_pid(pid, str(self.kafka_dir))
+
+    def start_kafka(self) -> None:
+        """Start the broker again on its ports and data (or reuse it if it runs)."""
+        self._kafka_up()
+
+    def stop_postgres(self) -> None:
         if self._pg_path("data/postmaster.pid").exists():
             self._pg_ctl("stop", "-m", "fast", check=False)
+
+    def start_postgres(self) -> None:
+        self._postgres_up()
 
     def status(self) -> dict[str, object]:
         state = self._state()

@@ -12,6 +12,7 @@ import asyncpg
 
 from libs.common.events import EventEnvelope
 from libs.common.inbox import PgInbox
+from libs.common.outages import is_outage
 from libs.common.outbox import add_event
 from libs.common.uow import Clock, SystemClock
 
@@ -120,8 +121,8 @@ class PgUnitOfWork:
         try:
             self._tx = self._conn.transaction()
             await self._tx.start()
-        except BaseException:
-            await self._release()
+        except BaseException as exc:
+            await self._release(exc)
             raise
         self._bind(self._conn)
         return self
@@ -144,11 +145,13 @@ class PgUnitOfWork:
             if exc is None:
                 raise
         finally:
-            await self._release()
+            await self._release(exc)
 
-    async def _release(self) -> None:
+    async def _release(self, error: BaseException | None) -> None:
         self._tx = None
         conn, self._conn = self._conn, None
+        if error is not None and is_outage(error):
+            conn.terminate()  # it saw the database go away: never hand it out again
         await self._pool.release(conn)
 
 

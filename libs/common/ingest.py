@@ -20,6 +20,8 @@ from libs.common.telemetry import CONSUMER_LAG
 
 log = logging.getLogger(__name__)
 
+# getmany returns as soon as records are fetched; this only bounds an idle wait.
+_IDLE_POLL_MS = 1000
 Poll = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
 
@@ -46,10 +48,7 @@ async def run_ingest(
     await kafka.start()
     try:
         while True:
-            poll = await kafka.getmany(
-                timeout_ms=int(settings.consumer_batch_wait_s * 1000),
-                max_records=settings.consumer_batch_size,
-            )
+            poll = await kafka.getmany(timeout_ms=_IDLE_POLL_MS, max_records=settings.consumer_batch_size)
             if not poll:
                 continue
             await consumer.handle_batch([m for messages in poll.values() for m in messages])

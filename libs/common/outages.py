@@ -20,4 +20,8 @@ def is_outage(exc: BaseException) -> bool:
     """Whether ``exc`` says a dependency is unreachable or overloaded rather than the request bad."""
     if isinstance(exc, _OUTAGES):
         return True
+    # A connection broken by a server going away can be left mid-protocol ("cannot switch to
+    # state ...") or closed under the caller.
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        return True
     return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)

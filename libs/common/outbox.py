@@ -22,6 +22,9 @@ from libs.common.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISHED, tracer
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "jiazheng_outbox"
+# After a failed batch (Kafka or the database away) the relay retries, backing off up to this.
+_FIRST_RETRY_S = 0.2
+_LAST_RETRY_S = 5.0
 # Claiming works by aggregate, never by lone row: take the aggregates at the head of the
 # backlog whose transaction-scoped advisory lock this relay gets, then their unpublished rows
 # in order. While a relay holds an aggregate no other relay takes any of its rows, and a
@@ -79,17 +82,23 @@ class OutboxRelay:
 
     async def run(self) -> None:
         await self._producer.start()
+        delay = _FIRST_RETRY_S
         try:
             while True:
                 try:
                     await self._listen()
                     published = await self.publish_batch()
+                    delay = _FIRST_RETRY_S
                     if published < self._settings.relay_batch_size:
                         await self._idle()
                 except (KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                     # Nothing was marked: the batch is retried whole once the outage passes.
-                    log.warning("relay batch failed; retrying", extra={"fields": {"error": repr(exc)}})
-                    await asyncio.sleep(self._settings.relay_poll_interval_s)
+                    log.warning(
+                        "relay batch failed; retrying",
+                        extra={"fields": {"error": repr(exc), "retry_in_s": delay}},
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _LAST_RETRY_S)
         finally:
             await self._unlisten()
             await self._producer.stop()
@@ -102,6 +111,7 @@ class OutboxRelay:
         await self._unlisten()
         self._listener = await asyncpg.connect(self._settings.database_url, timeout=10)
         await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+        self._listener.add_termination_listener(lambda *_: self._wake.set())  # reconnect at once
         self._wake.set()  # whatever was committed while nobody listened
         log.info("relay listening for outbox notifications")
 

@@ -20,6 +20,7 @@ from tests.integration.harness import (
     Testcontainers,
     docker_answers,
     endpoints_from_env,
+    services_on,
 )
 
 
@@ -45,12 +46,8 @@ def endpoints() -> Iterator[Endpoints]:
 
 @pytest.fixture(scope="session")
 def harness(endpoints: Endpoints) -> Iterator[ServiceHarness]:
-    h = ServiceHarness(endpoints, default_home("test"))
-    h.reap_leftovers()
-    try:
+    with services_on(endpoints, default_home("test")) as h:
         yield h
-    finally:
-        h.stop_all()
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import urllib.request
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
@@ -179,6 +180,17 @@ class ServiceHarness:
             svc.stop()
         self._running.clear()
         self._record()
+
+
+@contextlib.contextmanager
+def services_on(endpoints: Endpoints, home: Path) -> Iterator[ServiceHarness]:
+    """A harness for ``home``: what a killed run left there is stopped first, all it started after."""
+    harness = ServiceHarness(endpoints, home)
+    harness.reap_leftovers()
+    try:
+        yield harness
+    finally:
+        harness.stop_all()
 
 
 async def eventually(

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from jiazheng.orders.events.v1 import events_pb2 as order_events
+from libs.common.events import new_event
+from libs.common.kafka import events_topic
 from tests.integration.harness import eventually
+
+ORDERS_TOPIC = events_topic("orders")
 
 
 @dataclass(frozen=True)
@@ -75,3 +81,19 @@ async def wait_until_consumed(bootstrap: str, group: str, topic: str, partition:
         await eventually(committed_past, within=90)
     finally:
         await admin.close()
+
+
+async def produce_order_created(bootstrap: str, workers: list[str]) -> None:
+    """One OrderCreated on the orders topic for each of ``workers``, as orders' relay sends it."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        for worker in workers:
+            order_id = str(uuid.uuid4())
+            created = order_events.OrderCreated(order_id=order_id, platform_id="p", worker_id=worker)
+            created.create_time.GetCurrentTime()
+            event = new_event(created, source="/test", subject=f"orders/{order_id}")
+            await producer.send(ORDERS_TOPIC, value=event.data, key=event.key, headers=event.kafka_headers())
+        await producer.flush()
+    finally:
+        await producer.stop()

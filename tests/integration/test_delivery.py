@@ -12,12 +12,10 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from deploy.local.stack import Endpoints
-from jiazheng.orders.events.v1 import events_pb2 as order_events
-from libs.common.events import new_event
 from libs.common.kafka import dlq_topic, events_topic
 from tests.integration.clients import create_order, ledger, new_traceparent, new_worker_id, order_request
 from tests.integration.harness import RunningService, ServiceHarness, eventually
-from tests.integration.kafka_tools import read_topic, wait_until_consumed
+from tests.integration.kafka_tools import produce_order_created, read_topic, wait_until_consumed
 
 ORDERS_TOPIC = events_topic("orders")
 CREDIT_GROUP = "jiazheng-credit"
@@ -153,7 +151,7 @@ async def test_credit_stopped_then_killed_mid_stream_loses_nothing_and_applies_n
     harness: ServiceHarness, endpoints: Endpoints, scratch_database: str
 ) -> None:
     worker, total = new_worker_id(), 6000
-    await produce_order_created(endpoints.kafka_bootstrap, worker, total)
+    await produce_order_created(endpoints.kafka_bootstrap, [worker] * total)
     dsn = endpoints.dsn(scratch_database)
     # A group of its own, so it reads everything and competes with no other credit process;
     # small batches, so that stopping it lands mid-stream.
@@ -202,18 +200,3 @@ async def test_credit_stopped_then_killed_mid_stream_loses_nothing_and_applies_n
     finally:
         await conn.close()
     assert (rows["entries"], rows["events"]) == (total, total)
-
-
-async def produce_order_created(bootstrap: str, worker: str, count: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    await producer.start()
-    try:
-        for _ in range(count):
-            order_id = str(uuid.uuid4())
-            created = order_events.OrderCreated(order_id=order_id, platform_id="p", worker_id=worker)
-            created.create_time.GetCurrentTime()
-            event = new_event(created, source="/test", subject=f"orders/{order_id}")
-            await producer.send(ORDERS_TOPIC, value=event.data, key=event.key, headers=event.kafka_headers())
-        await producer.flush()
-    finally:
-        await producer.stop()
