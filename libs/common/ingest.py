@@ -8,13 +8,15 @@ what was not yet acknowledged, and the inbox absorbs what had already been appli
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from libs.common.inbox import IdempotentConsumer
+from libs.common.db import database_answers
+from libs.common.inbox import Effect, IdempotentConsumer, KafkaDeadLetters, U
 from libs.common.settings import ServiceSettings
 from libs.common.telemetry import CONSUMER_LAG
 
@@ -23,6 +25,28 @@ log = logging.getLogger(__name__)
 # getmany returns as soon as records are fetched; this only bounds an idle wait.
 _IDLE_POLL_MS = 1000
 Poll = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+
+
+def idempotent_consumer(
+    name: str,
+    pool: asyncpg.Pool,
+    uow_factory: Callable[[], U],
+    effects: Mapping[str, Effect[U]],
+    dlq_producer: AIOKafkaProducer,
+    settings: ServiceSettings,
+) -> IdempotentConsumer[U]:
+    """An IdempotentConsumer on PostgreSQL and Kafka: an outage is the database not answering on
+    ``pool``, dead letters go to the consumer's DLQ topic through ``dlq_producer``."""
+    return IdempotentConsumer(
+        name,
+        uow_factory,
+        effects,
+        KafkaDeadLetters(dlq_producer, name, settings.dlq_send_timeout_s),
+        lambda: database_answers(pool),
+        settings.consumer_max_attempts,
+        settings.consumer_retry_backoff_s,
+        settings.consumer_max_backoff_s,
+    )
 
 
 def kafka_consumer(settings: ServiceSettings, group: str, topics: Sequence[str]) -> AIOKafkaConsumer:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from jiazheng.credit.v1 import credit_pb2_grpc
-from libs.common.db import create_pool, database_answers
+from libs.common.db import create_pool
 from libs.common.grpc_server import GrpcServer
-from libs.common.inbox import IdempotentConsumer, KafkaDeadLetters
-from libs.common.ingest import kafka_consumer, run_ingest
+from libs.common.ingest import idempotent_consumer, kafka_consumer, run_ingest
 from libs.common.kafka import dlq_topic, ensure_topics, events_topic, idempotent_producer
 from libs.common.runtime import Components, run_service
 from libs.common.settings import ServiceSettings
@@ -35,16 +35,8 @@ async def build(settings: CreditSettings) -> Components:
     )
     dlq = idempotent_producer(settings)
     await dlq.start()
-    consumer = IdempotentConsumer(
-        CONSUMER,
-        lambda: PgCreditUnitOfWork(pool, acquire_timeout_s=settings.db_acquire_timeout_s),
-        EFFECTS,
-        KafkaDeadLetters(dlq, CONSUMER, settings.dlq_send_timeout_s),
-        lambda: database_answers(pool),
-        settings.consumer_max_attempts,
-        settings.consumer_retry_backoff_s,
-        settings.consumer_max_backoff_s,
-    )
+    uow = partial(PgCreditUnitOfWork, pool, acquire_timeout_s=settings.db_acquire_timeout_s)
+    consumer = idempotent_consumer(CONSUMER, pool, uow, EFFECTS, dlq, settings)
     ingest = run_ingest(kafka_consumer(settings, CONSUMER, SOURCES), consumer, settings)
     return Components(server=server, background=[ingest], closers=[pool.close, dlq.stop])
 

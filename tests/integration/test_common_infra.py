@@ -12,9 +12,10 @@ import pytest
 from google.protobuf.wrappers_pb2 import Int32Value, StringValue
 
 from deploy.local.stack import Endpoints
-from libs.common.db import PgUnitOfWork, create_pool, database_answers, migrate
+from libs.common.db import PgUnitOfWork, create_pool, migrate
 from libs.common.events import EventEnvelope, new_event
-from libs.common.inbox import Effect, IdempotentConsumer, KafkaDeadLetters, KafkaRecord
+from libs.common.inbox import Effect, KafkaRecord
+from libs.common.ingest import idempotent_consumer
 from libs.common.kafka import dlq_topic, ensure_topics, idempotent_producer
 from libs.common.outbox import OutboxRelay, add_event
 from libs.common.settings import ServiceSettings
@@ -106,20 +107,12 @@ async def consume_batch(
     events: list[EventEnvelope],
 ) -> list[str]:
     await pool.execute("CREATE TABLE IF NOT EXISTS effects (event_id text NOT NULL)")
-    settings = settings_for(endpoints, "postgres")
+    settings = settings_for(endpoints, "postgres", consumer_max_attempts=3, consumer_retry_backoff_s=0.01)
     await ensure_topics(settings, [dlq_topic(name)])
     producer = idempotent_producer(settings)
     await producer.start()
     try:
-        consumer = IdempotentConsumer(
-            name,
-            lambda: PgUnitOfWork(pool),
-            effects,
-            KafkaDeadLetters(producer, name, timeout_s=10),
-            lambda: database_answers(pool),
-            max_attempts=3,
-            backoff_s=0.01,
-        )
+        consumer = idempotent_consumer(name, pool, lambda: PgUnitOfWork(pool), effects, producer, settings)
         return await consumer.handle_batch(
             [KafkaRecord("some.topic", e.key, e.data, e.kafka_headers()) for e in events]
         )
