@@ -1,11 +1,12 @@
-"""Diagnostic server: the cheapest grpc.aio CreateOrder that does the service's transaction.
+"""Baseline server: the cheapest grpc.aio CreateOrder that does the service's transaction.
 
 The real ``OrderService.CreateOrder`` contract (same request, same response), serving the
-baseline's transaction: ``PgOrderRepository.add_once`` + ``outbox.add_event`` (insert, insert,
-``NOTIFY``) on an asyncpg pool as large as the service's. No interceptor (no auth, validation,
-tracing, metrics), no request-id lookup, no logging, no relay. It tells how much of the
-service's cost is the grpc.aio framework itself. ``python -m bench.bare_orders_server``, configured
-by ``JZ_DATABASE_URL`` and ``JZ_GRPC_PORT`` like a service; runs until SIGTERM.
+service's transaction: ``PgOrderRepository.add_once`` + ``outbox.add_event`` (insert, insert
+with ``NOTIFY``) on a pool made like the service's (``libs.common.db.create_pool``, as large as
+``JZ_DB_POOL_MAX``). No interceptor (no auth, validation, tracing, metrics), no logging, no
+relay: the floor for one Python gRPC process doing this work, which the CreateOrder target is
+stated against. ``python -m bench.bare_orders_server``, configured by ``JZ_DATABASE_URL`` and
+``JZ_GRPC_PORT`` like a service; runs until SIGTERM.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import grpc
 
 from bench.bare_service import serve
 from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
+from libs.common.db import create_pool
 from libs.common.outbox import add_event
+from libs.common.settings import ServiceSettings
 from services.orders import domain, events
 from services.orders.api import draft_from_proto, order_to_proto
 from services.orders.store import PgOrderRepository
@@ -48,9 +51,14 @@ class BareOrders(orders_pb2_grpc.OrderServiceServicer):
         raise AssertionError("unreachable")
 
 
+async def _pool(dsn: str) -> asyncpg.Pool:
+    return await create_pool(dsn, 2, ServiceSettings().db_pool_max)
+
+
 if __name__ == "__main__":
     asyncio.run(
         serve(
-            lambda server, pool: orders_pb2_grpc.add_OrderServiceServicer_to_server(BareOrders(pool), server)
+            lambda server, pool: orders_pb2_grpc.add_OrderServiceServicer_to_server(BareOrders(pool), server),
+            _pool,
         )
     )

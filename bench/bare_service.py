@@ -11,22 +11,30 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 
+async def plain_pool(dsn: str) -> asyncpg.Pool:
+    """asyncpg's own pool, as a process without project code would have it."""
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=10)
+    assert pool is not None
+    return pool
+
+
 async def serve(
     register: Callable[[grpc.aio.Server, asyncpg.Pool], None] = lambda server, pool: None,
+    pool_factory: Callable[[str], Awaitable[asyncpg.Pool]] = plain_pool,
 ) -> None:
     """Health on ``JZ_GRPC_PORT``, a pool on ``JZ_DATABASE_URL``, what ``register`` adds; until SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    pool = await asyncpg.create_pool(os.environ["JZ_DATABASE_URL"], min_size=2, max_size=10)
+    pool = await pool_factory(os.environ["JZ_DATABASE_URL"])
     server = grpc.aio.server()
     register(server, pool)
     servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
