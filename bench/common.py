@@ -13,7 +13,7 @@ import os
 import platform
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -85,13 +85,20 @@ def spawn_module(env: BenchEnv, module: str, database: str, argv: list[str] | No
 
 
 @contextlib.asynccontextmanager
-async def serving(svc: ServiceProcess) -> AsyncIterator[ServiceProcess]:
-    """``svc`` once it answers SERVING; stopped on the way out."""
+async def stopped_after(svc: ServiceProcess) -> AsyncIterator[ServiceProcess]:
+    """``svc`` at once (it may still be starting); stopped on the way out."""
     try:
-        await svc.wait_serving()
         yield svc
     finally:
         await asyncio.to_thread(svc.stop)
+
+
+@contextlib.asynccontextmanager
+async def serving(svc: ServiceProcess) -> AsyncIterator[ServiceProcess]:
+    """``svc`` once it answers SERVING; stopped on the way out."""
+    async with stopped_after(svc):
+        await svc.wait_serving()
+        yield svc
 
 
 def running_service(
@@ -104,6 +111,35 @@ def running_module(
     env: BenchEnv, module: str, database: str
 ) -> contextlib.AbstractAsyncContextManager[ServiceProcess]:
     return serving(spawn_module(env, module, database))
+
+
+# -- the outbox -----------------------------------------------------------------------------
+
+
+async def unpublished(conn: asyncpg.Connection) -> int:
+    """Outbox rows not yet published."""
+    return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+
+
+async def watch_outbox(
+    conn: asyncpg.Connection,
+    until: Callable[[int], bool],
+    timeout_s: float,
+    svc: ServiceProcess | None = None,
+    interval_s: float = 0.05,
+) -> int:
+    """Poll the unpublished count until ``until(count)`` or ``timeout_s``; the last count.
+
+    With ``svc``, a process that exits meanwhile is an error rather than a long wait.
+    """
+    deadline = time.perf_counter() + timeout_s
+    count = await unpublished(conn)
+    while not until(count) and time.perf_counter() < deadline:
+        if svc is not None and svc.proc.poll() is not None:
+            raise RuntimeError(f"{svc.name} exited (code {svc.proc.returncode}); see {svc.log}")
+        await asyncio.sleep(interval_s)
+        count = await unpublished(conn)
+    return count
 
 
 # -- /proc -----------------------------------------------------------------------------------
@@ -247,10 +283,15 @@ class LoadResult:
     def rate(self) -> float:
         return self.calls / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    def percentile_ms(self, q: float) -> float:
+        return percentile_ms(sorted(self.latencies_s), q)
+
+    @property
+    def cpu_ms_per_call(self) -> float | None:
+        return cpu_ms_per_unit(self.cpu, self.calls)
+
     def summary(self) -> dict[str, object]:
         lat = sorted(self.latencies_s)
-        # Where the calls' work runs: the server process when there is one, else this process.
-        cpu_s = self.cpu.get("server_process_cpu_s", self.cpu.get("bench_process_cpu_s", 0.0))
         return {
             "calls": self.calls,
             "errors": self.errors,
@@ -260,7 +301,7 @@ class LoadResult:
             "p90_ms": percentile_ms(lat, 90),
             "p99_ms": percentile_ms(lat, 99),
             "max_ms": round(lat[-1] * 1000, 2) if lat else float("nan"),
-            "cpu_ms_per_call": round(cpu_s * 1000 / self.calls, 3) if self.calls else None,
+            "cpu_ms_per_call": self.cpu_ms_per_call,
             "cpu": self.cpu,
         }
 
@@ -311,5 +352,76 @@ async def closed_loop(
     return LoadResult(len(latencies), errors, last_done - measure_from, latencies, cpu.result)
 
 
+def cpu_ms_per_unit(cpu: dict[str, float], units: int) -> float | None:
+    """CPU milliseconds per unit of work of the process doing it: the server process when there
+    is one, else this process."""
+    cpu_s = cpu.get("server_process_cpu_s", cpu.get("bench_process_cpu_s", 0.0))
+    return round(cpu_s * 1000 / units, 3) if units else None
+
+
 def ratio(value: float, baseline: float) -> float:
     return round(value / baseline, 3) if baseline > 0 else float("nan")
+
+
+def mean(*values: float | None) -> float | None:
+    """The mean of the values measured (None: not measured)."""
+    known = [v for v in values if v is not None]
+    return round(sum(known) / len(known), 3) if known else None
+
+
+# -- headline figures and their targets ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a headline figure must reach: bounds on it, on its ratio to the same-run baseline,
+    or (for a yes/no figure) the property that must hold."""
+
+    at_least: float | None = None
+    at_most: float | None = None
+    ratio_at_least: float | None = None
+    holds: str | None = None
+
+    def met(self, measured: float | None, ratio_: float | None) -> bool:
+        if measured is None or math.isnan(measured):
+            return False
+        if self.holds is not None:
+            return bool(measured)
+        return all(
+            (
+                self.at_least is None or measured >= self.at_least,
+                self.at_most is None or measured <= self.at_most,
+                self.ratio_at_least is None or (ratio_ is not None and ratio_ >= self.ratio_at_least),
+            )
+        )
+
+    def text(self) -> str:
+        parts = [
+            f">= {self.at_least:,g}" if self.at_least is not None else "",
+            f"<= {self.at_most:,g}" if self.at_most is not None else "",
+            f">= {self.ratio_at_least:g} x baseline" if self.ratio_at_least is not None else "",
+            self.holds or "",
+        ]
+        return " and ".join(p for p in parts if p)
+
+
+def figure(
+    name: str,
+    unit: str,
+    measured: float | None,
+    baseline: float | None = None,
+    target: Target | None = None,
+) -> dict[str, object]:
+    """One headline figure for the JSON and the table; a yes/no figure has the unit "yes/no"."""
+    entry: dict[str, object] = {"figure": name, "unit": unit, "measured": measured}
+    ratio_ = None
+    if baseline is not None:
+        ratio_ = ratio(measured, baseline) if measured is not None else None
+        entry.update(baseline=baseline, ratio=ratio_)
+    if target is not None:
+        entry.update(
+            target={k: v for k, v in asdict(target).items() if v is not None},
+            target_text=target.text(),
+            meets=target.met(measured, ratio_),
+        )
+    return entry

@@ -1,4 +1,4 @@
-"""Benchmark 2: the credit consumer applying OrderCreated events exactly once (inbox row + ledger row).
+"""Benchmark: the credit consumer applying OrderCreated events exactly once (inbox row + ledger row).
 
 ``events`` OrderCreated CloudEvents (``libs.common.events.new_event``, each with a worker id and a
 traceparent) are produced to a freshly recreated ``jiazheng.orders.events.v1``; then, each on a
@@ -9,17 +9,17 @@ fresh database, with nothing else consuming:
   the ledger rows of the events that were new with one ``executemany``, then the offsets committed.
   Same tables, same columns, same exactly-once guarantee. Run before and again after the
   service (own group and database each time); the ratio is against the mean of the two.
-- ``service``: the real ``python -m services.credit`` process (faust agent feeding
-  ``IdempotentConsumer``, group ``jiazheng-credit``). Completion is read from the database: the
-  rate is ledger rows over the span between the first and the last ledger row's ``recorded_at``
-  (so start-up and the group join are excluded).
-- ``idempotent_consumer_in_process``: diagnostic; the service's own ``IdempotentConsumer`` and
-  ``EFFECTS`` (``handle_batch``, one transaction per poll) fed by a bare aiokafka loop in this
-  process, without faust and without the service's telemetry and logging set-up.
-- ``diagnostics``: the service again on fewer events (the topic recreated and refilled), with
-  OpenTelemetry, then also INFO logs, switched off through the environment.
+- ``service``: the real ``python -m services.credit`` process (its aiokafka ingest loop,
+  ``libs.common.ingest``, feeding ``IdempotentConsumer``; group ``jiazheng-credit``). Completion
+  is read from the database: the rate is the ledger rows before the last transaction over the
+  span between the first and the last transaction's ``recorded_at`` (start-up and the group
+  join are excluded).
+- ``in_process`` (diagnostic): the service's own ingest loop (``run_ingest``) and consumer
+  (``IdempotentConsumer`` + ``EFFECTS``) run in this process, without the service's telemetry,
+  logging and gRPC server.
 
 Every run checks the effect: ledger rows = inbox rows = distinct event ids = events produced.
+Target: >= 10,000 events/s in one credit process and >= 0.4 x the baseline.
 """
 
 from __future__ import annotations
@@ -28,19 +28,22 @@ import asyncio
 import dataclasses
 import time
 import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from google.protobuf.timestamp_pb2 import Timestamp
 
-import services.credit
 from bench.common import (
     BenchEnv,
     CpuWindow,
-    ratio,
+    Target,
+    cpu_ms_per_unit,
+    figure,
+    mean,
     reset_topic,
     running_service,
     topic_record_count,
@@ -50,24 +53,18 @@ from jiazheng.orders.events.v1 import events_pb2 as order_events
 from jiazheng.type.v1 import service_type_pb2
 from libs.common.db import create_pool, database_answers, migrate
 from libs.common.events import event_type_of, new_event
-from libs.common.inbox import IdempotentConsumer, KafkaDeadLetters, KafkaRecord
-from libs.common.kafka import events_topic
+from libs.common.inbox import ConsumedRecord, IdempotentConsumer, KafkaDeadLetters
+from libs.common.ingest import kafka_consumer, run_ingest
 from libs.common.settings import ServiceSettings
+from services.credit.app import CONSUMER, MIGRATIONS, SOURCES
 from services.credit.domain import RULE_VERSION
-from services.credit.handlers import EFFECTS
+from services.credit.handlers import EFFECTS, CreditUnitOfWork
 from services.credit.store import PgCreditUnitOfWork
 
-TOPIC = events_topic("orders")
-CONSUMER = "credit"  # the inbox's consumer name in services/credit/app.py
-CREDIT_MIGRATIONS = Path(services.credit.__file__).with_name("migrations")
+[TOPIC] = SOURCES
 ORDER_CREATED = event_type_of(order_events.OrderCreated())
 TARGET_RATE = 10_000.0
-TARGET_RATIO = 0.5
-# The service again, with one cost switched off through its environment (no code change).
-DIAGNOSTICS = {
-    "telemetry_off": {"OTEL_SDK_DISABLED": "true"},
-    "telemetry_and_info_logs_off": {"OTEL_SDK_DISABLED": "true", "JZ_LOG_LEVEL": "WARNING"},
-}
+TARGET_RATIO = 0.4
 
 _INBOX_BATCH = """
 INSERT INTO inbox (consumer, event_id, event_type)
@@ -169,47 +166,41 @@ async def _apply_batch(pool: asyncpg.Pool, records: list[Any]) -> int:
 class Applied:
     """How one consumer applied the produced events, and what the database holds afterwards."""
 
+    what: str
     records: int
     elapsed_s: float
     events_per_s: float
     cpu: dict[str, float]
     effect: dict[str, int] = dataclasses.field(default_factory=dict)
     extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    cpu_events: int | None = None  # the events applied inside the CPU window, when not all were
 
     def exactly_once(self, events: int) -> bool:
         return self.effect == {"ledger_rows": events, "ledger_distinct_events": events, "inbox_rows": events}
 
-    def _cpu_s(self) -> float:
-        """CPU of the process doing the work: the service's, else this one's."""
-        return self.cpu.get("server_process_cpu_s", self.cpu.get("bench_process_cpu_s", 0.0))
+    @property
+    def cpu_ms_per_event(self) -> float | None:
+        return cpu_ms_per_unit(self.cpu, self.records if self.cpu_events is None else self.cpu_events)
 
     def summary(self) -> dict[str, object]:
         return {
+            "what": self.what,
             "records": self.records,
             "elapsed_s": round(self.elapsed_s, 3),
             "events_per_s": round(self.events_per_s, 1),
-            "cpu_ms_per_event": round(self._cpu_s() * 1000 / self.records, 3) if self.records else None,
+            "cpu_ms_per_event": self.cpu_ms_per_event,
             **self.extra,
             "cpu": self.cpu,
             "effect": self.effect,
         }
 
 
-async def _bare_consumer(
-    bootstrap: str, dsn: str, count: int, timeout_s: float, through_consumer: bool
-) -> Applied:
-    """Consume ``count`` records with a group of our own and apply each poll, either with the bare
-    batched SQL or, with ``through_consumer``, through the service's ``IdempotentConsumer``."""
-    await migrate(dsn, CREDIT_MIGRATIONS)
-    pool = await create_pool(dsn, 2, ServiceSettings().db_pool_max)
-    dlq = AIOKafkaProducer(bootstrap_servers=bootstrap)  # never started: nothing here dead-letters
-    idempotent = IdempotentConsumer(
-        CONSUMER,
-        lambda: PgCreditUnitOfWork(pool),
-        EFFECTS,
-        KafkaDeadLetters(dlq, CONSUMER, timeout_s=10),
-        lambda: database_answers(pool),
-    )
+# (bootstrap, pool, events, timeout_s) -> how the events were applied through that pool
+Consume = Callable[[str, asyncpg.Pool, int, float], Awaitable[Applied]]
+
+
+async def _baseline(bootstrap: str, pool: asyncpg.Pool, count: int, timeout_s: float) -> Applied:
+    """Consume ``count`` records with a group of our own and apply each poll with the bare SQL."""
     consumer = AIOKafkaConsumer(
         TOPIC,
         bootstrap_servers=bootstrap,
@@ -219,7 +210,6 @@ async def _bare_consumer(
     )
     await consumer.start()
     done = 0
-    outcomes: dict[str, int] = {}
     first: float | None = None
     cpu = CpuWindow()
     deadline = time.perf_counter() + timeout_s
@@ -232,127 +222,202 @@ async def _bare_consumer(
             if first is None:
                 first = time.perf_counter()
                 cpu.start()
-            if through_consumer:
-                batch = [KafkaRecord(r.topic, r.key, r.value, r.headers) for r in records]
-                for outcome in await idempotent.handle_batch(batch):
-                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
-                done += len(batch)
-            else:
-                done += await _apply_batch(pool, records)
+            done += await _apply_batch(pool, records)
             await consumer.commit()
         end = time.perf_counter()
         if first is not None:
             cpu.stop()
     finally:
         await consumer.stop()
-        await dlq.stop()
-        await pool.close()
     elapsed = end - first if first is not None else 0.0
-    extra: dict[str, object] = {"outcomes": outcomes} if through_consumer else {}
-    return Applied(done, elapsed, done / elapsed if elapsed > 0 else 0.0, cpu.result, extra=extra)
+    return Applied("baseline", done, elapsed, done / elapsed if elapsed > 0 else 0.0, cpu.result)
 
 
-async def _effect_check(conn: asyncpg.Connection) -> dict[str, int]:
-    row = await conn.fetchrow(
-        "SELECT (SELECT count(*) FROM ledger_entries) AS ledger_rows,"
-        " (SELECT count(DISTINCT event_id) FROM ledger_entries) AS ledger_distinct_events,"
-        " (SELECT count(*) FROM inbox) AS inbox_rows"
+class _Watched(IdempotentConsumer[CreditUnitOfWork]):
+    """The service's consumer, as the credit service builds it, timing the polls until
+    ``expected`` records are settled."""
+
+    def __init__(self, pool: asyncpg.Pool, dlq: AIOKafkaProducer, expected: int) -> None:
+        super().__init__(
+            CONSUMER,
+            lambda: PgCreditUnitOfWork(pool),
+            EFFECTS,
+            KafkaDeadLetters(dlq, CONSUMER, timeout_s=10),
+            lambda: database_answers(pool),
+        )
+        self.expected = expected
+        self.outcomes: Counter[str] = Counter()
+        self.cpu = CpuWindow()
+        self.first = self.last = 0.0
+        self.settled = asyncio.Event()
+
+    async def handle_batch(self, records: Sequence[ConsumedRecord]) -> list[str]:
+        if not self.first:
+            self.first = time.perf_counter()
+            self.cpu.start()
+        outcomes = await super().handle_batch(records)
+        self.outcomes.update(outcomes)
+        if self.outcomes.total() >= self.expected and not self.settled.is_set():
+            self.last = time.perf_counter()
+            self.cpu.stop()
+            self.settled.set()
+        return outcomes
+
+    def applied(self) -> Applied:
+        elapsed = self.last - self.first if self.settled.is_set() else 0.0
+        done = self.outcomes.total()
+        rate = done / elapsed if elapsed > 0 else 0.0
+        extra: dict[str, object] = {"outcomes": dict(self.outcomes)}
+        return Applied(
+            "service's ingest loop in this process", done, elapsed, rate, self.cpu.result, extra=extra
+        )
+
+
+async def _in_process(bootstrap: str, pool: asyncpg.Pool, count: int, timeout_s: float) -> Applied:
+    """The service's ``run_ingest`` and consumer in this process, with a group of our own."""
+    dlq = AIOKafkaProducer(bootstrap_servers=bootstrap)  # never started: nothing here dead-letters
+    consumer = _Watched(pool, dlq, count)
+    settings = ServiceSettings(
+        kafka_bootstrap=bootstrap, consumer_group_prefix=f"jzbench-{uuid.uuid4().hex[:8]}"
     )
+    ingest = asyncio.create_task(run_ingest(kafka_consumer(settings, CONSUMER, SOURCES), consumer, settings))
+    settled = asyncio.create_task(consumer.settled.wait())
+    try:
+        await asyncio.wait([ingest, settled], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        if ingest.done():
+            ingest.result()  # the loop ended: raise what ended it
+    finally:
+        for task in (ingest, settled):
+            task.cancel()
+        await asyncio.gather(ingest, settled, return_exceptions=True)
+        await dlq.stop()
+    return consumer.applied()
+
+
+async def _effect(dsn: str) -> dict[str, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM ledger_entries) AS ledger_rows,"
+            " (SELECT count(DISTINCT event_id) FROM ledger_entries) AS ledger_distinct_events,"
+            " (SELECT count(*) FROM inbox) AS inbox_rows"
+        )
+    finally:
+        await conn.close()
     return {k: int(v) for k, v in dict(row).items()}
 
 
-async def _bare(env: BenchEnv, purpose: str, count: int, timeout_s: float, through_consumer: bool) -> Applied:
-    async with scratch_database(env.endpoints, f"jzbench_{purpose}") as db:
+async def _on_fresh_database(
+    env: BenchEnv, prefix: str, consume: Consume, count: int, timeout_s: float
+) -> Applied:
+    async with scratch_database(env.endpoints, prefix) as db:
         dsn = env.endpoints.dsn(db)
-        result = await _bare_consumer(env.endpoints.kafka_bootstrap, dsn, count, timeout_s, through_consumer)
-        conn = await asyncpg.connect(dsn)
+        await migrate(dsn, MIGRATIONS)
+        pool = await create_pool(dsn, 2, ServiceSettings().db_pool_max)
         try:
-            result.effect = await _effect_check(conn)
+            result = await consume(env.endpoints.kafka_bootstrap, pool, count, timeout_s)
         finally:
-            await conn.close()
+            await pool.close()
+        result.effect = await _effect(dsn)
     return result
 
 
-async def _service(
-    env: BenchEnv, count: int, timeout_s: float, extra_env: dict[str, str] | None = None
-) -> Applied:
-    """The credit process on a fresh database; its rate from the ledger rows' ``recorded_at`` span."""
+# The rows of every transaction but the last over the span between the first and the last
+# transaction's start (recorded_at is now(), the start of the transaction that wrote the row).
+_SERVICE_RATE = """
+SELECT extract(epoch FROM max(recorded_at) - min(recorded_at)) AS span_s,
+       count(*) FILTER (WHERE recorded_at < (SELECT max(recorded_at) FROM ledger_entries)) AS timed
+FROM ledger_entries
+"""
+
+
+async def _watch_ledger(
+    conn: asyncpg.Connection, cpu: CpuWindow, count: int, timeout_s: float
+) -> tuple[int, int, float | None]:
+    """Poll the ledger until it has ``count`` rows, the CPU window open from the first row seen:
+    (rows, rows when the first were seen, seconds until then)."""
+    started = time.perf_counter()
+    applied = first_rows = 0
+    first_seen: float | None = None
+    while applied < count and time.perf_counter() - started < timeout_s:
+        await asyncio.sleep(0.05)
+        applied = int(await conn.fetchval("SELECT count(*) FROM ledger_entries"))
+        if applied and first_seen is None:
+            first_seen, first_rows = time.perf_counter() - started, applied
+            cpu.start()
+    if first_seen is not None:
+        cpu.stop()
+    return applied, first_rows, first_seen
+
+
+async def _service(env: BenchEnv, count: int, timeout_s: float) -> Applied:
+    """The credit process on a fresh database; its rate from the ledger rows' ``recorded_at``."""
     async with scratch_database(env.endpoints, "jzbench_credit_svc") as db:
-        conn = await asyncpg.connect(env.endpoints.dsn(db))
+        dsn = env.endpoints.dsn(db)
+        conn = await asyncpg.connect(dsn)
         try:
-            async with running_service(env, "credit", db, extra_env) as svc:
+            async with running_service(env, "credit", db) as svc:
                 cpu = CpuWindow(svc.pid)
-                started = time.perf_counter()
-                first_seen: float | None = None
-                applied = 0
-                while applied < count and time.perf_counter() - started < timeout_s:
-                    await asyncio.sleep(0.05)
-                    applied = int(await conn.fetchval("SELECT count(*) FROM ledger_entries"))
-                    if applied and first_seen is None:
-                        first_seen = time.perf_counter()
-                        cpu.start()
-                done_seen = time.perf_counter()
-                if first_seen is not None:
-                    cpu.stop()
-                span = await conn.fetchval(
-                    "SELECT extract(epoch FROM max(recorded_at) - min(recorded_at)) FROM ledger_entries"
-                )
-                effect = await _effect_check(conn)
+                applied, first_rows, first_seen = await _watch_ledger(conn, cpu, count, timeout_s)
+            rate = await conn.fetchrow(_SERVICE_RATE)
         finally:
             await conn.close()
-    span_s = float(span or 0.0)
+        effect = await _effect(dsn)
+    span_s, timed = float(rate["span_s"] or 0.0), int(rate["timed"])
     extra: dict[str, object] = {
         "all_applied": applied >= count,
-        "seen_by_polling_s": round(done_seen - first_seen, 3) if first_seen else None,
-        "serving_to_first_entry_s": round(first_seen - started, 2) if first_seen else None,
+        "serving_to_first_entry_s": round(first_seen, 2) if first_seen is not None else None,
     }
-    rate = (applied - 1) / span_s if span_s > 0 else 0.0
-    return Applied(applied, span_s, rate, cpu.result, effect, extra)
+    per_s = timed / span_s if span_s > 0 else 0.0
+    return Applied("service", applied, span_s, per_s, cpu.result, effect, extra, applied - first_rows)
+
+
+def _figures(
+    events: int, service: Applied, baselines: list[Applied], checked: list[Applied]
+) -> list[dict[str, object]]:
+    return [
+        figure(
+            "credit events/s, one process",
+            "events/s",
+            round(service.events_per_s, 1),
+            mean(*(b.events_per_s for b in baselines)),
+            Target(at_least=TARGET_RATE, ratio_at_least=TARGET_RATIO),
+        ),
+        figure(
+            "credit CPU per event",
+            "CPU ms",
+            service.cpu_ms_per_event,
+            mean(*(b.cpu_ms_per_event for b in baselines)),
+        ),
+        figure(
+            "credit: each event applied once",
+            "yes/no",
+            all(r.exactly_once(events) for r in checked),
+            target=Target(holds="ledger = inbox = distinct ids = events"),
+        ),
+    ]
 
 
 async def run(
-    env: BenchEnv, events: int = 40_000, timeout_s: float = 240.0, diagnostic_events: int = 10_000
+    env: BenchEnv, events: int = 40_000, in_process: bool = True, timeout_s: float = 240.0
 ) -> dict[str, object]:
-    """All credit measurements; ``diagnostic_events`` 0 skips the switched-off service runs."""
+    """All credit measurements; ``in_process`` False skips the diagnostic run."""
     bootstrap = env.endpoints.kafka_bootstrap
     await reset_topic(bootstrap, TOPIC)
     produced = await produce(bootstrap, events)
     in_topic = await topic_record_count(bootstrap, TOPIC)
-    baseline = await _bare(env, "credit_base", events, timeout_s, through_consumer=False)
+    baseline = await _on_fresh_database(env, "jzbench_credit_base", _baseline, events, timeout_s)
     service = await _service(env, events, timeout_s)
     # Again after the service (the machine drifts); the ratio is against the mean of both.
-    baseline_after = await _bare(env, "credit_base_after", events, timeout_s, through_consumer=False)
-    base_rate = (baseline.events_per_s + baseline_after.events_per_s) / 2
-    in_process = await _bare(env, "credit_inbox", events, timeout_s, through_consumer=True)
-    rate_ratio = ratio(service.events_per_s, base_rate)
-    diagnostics: dict[str, object] = {}
-    for name, extra_env in DIAGNOSTICS.items() if diagnostic_events > 0 else ():
-        # credit's group has consumed the topic: recreate it (dropping the group's offsets) and refill.
-        await reset_topic(bootstrap, TOPIC)
-        await produce(bootstrap, diagnostic_events)
-        run_ = await _service(env, diagnostic_events, timeout_s, extra_env)
-        diagnostics[name] = {
-            "env": extra_env,
-            "exactly_once": run_.exactly_once(diagnostic_events),
-            **run_.summary(),
-        }
+    baseline_after = await _on_fresh_database(env, "jzbench_credit_base", _baseline, events, timeout_s)
+    baseline_after.what = "baseline again"
+    runs = [baseline, service, baseline_after]
+    if in_process:
+        runs.append(await _on_fresh_database(env, "jzbench_credit_inproc", _in_process, events, timeout_s))
     return {
         "events": events,
         "produced": produced,
         "records_in_topic": in_topic,
-        "baseline": baseline.summary(),
-        "baseline_after_service": baseline_after.summary(),
-        "baseline_events_per_s_mean": round(base_rate, 1),
-        "service": service.summary(),
-        "ratio_to_baseline": rate_ratio,
-        "idempotent_consumer_in_process": in_process.summary(),
-        "diagnostics": diagnostics,
-        "each_event_applied_exactly_once": all(
-            r.exactly_once(events) for r in (baseline, service, in_process)
-        ),
-        "targets": {"events_per_s": TARGET_RATE, "ratio_to_baseline": TARGET_RATIO},
-        "meets": {
-            "events_per_s": service.events_per_s >= TARGET_RATE,
-            "ratio_to_baseline": rate_ratio >= TARGET_RATIO,
-        },
+        "figures": _figures(events, service, [baseline, baseline_after], runs),
+        "runs": [r.summary() for r in runs],
     }

@@ -14,7 +14,15 @@ import contextlib
 
 import asyncpg
 
-from bench.common import BenchEnv, proc_status_kb, reset_topic, spawn_module, spawn_service
+from bench.common import (
+    BenchEnv,
+    Target,
+    figure,
+    proc_status_kb,
+    reset_topic,
+    spawn_module,
+    spawn_service,
+)
 from deploy.local.services import SERVICES, ServiceProcess
 from deploy.local.stack import create_database, drop_database
 from libs.common.kafka import events_topic
@@ -67,6 +75,8 @@ async def run(env: BenchEnv, idle_s: float = 10.0) -> dict[str, object]:
             "bare_service": measured["bare_service"],
             "python_interpreter": measured["python_interpreter"],
         },
-        "target_mb": TARGET_MB,
-        "meets": {name: entry["rss_mb"] <= TARGET_MB for name, entry in services.items()},
+        "figures": [
+            figure(f"idle RSS: {name}", "MB", entry["rss_mb"], base, Target(at_most=TARGET_MB))
+            for name, entry in services.items()
+        ],
     }

@@ -1,33 +1,31 @@
-"""Benchmark 1: CreateOrder through gRPC, order and outbox row in one transaction, relay running.
+"""Benchmark: CreateOrder through gRPC, order and outbox row in one transaction, relay running.
 
-Measurements, each on a fresh database, all at the same concurrency unless said otherwise:
+Each measurement on a fresh database, through the same grpc.aio client (one channel, a closed
+loop of ``concurrency`` calls in flight):
 
-- ``baseline``: a bare asyncpg loop, one transaction per call: the orders insert
-  (``PgOrderRepository.add_once``), the outbox insert and ``NOTIFY jiazheng_outbox``
-  (``libs.common.outbox.add_event``), i.e. the very SQL the service runs, on a pool as large as
-  the service's (``JZ_DB_POOL_MAX``, default 10). Nothing publishes its outbox rows. Run before
-  and again after the service; the ratio is against the mean of the two.
-- ``relay_drain``: the real orders process started on the baseline's database, whose outbox now
-  holds every baseline row unpublished; how fast its relay empties it (nothing else running).
-- ``service``: the real ``python -m services.orders`` process (relay enabled) called through a
-  grpc.aio channel with ``concurrency`` calls in flight; afterwards the outbox backlog is watched
-  until the relay has published everything, and Kafka's record count is compared with the orders.
-- ``diagnostics``, to locate the costs: ``service_layer.create_order`` called in this process
-  (the baseline plus the request-id lookup and the domain rules; no gRPC, no telemetry); the
-  service with OpenTelemetry (``OTEL_SDK_DISABLED=true``), the relay (``JZ_RELAY_ENABLED=false``),
-  or all of those and INFO logs switched off through its environment (no code change);
-  ``bench.bare_orders_server``, a grpc.aio CreateOrder with nothing but the baseline's
-  transaction, under the same client; baseline and service at a low concurrency (8 in flight),
-  where latency is not queueing.
+- ``bare_grpc_server``: the baseline, ``bench.bare_orders_server``: a grpc.aio CreateOrder doing
+  the service's transaction and nothing else, the floor for one Python gRPC process. Run at
+  ``concurrency`` before and again after the service (the ratio is against the mean of the
+  two), and at ``p99_concurrency`` (the baseline of the latency target).
+- ``service``: the real ``python -m services.orders`` process (relay enabled) at ``concurrency``
+  and, on another database, at ``p99_concurrency`` in flight. After each load the outbox is
+  watched until the relay has published everything, and Kafka's record count is compared with
+  the orders rows.
+- diagnostics: ``bare_asyncpg_loop``, the same transaction in a bare asyncpg loop in this
+  process on a pool like the service's (the floor without gRPC); ``service_telemetry_off``, the
+  service with ``OTEL_SDK_DISABLED=true`` (what telemetry costs); the in-process cost of the
+  interceptor's protovalidate check.
+
+Targets: calls/s >= 0.8 x the bare gRPC server's, both at 64 in flight; p99 <= 30 ms at 16 in
+flight; every order reaches Kafka once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import grpc
@@ -37,14 +35,17 @@ from bench.common import (
     BenchEnv,
     LoadResult,
     ServiceProcess,
+    Target,
     closed_loop,
+    figure,
+    mean,
     proc_status_kb,
-    process_cpu_s,
-    ratio,
     reset_topic,
     running_module,
     running_service,
     topic_record_count,
+    unpublished,
+    watch_outbox,
 )
 from deploy.local.stack import scratch_database
 from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
@@ -53,28 +54,17 @@ from libs.common.db import create_pool, migrate
 from libs.common.grpc_server import violations_of
 from libs.common.outbox import add_event
 from libs.common.settings import ServiceSettings
-from services.orders import domain, events, service_layer
-from services.orders.domain import BookingWindow
-from services.orders.store import PgOrderRepository, PgOrdersUnitOfWork
+from services.orders import domain, events
+from services.orders.app import MIGRATIONS
+from services.orders.store import PgOrderRepository
 
-ORDERS_MIGRATIONS = Path(events.__file__).with_name("migrations")
 PLATFORM = "demo-platform"
-TARGET_RATE = 1500.0
-TARGET_P99_MS = 30.0
-TARGET_RATIO = 0.6
-# The service again with one cost switched off through its environment (no code change).
-DIAGNOSTICS = {
-    "telemetry_off": {"OTEL_SDK_DISABLED": "true"},
-    "relay_off": {"JZ_RELAY_ENABLED": "false"},
-    "telemetry_relay_and_info_logs_off": {
-        "OTEL_SDK_DISABLED": "true",
-        "JZ_RELAY_ENABLED": "false",
-        "JZ_LOG_LEVEL": "WARNING",
-    },
-}
+TARGET_RATIO = 0.8  # of the bare gRPC server's calls/s, both at `concurrency` in flight
+TARGET_P99_MS = 30.0  # at `p99_concurrency` in flight
+TELEMETRY_OFF = {"OTEL_SDK_DISABLED": "true"}
 
 
-def _draft() -> domain.OrderDraft:
+def draft() -> domain.OrderDraft:
     return domain.OrderDraft(
         service_type=domain.ServiceType.CLEANING,
         district_code="110108",
@@ -105,76 +95,55 @@ def _rpc_error(exc: BaseException) -> str | None:
     return exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else None
 
 
-async def _baseline(dsn: str, concurrency: int, warmup_s: float, duration_s: float) -> LoadResult:
-    await migrate(dsn, ORDERS_MIGRATIONS)
-    pool = await create_pool(dsn, 2, ServiceSettings().db_pool_max)
+@dataclass(frozen=True)
+class Outbox:
+    """The outbox once the relay has drained what the load wrote, and what Kafka holds."""
 
-    async def call() -> None:
-        order = domain.create_order(_draft(), PLATFORM, datetime.now(UTC))
-        event = events.order_created(order)
-        async with pool.acquire() as conn, conn.transaction():
-            earlier = await PgOrderRepository(conn).add_once(order, uuid.uuid4())
-            assert earlier is None
-            await add_event(conn, events.TOPIC, event)
+    orders_rows: int
+    backlog_when_load_ended: int
+    left_unpublished: int
+    drain_s: float
+    commit_to_published_p50_ms: float | None
+    commit_to_published_p99_ms: float | None
+    kafka_records: int = 0
 
-    try:
-        return await closed_loop(call, concurrency, warmup_s, duration_s)
-    finally:
-        await pool.close()
-
-
-async def _use_case(dsn: str, concurrency: int, warmup_s: float, duration_s: float) -> LoadResult:
-    await migrate(dsn, ORDERS_MIGRATIONS)
-    pool = await create_pool(dsn, 2, ServiceSettings().db_pool_max)
-
-    async def call() -> None:
-        await service_layer.create_order(
-            PgOrdersUnitOfWork(pool), PLATFORM, uuid.uuid4(), _draft(), BookingWindow()
-        )
-
-    try:
-        return await closed_loop(call, concurrency, warmup_s, duration_s)
-    finally:
-        await pool.close()
+    @property
+    def each_order_published_once(self) -> bool:
+        return self.left_unpublished == 0 and self.kafka_records == self.orders_rows
 
 
-async def _unpublished(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+@dataclass
+class Run:
+    """One closed-loop CreateOrder load: against a server process, or in this process."""
 
+    name: str
+    concurrency: int
+    load: LoadResult
+    rss_mb: dict[str, float] | None = None  # the server's, around the load
+    outbox: Outbox | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
-async def _relay_drain(env: BenchEnv, database: str, timeout_s: float) -> dict[str, object]:
-    """Start the orders process on a database whose outbox is full; time its relay emptying it."""
-    bootstrap = env.endpoints.kafka_bootstrap
-    await reset_topic(bootstrap, events.TOPIC)
-    conn = await asyncpg.connect(env.endpoints.dsn(database))
-    try:
-        backlog = await _unpublished(conn)
-        async with running_service(env, "orders", database) as svc:
-            t0, open0, cpu0 = time.perf_counter(), await _unpublished(conn), process_cpu_s(svc.pid)
-            open1 = open0
-            while open1 and time.perf_counter() - t0 < timeout_s:
-                await asyncio.sleep(0.1)
-                open1 = await _unpublished(conn)
-            elapsed = time.perf_counter() - t0
-            cpu_s = round(process_cpu_s(svc.pid) - cpu0, 2)
-    finally:
-        await conn.close()
-    published = open0 - open1
-    return {
-        "backlog": backlog,
-        "published_before_first_sample": backlog - open0,
-        "published_timed": published,
-        "left_unpublished": open1,
-        "elapsed_s": round(elapsed, 2),
-        "events_per_s": round(published / elapsed, 1) if elapsed > 0 else None,
-        "server_process_cpu_s": cpu_s,
-        "kafka_records": await topic_record_count(bootstrap, events.TOPIC),
-    }
+    @property
+    def what(self) -> str:
+        return f"{self.name}, {self.concurrency} in flight"
+
+    def summary(self) -> dict[str, object]:
+        entry: dict[str, object] = {"what": self.what, "load": self.load.summary()}
+        if self.rss_mb is not None:
+            entry["rss_mb"] = self.rss_mb
+        if self.env:
+            entry["env"] = self.env
+        if self.outbox is not None:
+            entry["outbox"] = {
+                **asdict(self.outbox),
+                "each_order_published_once": self.outbox.each_order_published_once,
+            }
+        return entry
 
 
 async def _grpc_load(
-    env: BenchEnv, svc: ServiceProcess, concurrency: int, warmup_s: float, duration_s: float
-) -> dict[str, object]:
+    env: BenchEnv, svc: ServiceProcess, name: str, concurrency: int, warmup_s: float, duration_s: float
+) -> Run:
     """The closed-loop CreateOrder load against a running server, and the server's RSS around it."""
     rss_ready_kb = proc_status_kb(svc.pid, "VmRSS")
     metadata = (("authorization", f"Bearer {env.key(PLATFORM)}"),)
@@ -186,87 +155,84 @@ async def _grpc_load(
 
         load = await closed_loop(call, concurrency, warmup_s, duration_s, svc.pid, _rpc_error)
     rss_after_kb = proc_status_kb(svc.pid, "VmRSS")
-    return {
-        "load": load.summary(),
-        "rss_mb": {"ready": round(rss_ready_kb / 1024, 1), "after_load": round(rss_after_kb / 1024, 1)},
-    }
-
-
-async def _service(
-    env: BenchEnv,
-    database: str,
-    concurrency: int,
-    warmup_s: float,
-    duration_s: float,
-    drain_timeout_s: float,
-    extra: dict[str, str] | None = None,
-    watch_outbox: bool = True,
-) -> dict[str, object]:
-    bootstrap = env.endpoints.kafka_bootstrap
-    await reset_topic(bootstrap, events.TOPIC)
-    async with running_service(env, "orders", database, extra) as svc:
-        result = await _grpc_load(env, svc, concurrency, warmup_s, duration_s)
-        if not watch_outbox:
-            return result
-        load_end = time.perf_counter()
-        conn = await asyncpg.connect(env.endpoints.dsn(database))
-        try:
-            backlog_at_end = open_rows = await _unpublished(conn)
-            while open_rows and time.perf_counter() - load_end < drain_timeout_s:
-                await asyncio.sleep(0.05)
-                open_rows = await _unpublished(conn)
-            drain_s = time.perf_counter() - load_end
-            lag = await conn.fetchrow(
-                "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY published_at - created_at) AS p50,"
-                " percentile_disc(0.99) WITHIN GROUP (ORDER BY published_at - created_at) AS p99"
-                " FROM outbox WHERE published_at IS NOT NULL"
-            )
-            orders_rows = int(await conn.fetchval("SELECT count(*) FROM orders"))
-        finally:
-            await conn.close()
-    result["outbox"] = {
-        "orders_rows": orders_rows,
-        "backlog_when_load_ended": backlog_at_end,
-        "left_unpublished": open_rows,
-        "drain_s": round(drain_s, 2),
-        "commit_to_published_p50_ms": _ms(lag["p50"]),
-        "commit_to_published_p99_ms": _ms(lag["p99"]),
-        "kafka_records": await topic_record_count(bootstrap, events.TOPIC),
-    }
-    return result
-
-
-async def _bare_grpc(
-    env: BenchEnv, database: str, concurrency: int, warmup_s: float, duration_s: float
-) -> dict[str, object]:
-    await migrate(env.endpoints.dsn(database), ORDERS_MIGRATIONS)
-    async with running_module(env, "bench.bare_orders_server", database) as svc:
-        return await _grpc_load(env, svc, concurrency, warmup_s, duration_s)
-
-
-async def _diagnostics(
-    env: BenchEnv, concurrency: int, warmup_s: float, duration_s: float, low_concurrency: int
-) -> dict[str, object]:
-    endpoints = env.endpoints
-    found: dict[str, object] = {}
-    for name, extra in DIAGNOSTICS.items():
-        async with scratch_database(endpoints, f"jzbench_orders_{name}") as db:
-            run_ = await _service(env, db, concurrency, warmup_s, duration_s, 0, extra, watch_outbox=False)
-            found[f"service_{name}"] = {"env": extra, **run_}
-    async with scratch_database(endpoints, "jzbench_orders_bare_grpc") as db:
-        found["bare_grpc_server"] = await _bare_grpc(env, db, concurrency, warmup_s, duration_s)
-    async with scratch_database(endpoints, "jzbench_orders_base_low") as db:
-        low = await _baseline(endpoints.dsn(db), low_concurrency, warmup_s, duration_s)
-        found[f"baseline_concurrency_{low_concurrency}"] = {"load": low.summary()}
-    async with scratch_database(endpoints, "jzbench_orders_svc_low") as db:
-        found[f"service_concurrency_{low_concurrency}"] = await _service(
-            env, db, low_concurrency, warmup_s, duration_s, 0, watch_outbox=False
-        )
-    return found
+    rss = {"ready": round(rss_ready_kb / 1024, 1), "after_load": round(rss_after_kb / 1024, 1)}
+    return Run(name, concurrency, load, rss)
 
 
 def _ms(delta: timedelta | None) -> float | None:
     return round(delta.total_seconds() * 1000, 1) if delta is not None else None
+
+
+async def _outbox_after_load(conn: asyncpg.Connection, svc: ServiceProcess, timeout_s: float) -> Outbox:
+    """Wait until the relay has published every row; the backlog, the wait and the lag."""
+    load_end = time.perf_counter()
+    backlog = await unpublished(conn)
+    left = await watch_outbox(conn, lambda n: n == 0, timeout_s, svc)
+    drain_s = time.perf_counter() - load_end
+    lag = await conn.fetchrow(
+        "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY published_at - created_at) AS p50,"
+        " percentile_disc(0.99) WITHIN GROUP (ORDER BY published_at - created_at) AS p99"
+        " FROM outbox WHERE published_at IS NOT NULL"
+    )
+    orders_rows = int(await conn.fetchval("SELECT count(*) FROM orders"))
+    return Outbox(orders_rows, backlog, left, round(drain_s, 2), _ms(lag["p50"]), _ms(lag["p99"]))
+
+
+@dataclass(frozen=True)
+class Load:
+    """How long each CreateOrder run lasts, and how long the outbox may take to drain after it."""
+
+    warmup_s: float
+    duration_s: float
+    drain_timeout_s: float = 120.0
+
+
+async def _service(
+    env: BenchEnv, name: str, concurrency: int, load: Load, extra: dict[str, str] | None = None
+) -> Run:
+    """The orders process on a fresh database and an empty topic: the load, then the outbox drained."""
+    bootstrap = env.endpoints.kafka_bootstrap
+    await reset_topic(bootstrap, events.TOPIC)
+    async with scratch_database(env.endpoints, "jzbench_orders_svc") as db:
+        conn = await asyncpg.connect(env.endpoints.dsn(db))
+        try:
+            async with running_service(env, "orders", db, extra) as svc:
+                run_ = await _grpc_load(env, svc, name, concurrency, load.warmup_s, load.duration_s)
+                outbox = await _outbox_after_load(conn, svc, load.drain_timeout_s)
+        finally:
+            await conn.close()
+    run_.outbox = replace(outbox, kafka_records=await topic_record_count(bootstrap, events.TOPIC))
+    run_.env = extra or {}
+    return run_
+
+
+async def _bare_grpc(env: BenchEnv, runs: list[tuple[str, int]], load: Load) -> list[Run]:
+    """``bench.bare_orders_server`` on a fresh database: one run per (name, concurrency)."""
+    async with scratch_database(env.endpoints, "jzbench_orders_bare") as db:
+        await migrate(env.endpoints.dsn(db), MIGRATIONS)
+        async with running_module(env, "bench.bare_orders_server", db) as svc:
+            return [await _grpc_load(env, svc, name, n, load.warmup_s, load.duration_s) for name, n in runs]
+
+
+async def _bare_asyncpg(env: BenchEnv, concurrency: int, load: Load) -> Run:
+    """The service's transaction in a bare asyncpg loop in this process, on a pool like the service's."""
+    async with scratch_database(env.endpoints, "jzbench_orders_asyncpg") as db:
+        dsn = env.endpoints.dsn(db)
+        await migrate(dsn, MIGRATIONS)
+        pool = await create_pool(dsn, 2, ServiceSettings().db_pool_max)
+
+        async def call() -> None:
+            order = domain.create_order(draft(), PLATFORM, datetime.now(UTC))
+            async with pool.acquire() as conn, conn.transaction():
+                earlier = await PgOrderRepository(conn).add_once(order, uuid.uuid4())
+                assert earlier is None
+                await add_event(conn, events.TOPIC, events.order_created(order))
+
+        try:
+            result = await closed_loop(call, concurrency, load.warmup_s, load.duration_s)
+        finally:
+            await pool.close()
+    return Run("bare asyncpg loop (no gRPC)", concurrency, result)
 
 
 def _validation_cost_us(iterations: int = 2000) -> float:
@@ -279,50 +245,81 @@ def _validation_cost_us(iterations: int = 2000) -> float:
     return round((time.perf_counter() - t0) / iterations * 1e6, 1)
 
 
+def _figures(
+    service: Run, service_low: Run, bare: list[Run], bare_low: Run, published_once: bool
+) -> list[dict[str, object]]:
+    n, low = f"{service.concurrency} in flight", f"{service_low.concurrency} in flight"
+    return [
+        figure(
+            f"CreateOrder calls/s, {n}",
+            "calls/s",
+            round(service.load.rate, 1),
+            mean(*(b.load.rate for b in bare)),
+            Target(ratio_at_least=TARGET_RATIO),
+        ),
+        figure(
+            f"CreateOrder p99, {low}",
+            "ms",
+            service_low.load.percentile_ms(99),
+            bare_low.load.percentile_ms(99),
+            Target(at_most=TARGET_P99_MS),
+        ),
+        figure(
+            f"CreateOrder p99, {n}",
+            "ms",
+            service.load.percentile_ms(99),
+            mean(*(b.load.percentile_ms(99) for b in bare)),
+        ),
+        figure(
+            f"CreateOrder CPU per call, {n}",
+            "CPU ms",
+            service.load.cpu_ms_per_call,
+            mean(*(b.load.cpu_ms_per_call for b in bare)),
+        ),
+        figure(
+            f"CreateOrder outbox commit -> published p99, {n}",
+            "ms",
+            service.outbox.commit_to_published_p99_ms if service.outbox else None,
+        ),
+        figure(
+            "CreateOrder: each order published once",
+            "yes/no",
+            published_once,
+            target=Target(holds="Kafka records = orders rows"),
+        ),
+    ]
+
+
 async def run(
     env: BenchEnv,
     concurrency: int = 64,
+    p99_concurrency: int = 16,
     warmup_s: float = 2.0,
     duration_s: float = 15.0,
-    drain_timeout_s: float = 120.0,
     diagnostics_s: float = 10.0,
-    low_concurrency: int = 8,
 ) -> dict[str, object]:
-    """All orders measurements; ``diagnostics_s`` 0 skips the diagnostic runs."""
-    endpoints = env.endpoints
-    async with scratch_database(endpoints, "jzbench_orders_base") as db:
-        baseline = await _baseline(endpoints.dsn(db), concurrency, warmup_s, duration_s)
-        relay_drain = await _relay_drain(env, db, drain_timeout_s)
-    async with scratch_database(endpoints, "jzbench_orders_svc") as db:
-        service = await _service(env, db, concurrency, warmup_s, duration_s, drain_timeout_s)
+    """All CreateOrder measurements; ``diagnostics_s`` 0 skips the diagnostic runs."""
+    load = Load(warmup_s, duration_s)
+    bare = "bare gRPC server"
+    bare_before, bare_low = await _bare_grpc(env, [(bare, concurrency), (bare, p99_concurrency)], load)
+    service = await _service(env, "service", concurrency, load)
     # Again after the service: the machine drifts; the ratio is taken against the mean of both.
-    async with scratch_database(endpoints, "jzbench_orders_base_after") as db:
-        baseline_after = await _baseline(endpoints.dsn(db), concurrency, warmup_s, duration_s)
-    base_rate = (baseline.rate + baseline_after.rate) / 2
-    async with scratch_database(endpoints, "jzbench_orders_uc") as db:
-        use_case = await _use_case(endpoints.dsn(db), concurrency, warmup_s, duration_s)
-    diagnostics: dict[str, object] = {"use_case_in_process": {"load": use_case.summary()}}
+    [bare_after] = await _bare_grpc(env, [(f"{bare} again", concurrency)], load)
+    service_low = await _service(env, "service", p99_concurrency, load)
+    runs = [bare_before, service, bare_after, bare_low, service_low]
+    result: dict[str, object] = {"concurrency": concurrency, "p99_concurrency": p99_concurrency}
     if diagnostics_s > 0:
-        diagnostics.update(await _diagnostics(env, concurrency, warmup_s, diagnostics_s, low_concurrency))
-    load = service["load"]
-    assert isinstance(load, dict)
-    rate, p99 = float(load["calls_per_s"]), float(load["p99_ms"])
+        short = Load(warmup_s, diagnostics_s)
+        runs.append(await _service(env, "service, OpenTelemetry off", concurrency, short, TELEMETRY_OFF))
+        runs.append(await _bare_asyncpg(env, concurrency, short))
+        result["protovalidate_us_per_request"] = _validation_cost_us()
+    # Every run of the service checks its effect, the diagnostic one too.
+    published_once = all(r.outbox.each_order_published_once for r in runs if r.outbox is not None)
     return {
-        "concurrency": concurrency,
+        **result,
         "warmup_s": warmup_s,
         "duration_s": duration_s,
-        "baseline": baseline.summary(),
-        "baseline_after_service": baseline_after.summary(),
-        "baseline_calls_per_s_mean": round(base_rate, 1),
-        "service": service,
-        "ratio_to_baseline": ratio(rate, base_rate),
-        "relay_drain": relay_drain,
-        "diagnostics": diagnostics,
-        "protovalidate_us_per_request": _validation_cost_us(),
-        "targets": {"calls_per_s": TARGET_RATE, "p99_ms": TARGET_P99_MS, "ratio_to_baseline": TARGET_RATIO},
-        "meets": {
-            "calls_per_s": rate >= TARGET_RATE,
-            "p99_ms": p99 <= TARGET_P99_MS,
-            "ratio_to_baseline": ratio(rate, base_rate) >= TARGET_RATIO,
-        },
+        "diagnostics_s": diagnostics_s,
+        "figures": _figures(service, service_low, [bare_before, bare_after], bare_low, published_once),
+        "runs": [r.summary() for r in runs],
     }

@@ -1,8 +1,8 @@
 """Run the benchmarks on a stack of their own, write the JSON result, print the table.
 
-    .venv/bin/python -m bench.run                 # everything (about 5 minutes)
-    .venv/bin/python -m bench.run --only orders   # one benchmark: orders, credit or memory
-    .venv/bin/python -m bench.run --quick         # shorter runs, to check that it works
+    make bench                                    # everything (about 4 minutes)
+    make bench ARGS=--quick                       # shorter runs, to check that it works
+    .venv/bin/python -m bench.run --only orders   # one benchmark: memory, orders, relay or credit
 
 The stack is ``.stack/bench`` (Kafka + PostgreSQL, see docs/local-stack.md); it is started, and
 stopped at the end whatever happens. Every figure has a baseline measured in the same run.
@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import credit_pipeline, idle_memory, orders_create
+from bench import credit_pipeline, idle_memory, orders_create, relay_drain
 from bench.common import BENCH_HOME, RESULTS_DIR, BenchEnv, drop_leftover_databases, machine_info
 from deploy.local.stack import ROOT, LocalStack
 
-BENCHMARKS = ("memory", "orders", "credit")
+BENCHMARKS = ("memory", "orders", "relay", "credit")
 
 
 # option: (full run, --quick); an option given on the command line wins over both.
@@ -33,8 +33,10 @@ SIZES: dict[str, tuple[float, float]] = {
     "duration": (15.0, 4.0),
     "diagnostics": (10.0, 3.0),
     "events": (40_000, 5_000),
-    "diagnostic_events": (10_000, 2_000),
+    "aggregates": (4_000, 1_000),
+    "idle": (10.0, 3.0),
 }
+INTEGER_SIZES = ("events", "aggregates")
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,17 +44,22 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", action="append", choices=BENCHMARKS, help="run only this benchmark (repeatable)")
     p.add_argument("--quick", action="store_true", help="short runs: a smoke test, not figures to publish")
     p.add_argument("--concurrency", type=int, default=64, help="CreateOrder calls in flight (64)")
+    p.add_argument(
+        "--p99-concurrency", type=int, default=16, help="CreateOrder calls in flight for the p99 target (16)"
+    )
     p.add_argument("--duration", type=float, help="CreateOrder measured seconds per run (15; quick 4)")
     p.add_argument(
         "--diagnostics",
         type=float,
-        help="seconds per CreateOrder diagnostic run, 0 skips all diagnostics (10; quick 3)",
+        help="seconds per CreateOrder diagnostic run, 0 skips all diagnostic runs (10; quick 3)",
     )
     p.add_argument("--events", type=int, help="events for the credit pipeline (40000; quick 5000)")
     p.add_argument(
-        "--diagnostic-events", type=int, help="events per credit diagnostic run (10000; quick 2000)"
+        "--aggregates",
+        type=int,
+        help="aggregates of 10 events each in the relay's backlog (4000; quick 1000)",
     )
-    p.add_argument("--idle", type=float, default=10.0, help="idle seconds before reading RSS (10)")
+    p.add_argument("--idle", type=float, help="idle seconds before reading RSS (10; quick 3)")
     p.add_argument(
         "--output", type=Path, help="JSON result file (bench/results/latest.json; quick.tmp with --quick)"
     )
@@ -60,7 +67,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     for name, (full, quick) in SIZES.items():
         if getattr(args, name) is None:
             value = quick if args.quick else full
-            setattr(args, name, int(value) if name.endswith("events") else value)
+            setattr(args, name, int(value) if name in INTEGER_SIZES else value)
     if args.output is None:
         # --quick figures are not for publishing: git ignores bench/results/*.tmp
         args.output = RESULTS_DIR / ("quick.tmp" if args.quick else "latest.json")
@@ -77,16 +84,21 @@ async def _run(env: BenchEnv, args: argparse.Namespace) -> dict[str, Any]:
         print("idle memory: five services + baselines ...", flush=True)
         results["idle_memory"] = await idle_memory.run(env, args.idle)
     if "orders" in selected:
-        print("CreateOrder: baseline, relay drain, use case, service, diagnostics ...", flush=True)
+        print("CreateOrder: bare gRPC server, service, bare gRPC server again, diagnostics ...", flush=True)
         results["create_order"] = await orders_create.run(
-            env, args.concurrency, duration_s=args.duration, diagnostics_s=args.diagnostics
+            env,
+            args.concurrency,
+            args.p99_concurrency,
+            duration_s=args.duration,
+            diagnostics_s=args.diagnostics,
         )
+    if "relay" in selected:
+        print(f"relay: a backlog of {args.aggregates} aggregates x 10 events ...", flush=True)
+        results["relay_drain"] = await relay_drain.run(env, args.aggregates)
     if "credit" in selected:
-        print(
-            f"credit pipeline: {args.events} events; baseline, service, in-process consumer ...", flush=True
-        )
+        print(f"credit: {args.events} events; baseline, service, baseline again, in-process ...", flush=True)
         results["credit_pipeline"] = await credit_pipeline.run(
-            env, args.events, diagnostic_events=args.diagnostic_events if args.diagnostics > 0 else 0
+            env, args.events, in_process=args.diagnostics > 0
         )
     return results
 
@@ -108,123 +120,47 @@ def _fmt(value: Any, digits: int = 0) -> str:
     return str(value)
 
 
+# Digits shown per unit; the JSON keeps what was measured.
+DIGITS = {"calls/s": 0, "events/s": 0, "ms": 1, "CPU ms": 3, "MB": 1}
+# How the diagnostic table names each benchmark's runs.
+RUN_PREFIX = {"create_order": "CreateOrder ", "credit_pipeline": "credit "}
+
+
 def table_rows(results: Mapping[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
-    """(what, measured, baseline, ratio, target, met) for each headline figure."""
+    """(figure, measured, baseline, ratio, target, met) for each headline figure."""
     rows: list[tuple[str, str, str, str, str, str]] = []
-    order = results.get("create_order")
-    if order:
-        svc, base, meets = order["service"]["load"], order["baseline"], order["meets"]
-        rows.append(
-            (
-                f"CreateOrder calls/s ({order['concurrency']} in flight)",
-                _fmt(svc["calls_per_s"]),
-                _fmt(order["baseline_calls_per_s_mean"]),
-                _fmt(order["ratio_to_baseline"], 2),
-                ">= 1,500 and >= 0.60 x",
-                _fmt(meets["calls_per_s"] and meets["ratio_to_baseline"]),
-            )
-        )
-        rows.append(("CreateOrder p50 ms", _fmt(svc["p50_ms"], 1), _fmt(base["p50_ms"], 1), "", "", ""))
-        rows.append(
-            (
-                "CreateOrder p99 ms",
-                _fmt(svc["p99_ms"], 1),
-                _fmt(base["p99_ms"], 1),
-                "",
-                "<= 30",
-                _fmt(meets["p99_ms"]),
-            )
-        )
-        outbox = order["service"]["outbox"]
-        rows.append(
-            (
-                "outbox: commit -> published p99 ms",
-                _fmt(outbox["commit_to_published_p99_ms"], 1),
-                "",
-                "",
-                "",
-                "",
-            )
-        )
-        rows.append(
-            ("outbox relay drain events/s", _fmt(order["relay_drain"]["events_per_s"]), "", "", "", "")
-        )
-    credit = results.get("credit_pipeline")
-    if credit:
-        rows.append(
-            (
-                "credit events/s (one worker process)",
-                _fmt(credit["service"]["events_per_s"]),
-                _fmt(credit["baseline_events_per_s_mean"]),
-                _fmt(credit["ratio_to_baseline"], 3),
-                ">= 10,000 and >= 0.50 x",
-                _fmt(credit["meets"]["events_per_s"] and credit["meets"]["ratio_to_baseline"]),
-            )
-        )
-        rows.append(
-            (
-                "credit: each event applied once",
-                _fmt(credit["each_event_applied_exactly_once"]),
-                "",
-                "",
-                "ledger = inbox = events",
-                _fmt(credit["each_event_applied_exactly_once"]),
-            )
-        )
-    memory = results.get("idle_memory")
-    if memory:
-        bare = memory["baseline"]["bare_service"]["rss_mb"]
-        for name, entry in memory["services"].items():
+    for result in results.values():
+        for f in result.get("figures", []):
+            unit, digits = f["unit"], DIGITS.get(f["unit"], 0)
             rows.append(
                 (
-                    f"idle RSS MB: {name}",
-                    _fmt(entry["rss_mb"], 1),
-                    _fmt(bare, 1),
-                    _fmt(entry["rss_mb"] / bare, 2) if bare else "-",
-                    "<= 150",
-                    _fmt(memory["meets"][name]),
+                    f["figure"] if unit == "yes/no" else f"{f['figure']} ({unit})",
+                    _fmt(f["measured"], digits),
+                    _fmt(f.get("baseline"), digits),
+                    _fmt(f.get("ratio"), 2),
+                    f.get("target_text", ""),
+                    _fmt(f["meets"]) if "meets" in f else "",
                 )
             )
     return rows
 
 
 def diagnostic_rows(results: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:
-    """(what, rate, p50 ms, p99 ms, CPU ms per unit of work) for the runs that locate the costs."""
+    """(run, rate, p50 ms, p99 ms, CPU ms per unit of work) for every run, baselines included."""
     rows: list[tuple[str, str, str, str, str]] = []
-    order = results.get("create_order")
-    if order:
-        n = order["concurrency"]
-        runs = [
-            (f"CreateOrder baseline (bare asyncpg), {n} in flight", order["baseline"]),
-            (f"CreateOrder service, {n} in flight", order["service"]["load"]),
-            ("CreateOrder baseline again, after the service", order["baseline_after_service"]),
-            *[
-                (f"CreateOrder {name.replace('_', ' ')}", d["load"])
-                for name, d in order["diagnostics"].items()
-            ],
-        ]
-        for label, load in runs:
+    for name, result in results.items():
+        for run in result.get("runs", []):
+            m = run.get("load", run)
+            rate = m.get("calls_per_s", m.get("events_per_s"))
+            cpu = m.get("cpu_ms_per_call", m.get("cpu_ms_per_event"))
             rows.append(
                 (
-                    f"{label} (calls/s)",
-                    _fmt(load["calls_per_s"]),
-                    _fmt(load["p50_ms"], 1),
-                    _fmt(load["p99_ms"], 1),
-                    _fmt(load["cpu_ms_per_call"], 3),
+                    RUN_PREFIX.get(name, "") + run["what"],
+                    _fmt(rate),
+                    _fmt(m.get("p50_ms"), 1),
+                    _fmt(m.get("p99_ms"), 1),
+                    _fmt(cpu, 3),
                 )
-            )
-    credit = results.get("credit_pipeline")
-    if credit:
-        runs = [
-            ("credit baseline (batched per poll)", credit["baseline"]),
-            ("credit service", credit["service"]),
-            ("credit baseline again, after the service", credit["baseline_after_service"]),
-            ("credit IdempotentConsumer in-process", credit["idempotent_consumer_in_process"]),
-            *[(f"credit service, {name.replace('_', ' ')}", d) for name, d in credit["diagnostics"].items()],
-        ]
-        for label, run in runs:
-            rows.append(
-                (f"{label} (events/s)", _fmt(run["events_per_s"]), "", "", _fmt(run["cpu_ms_per_event"], 3))
             )
     return rows
 
@@ -246,7 +182,7 @@ def print_table(results: Mapping[str, Any]) -> None:
     diagnostics = diagnostic_rows(results)
     if diagnostics:
         print()
-        _print([("diagnostic (same run)", "rate", "p50 ms", "p99 ms", "CPU ms/unit"), *diagnostics])
+        _print([("run (same run)", "per s", "p50 ms", "p99 ms", "CPU ms/unit"), *diagnostics])
 
 
 def main(argv: list[str] | None = None) -> None:
