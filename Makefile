@@ -14,7 +14,7 @@ PROTOSET := gen/jiazheng.binpb
 GRPCURL_VERSION := 1.9.4
 GRPCURL_STAMP := $(BUILD)/go/bin/.grpcurl-$(GRPCURL_VERSION)
 
-.PHONY: run test stop status deps proto protoset api-docs grpcurl lint typecheck buf-lint contract-snapshot unit integration clean
+.PHONY: run test stop status deps proto protoset api-docs grpcurl lint typecheck buf-lint contract-snapshot unit integration bench clean
 
 run: deps proto
 	$(BIN)/jiazheng up
@@ -103,6 +103,11 @@ unit: deps proto
 
 integration: deps proto $(GRPCURL_STAMP)
 	$(BIN)/pytest -q -m integration
+
+# The benchmarks on a stack of their own (.stack/bench): `make bench` writes bench/results/latest.json,
+# `make bench ARGS=--quick` is a short smoke run (bench/results/quick.tmp); see bench/README.md.
+bench: deps proto
+	$(BIN)/python -m bench.run $(ARGS)
 
 clean: stop
 	for link in .stack/*/postgres; do if [ -L "$$link" ]; then rm -rf "$$(readlink -f "$$link")"; fi; done
