@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -55,10 +56,27 @@ class Endpoints:
         return f"postgresql://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{database}"
 
 
+# Listening ports are drawn from below the kernel's ephemeral range: a port in that range,
+# released while its server restarts, can be taken meanwhile by any outgoing connection.
+LISTEN_PORTS_FROM = 20000
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port on 127.0.0.1 for a server, that an outgoing connection will never take."""
+    below = _ephemeral_ports_from()
+    for _ in range(200):
+        port = random.randrange(LISTEN_PORTS_FROM, below)
+        if port_is_free(port):
+            return port
+    raise StackError(f"no free port between {LISTEN_PORTS_FROM} and {below}")
+
+
+def _ephemeral_ports_from() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    return max(low, LISTEN_PORTS_FROM + 1000)
 
 
 def port_is_free(port: int) -> bool:
