@@ -1,13 +1,19 @@
-"""Kafka plumbing: topic names, topic creation, an idempotent producer."""
+"""Kafka plumbing: topic names, topic creation, an idempotent producer, batched sending."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from libs.common.settings import ServiceSettings
 
@@ -56,3 +62,42 @@ def idempotent_producer(settings: ServiceSettings) -> AIOKafkaProducer:
         linger_ms=5,
         client_id=f"jiazheng-{settings.service_name}",
     )
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Sequence[tuple[str, bytes]]
+
+
+# Kafka's default partitioner (murmur2 of the key, as the Java client), pure Python in aiokafka:
+# remembered per key, since an aggregate's events share one.
+_key_hash = lru_cache(maxsize=65_536)(murmur2)
+
+
+async def send_batched(
+    producer: AIOKafkaProducer, records: Iterable[OutgoingRecord]
+) -> list[asyncio.Future[object]]:
+    """Queue ``records`` in order, one producer batch per partition at a time rather than one
+    future per record; each key goes to the partition Kafka's default partitioner would choose.
+    Returns the futures of the batches (done when Kafka has acknowledged them)."""
+    open_batches: dict[tuple[str, int], BatchBuilder] = {}
+    sent: list[asyncio.Future[object]] = []
+    partitions: dict[str, list[int]] = {}
+    for r in records:
+        if r.topic not in partitions:
+            partitions[r.topic] = sorted(await producer.partitions_for(r.topic))
+        choices = partitions[r.topic]
+        tp = (r.topic, choices[(_key_hash(r.key) & 0x7FFFFFFF) % len(choices)])
+        batch = open_batches.get(tp) or producer.create_batch()
+        if batch.append(key=r.key, value=r.value, timestamp=None, headers=list(r.headers)) is None:
+            sent.append(await producer.send_batch(batch, tp[0], partition=tp[1]))
+            batch = producer.create_batch()
+            if batch.append(key=r.key, value=r.value, timestamp=None, headers=list(r.headers)) is None:
+                raise ValueError(f"a record of {len(r.value)} bytes is larger than a producer batch")
+        open_batches[tp] = batch
+    for (topic, partition), batch in open_batches.items():
+        sent.append(await producer.send_batch(batch, topic, partition=partition))
+    return sent

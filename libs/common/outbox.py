@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError
 from opentelemetry import trace
 
 from libs.common.events import EventEnvelope
+from libs.common.kafka import OutgoingRecord, send_batched
 from libs.common.settings import ServiceSettings
 from libs.common.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISHED, tracer
 
@@ -25,26 +26,29 @@ NOTIFY_CHANNEL = "jiazheng_outbox"
 # After a failed batch (Kafka or the database away) the relay retries, backing off up to this.
 _FIRST_RETRY_S = 0.2
 _LAST_RETRY_S = 5.0
-# Claiming works by aggregate, never by lone row: take the aggregates at the head of the
-# backlog whose transaction-scoped advisory lock this relay gets, then their unpublished rows
-# in order. While a relay holds an aggregate no other relay takes any of its rows, and a
-# relay that gets the lock starts from the aggregate's oldest unpublished row. (Locking row
+# Claiming works by aggregate, never by lone row. ``head`` is the oldest unpublished rows; this
+# relay takes the aggregates in it whose transaction-scoped advisory lock it gets, and publishes
+# their rows in ``head``. Since ``head`` holds every unpublished row up to some seq, an
+# aggregate's rows in it are the start of its queue: no relay skips an earlier event of an
+# aggregate, and while a relay holds an aggregate no other takes any of its rows. A row another
+# relay published meanwhile fails the re-check of ``published_at`` under FOR UPDATE. (Locking row
 # by row in one scan let a relay skip an aggregate's rows while another held it, then take a
-# later row once the lock was released mid-scan.) Writers of one aggregate serialise on the
+# later row once the lock was released mid-scan; reading a claimed aggregate's rows beyond
+# ``head`` made each claim scan the table.) Writers of one aggregate serialise on the
 # aggregate's own row, so its events' seq order is their commit order.
 _CLAIM_BATCH = """
-WITH head AS (
-    SELECT aggregate_id, seq FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1
+WITH head AS MATERIALIZED (
+    SELECT seq, aggregate_id FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1
 ), claimed AS MATERIALIZED (
     SELECT aggregate_id FROM head GROUP BY aggregate_id
     HAVING pg_try_advisory_xact_lock(hashtext('jiazheng.outbox'), hashtext(aggregate_id))
 )
-SELECT seq, event_id, topic, aggregate_id, headers, payload
-FROM outbox
-WHERE published_at IS NULL AND aggregate_id IN (SELECT aggregate_id FROM claimed)
-ORDER BY seq
-LIMIT $1
-FOR UPDATE SKIP LOCKED
+SELECT o.seq, o.event_id, o.topic, o.aggregate_id, o.headers, o.payload
+FROM outbox o
+WHERE o.published_at IS NULL
+  AND o.seq IN (SELECT seq FROM head WHERE aggregate_id IN (SELECT aggregate_id FROM claimed))
+ORDER BY o.seq
+FOR UPDATE OF o SKIP LOCKED
 """
 
 
@@ -141,16 +145,16 @@ class OutboxRelay:
         return len(rows)
 
     async def _publish(self, conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
-        sends = [
-            await self._producer.send(
+        records = (
+            OutgoingRecord(
                 r["topic"],
-                value=bytes(r["payload"]),
-                key=r["aggregate_id"].encode(),
-                headers=[(k, v.encode()) for k, v in json.loads(r["headers"]).items()],
+                r["aggregate_id"].encode(),
+                bytes(r["payload"]),
+                [(k, v.encode()) for k, v in json.loads(r["headers"]).items()],
             )
             for r in rows
-        ]
-        await asyncio.gather(*sends)
+        )
+        await asyncio.gather(*await send_batched(self._producer, records))
         if self._settings.fault_injection == "relay_crash_after_publish":
             log.warning("fault injection: relay exits after publish, before marking")
             os._exit(70)

@@ -160,7 +160,7 @@ async def each_order_once_in_the_ledger(p: Pipeline, platform: Platform, others:
 
     found = await eventually(counts, within=120, interval=1)
     assert found is not None
-    assert set(found.values()) == {1}
+    assert set(found.values()) == {1}, {w: n for w, n in found.items() if n != 1}
 
 
 async def published_promptly(p: Pipeline, key: str) -> None:
@@ -210,11 +210,14 @@ async def test_a_postgresql_outage_answers_unavailable_dead_letters_nothing_and_
             ok = platform.codes["OK"]
             await eventually(lambda: platform.seen("OK", ok + 20))
 
-        assert set(platform.codes) == {"OK", "UNAVAILABLE"}
+        assert set(platform.codes) == {"OK", "UNAVAILABLE"}, platform.codes
         await each_order_once_in_the_ledger(p, platform, in_flight)
         await published_promptly(p, platform.key)
         await nothing_dead_lettered(fault_harness.endpoints)
-        assert restarts(p.orders) == restarts(p.credit) == 0  # rode it out, no crash
+        assert [restarts(p.orders), restarts(p.credit)] == [0, 0], (  # rode it out, no crash
+            p.orders.supervision(),
+            p.credit.supervision(),
+        )
 
 
 async def test_a_broker_killed_and_restarted_loses_nothing_and_publishing_resumes(
@@ -228,7 +231,7 @@ async def test_a_broker_killed_and_restarted_loses_nothing_and_publishing_resume
             await eventually(lambda: platform.seen("OK", ok + 100))  # orders keeps taking bookings
             await asyncio.to_thread(fault_stack.start_kafka)
 
-        assert set(platform.codes) == {"OK"}
+        assert set(platform.codes) == {"OK"}, platform.codes
         await each_order_once_in_the_ledger(p, platform)
         await published_promptly(p, platform.key)
         await nothing_dead_lettered(fault_harness.endpoints)
@@ -247,7 +250,7 @@ async def test_a_service_killed_under_load_is_restarted_and_loses_nothing(
             ok = platform.codes["OK"]
             await eventually(lambda: platform.seen("OK", ok + 20))
 
-        assert set(platform.codes) <= {"OK", "UNAVAILABLE"}
+        assert set(platform.codes) <= {"OK", "UNAVAILABLE"}, platform.codes
         await each_order_once_in_the_ledger(p, platform)
         await published_promptly(p, platform.key)
         await nothing_dead_lettered(fault_harness.endpoints)
