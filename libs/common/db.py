@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from pathlib import Path
@@ -117,7 +118,8 @@ class PgUnitOfWork:
         await add_event(self.conn, topic, event)
 
     async def __aenter__(self) -> Self:
-        self._conn = await self._pool.acquire(timeout=self._acquire_timeout_s)
+        async with asyncio.timeout(self._acquire_timeout_s):  # unlike acquire(timeout=), no extra task
+            self._conn = await self._pool.acquire()
         try:
             self._tx = self._conn.transaction()
             await self._tx.start()

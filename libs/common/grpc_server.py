@@ -4,6 +4,7 @@ authenticates, authorises, validates (protovalidate) and maps service errors to 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -13,7 +14,7 @@ from typing import Any, NoReturn
 import grpc
 import protovalidate
 from google.protobuf import any_pb2
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -89,18 +90,40 @@ _DURATION_SECONDS = 315_576_000_000
 
 def well_known_violations(message: Message, prefix: str = "") -> Iterator[Violation]:
     """Timestamps and Durations that no client library could turn into a time, anywhere in ``message``."""
-    for field, value in message.ListFields():
-        if field.type != FieldDescriptor.TYPE_MESSAGE:
-            continue
+    for field in _time_fields(message.DESCRIPTOR):
         path = f"{prefix}{field.name}"
+        value = getattr(message, field.name)
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            items = [(f"{path}[{k!r}]", v) for k, v in value.items() if isinstance(v, Message)]
+            items = [(f"{path}[{k!r}]", v) for k, v in value.items()]
         elif field.is_repeated:
             items = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
-        else:
+        elif message.HasField(field.name):
             items = [(path, value)]
+        else:
+            continue
         for item_path, item in items:
             yield from _check(item_path, item)
+
+
+_TIME_TYPES = frozenset({Timestamp.DESCRIPTOR.full_name, Duration.DESCRIPTOR.full_name})
+
+
+@functools.cache
+def _time_fields(descriptor: Descriptor) -> tuple[FieldDescriptor, ...]:
+    """The message fields of a type that are, or may hold, a Timestamp or a Duration (computed
+    once per type: most requests have one or two such fields among many)."""
+    return tuple(
+        f for f in descriptor.fields if f.message_type is not None and _may_hold_time(f.message_type)
+    )
+
+
+def _may_hold_time(descriptor: Descriptor, seen: frozenset[str] = frozenset()) -> bool:
+    if descriptor.full_name in _TIME_TYPES or descriptor.full_name in seen:
+        return True  # a recursive type is walked rather than assumed safe
+    inner = seen | {descriptor.full_name}
+    return any(
+        f.message_type is not None and _may_hold_time(f.message_type, inner) for f in descriptor.fields
+    )
 
 
 def _check(path: str, value: Message) -> Iterator[Violation]:

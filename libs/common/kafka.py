@@ -77,6 +77,12 @@ class OutgoingRecord:
 _key_hash = lru_cache(maxsize=65_536)(murmur2)
 
 
+def partition_for(key: bytes, partitions: Sequence[int]) -> int:
+    """The partition Kafka's default partitioner gives ``key`` among ``partitions`` (sorted)."""
+    key_hash: int = _key_hash(key)
+    return partitions[(key_hash & 0x7FFFFFFF) % len(partitions)]
+
+
 async def send_batched(
     producer: AIOKafkaProducer, records: Iterable[OutgoingRecord]
 ) -> list[asyncio.Future[object]]:
@@ -89,8 +95,7 @@ async def send_batched(
     for r in records:
         if r.topic not in partitions:
             partitions[r.topic] = sorted(await producer.partitions_for(r.topic))
-        choices = partitions[r.topic]
-        tp = (r.topic, choices[(_key_hash(r.key) & 0x7FFFFFFF) % len(choices)])
+        tp = (r.topic, partition_for(r.key, partitions[r.topic]))
         batch = open_batches.get(tp) or producer.create_batch()
         if batch.append(key=r.key, value=r.value, timestamp=None, headers=list(r.headers)) is None:
             sent.append(await producer.send_batch(batch, tp[0], partition=tp[1]))

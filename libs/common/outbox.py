@@ -35,10 +35,14 @@ _LAST_RETRY_S = 5.0
 # by row in one scan let a relay skip an aggregate's rows while another held it, then take a
 # later row once the lock was released mid-scan; reading a claimed aggregate's rows beyond
 # ``head`` made each claim scan the table.) Writers of one aggregate serialise on the
-# aggregate's own row, so its events' seq order is their commit order.
+# aggregate's own row, so its events' seq order is their commit order. ``$2`` names aggregates
+# another lane of this relay holds: leaving whole aggregates out of ``head`` keeps it a prefix of
+# every other aggregate's queue, and lets the lane look past the rows in flight.
 _CLAIM_BATCH = """
 WITH head AS MATERIALIZED (
-    SELECT seq, aggregate_id FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1
+    SELECT seq, aggregate_id FROM outbox
+    WHERE published_at IS NULL AND aggregate_id <> ALL($2::text[])
+    ORDER BY seq LIMIT $1
 ), claimed AS MATERIALIZED (
     SELECT aggregate_id FROM head GROUP BY aggregate_id
     HAVING pg_try_advisory_xact_lock(hashtext('jiazheng.outbox'), hashtext(aggregate_id))
@@ -80,44 +84,62 @@ class OutboxRelay:
         self._producer = producer
         self._settings = settings
         self._wake = asyncio.Event()
+        self._backlog = asyncio.Event()
+        self._in_flight: dict[int, set[str]] = {}  # lane -> aggregates its open transaction holds
         self._listener: asyncpg.Connection | None = None
+        self._listening = asyncio.Lock()
         self._last_prune = 0.0
         self._last_backlog = 0.0
 
     async def run(self) -> None:
+        """Lane 0 follows the notifications; the others join in from the first full batch until a
+        lane finds nothing, so that one batch is claimed and sent while another waits for Kafka
+        and its commit."""
         await self._producer.start()
-        delay = _FIRST_RETRY_S
         try:
-            while True:
-                try:
-                    await self._listen()
-                    published = await self.publish_batch()
-                    delay = _FIRST_RETRY_S
-                    if published < self._settings.relay_batch_size:
-                        await self._idle()
-                except (KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                    # Nothing was marked: the batch is retried whole once the outage passes.
-                    log.warning(
-                        "relay batch failed; retrying",
-                        extra={"fields": {"error": repr(exc), "retry_in_s": delay}},
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, _LAST_RETRY_S)
+            await asyncio.gather(*(self._lane(lane) for lane in range(self._settings.relay_lanes)))
         finally:
             await self._unlisten()
             await self._producer.stop()
 
+    async def _lane(self, lane: int) -> None:
+        delay = _FIRST_RETRY_S
+        while True:
+            try:
+                await self._listen()
+                published = await self.publish_batch(lane)
+                delay = _FIRST_RETRY_S
+                if published == self._settings.relay_batch_size:
+                    self._backlog.set()
+                elif not published:
+                    self._backlog.clear()
+                if self._backlog.is_set():
+                    continue  # a short batch may only mean that another lane held the rest
+                if lane == 0:
+                    await self._idle()
+                else:
+                    await self._backlog.wait()
+            except (KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                # Nothing was marked: the batch is retried whole once the outage passes.
+                log.warning(
+                    "relay batch failed; retrying",
+                    extra={"fields": {"error": repr(exc), "retry_in_s": delay, "lane": lane}},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _LAST_RETRY_S)
+
     async def _listen(self) -> None:
         """(Re)open the LISTEN connection when there is none: a database restart closes it, and
         without it the relay would only poll."""
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        await self._unlisten()
-        self._listener = await asyncpg.connect(self._settings.database_url, timeout=10)
-        await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-        self._listener.add_termination_listener(lambda *_: self._wake.set())  # reconnect at once
-        self._wake.set()  # whatever was committed while nobody listened
-        log.info("relay listening for outbox notifications")
+        async with self._listening:
+            if self._listener is not None and not self._listener.is_closed():
+                return
+            await self._unlisten()
+            self._listener = await asyncpg.connect(self._settings.database_url, timeout=10)
+            await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+            self._listener.add_termination_listener(lambda *_: self._wake.set())  # reconnect at once
+            self._wake.set()  # whatever was committed while nobody listened
+            log.info("relay listening for outbox notifications")
 
     async def _unlisten(self) -> None:
         listener, self._listener = self._listener, None
@@ -127,20 +149,26 @@ class OutboxRelay:
     async def _idle(self) -> None:
         await self._housekeeping()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=self._settings.relay_poll_interval_s)
+            async with asyncio.timeout(self._settings.relay_poll_interval_s):
+                await self._wake.wait()
         self._wake.clear()
 
-    async def publish_batch(self) -> int:
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_CLAIM_BATCH, self._settings.relay_batch_size)
-            if not rows:
-                return 0
-            with tracer.start_as_current_span(
-                "outbox relay batch",
-                kind=trace.SpanKind.PRODUCER,
-                attributes={"messaging.system": "kafka", "messaging.batch.message_count": len(rows)},
-            ):
-                await self._publish(conn, rows)
+    async def publish_batch(self, lane: int = 0) -> int:
+        held = [a for other, aggregates in self._in_flight.items() if other != lane for a in aggregates]
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(_CLAIM_BATCH, self._settings.relay_batch_size, held)
+                if not rows:
+                    return 0
+                self._in_flight[lane] = {r["aggregate_id"] for r in rows}
+                with tracer.start_as_current_span(
+                    "outbox relay batch",
+                    kind=trace.SpanKind.PRODUCER,
+                    attributes={"messaging.system": "kafka", "messaging.batch.message_count": len(rows)},
+                ):
+                    await self._publish(conn, rows)
+        finally:
+            self._in_flight.pop(lane, None)  # only once the transaction has ended
         OUTBOX_PUBLISHED.labels(self._settings.service_name).inc(len(rows))
         return len(rows)
 

@@ -44,7 +44,9 @@ class ServiceSettings(BaseSettings):
     topic_replication: int = Field(default=1, ge=1)
     topic_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
     relay_enabled: bool = True
-    relay_batch_size: int = Field(default=500, ge=1)
+    relay_batch_size: int = Field(default=1000, ge=1)
+    # Batches a relay has in flight at once while a backlog lasts (each its own transaction).
+    relay_lanes: int = Field(default=2, ge=1)
     relay_poll_interval_s: float = Field(default=1.0, gt=0)
     outbox_retention_hours: float = Field(default=24.0, ge=0)
     # Consumer groups are "<prefix>-<consumer>"; another prefix is another, independent group.

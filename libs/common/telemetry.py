@@ -9,6 +9,7 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from libs.common.settings import ServiceSettings
@@ -20,15 +21,18 @@ def setup_telemetry(settings: ServiceSettings) -> None:
     """Install the tracer provider once per process: one span per unit of work (a gRPC call, a
     relay batch, a consumed batch), SQL statement spans only when ``trace_sql`` asks for them.
 
-    The sampler comes from the standard variables (``OTEL_TRACES_SAMPLER``, e.g.
-    ``parentbased_traceidratio``, and ``OTEL_TRACES_SAMPLER_ARG``); an unsampled span still
-    carries its trace id to logs, outbox headers and ledger entries. Spans are exported when an
-    OTLP endpoint is set.
+    Spans are exported when an OTLP endpoint is set, sampled by the standard variables
+    (``OTEL_TRACES_SAMPLER``, e.g. ``parentbased_traceidratio``, and ``OTEL_TRACES_SAMPLER_ARG``).
+    Without an endpoint nothing would receive them, so none is recorded. Either way an
+    unsampled span carries its trace id to logs, outbox headers and ledger entries.
     """
     global _configured
     if _configured:
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": settings.service_name}),
+        sampler=None if settings.otlp_endpoint else ALWAYS_OFF,
+    )
     if settings.otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
@@ -44,9 +48,11 @@ def setup_telemetry(settings: ServiceSettings) -> None:
 
 
 def current_traceparent() -> str | None:
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier.get("traceparent")
+    """The W3C traceparent of the current span (what the propagator would inject), if any."""
+    span = trace.get_current_span().get_span_context()
+    if not span.is_valid:
+        return None
+    return f"00-{span.trace_id:032x}-{span.span_id:016x}-{span.trace_flags:02x}"
 
 
 def context_from(traceparent: str | None) -> context.Context:
@@ -77,7 +83,10 @@ def span_context_of(traceparent: str | None) -> trace.SpanContext | None:
 
 
 def extract_from_metadata(metadata: Mapping[str, str]) -> context.Context:
-    return propagate.extract(dict(metadata))
+    """The caller's trace context; an empty one (a new trace) when it sent none."""
+    if "traceparent" not in metadata:
+        return context.Context()
+    return propagate.extract(metadata)
 
 
 tracer = trace.get_tracer("jiazheng")

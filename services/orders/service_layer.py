@@ -56,9 +56,10 @@ async def create_order(
             return _same_request(earlier, draft)
         await uow.add_event(events.TOPIC, events.order_created(order))
         await uow.commit()
-    log.debug(
-        "order created", extra={"fields": {"order_id": str(order.order_id), "platform_id": platform_id}}
-    )
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "order created", extra={"fields": {"order_id": str(order.order_id), "platform_id": platform_id}}
+        )
     return order
 
 
