@@ -7,6 +7,7 @@ what was not yet acknowledged, and the inbox absorbs what had already been appli
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -68,8 +69,13 @@ def kafka_consumer(settings: ServiceSettings, group: str, topics: Sequence[str])
 async def run_ingest(
     kafka: AIOKafkaConsumer, consumer: IdempotentConsumer[Any], settings: ServiceSettings
 ) -> None:
-    """Consume until cancelled; each poll is applied, then its offsets committed."""
+    """Consume until cancelled; each poll is applied, then its offsets committed.
+
+    A poll's offset commit runs while the next poll is applied (one commit in flight, in order):
+    it only ever follows the unit of work of the records it acknowledges.
+    """
     await kafka.start()
+    committing: asyncio.Task[None] | None = None
     try:
         while True:
             poll = await kafka.getmany(timeout_ms=_IDLE_POLL_MS, max_records=settings.consumer_batch_size)
@@ -77,8 +83,12 @@ async def run_ingest(
                 continue
             await consumer.handle_batch([m for messages in poll.values() for m in messages])
             _report_lag(kafka, consumer.name, poll)
-            await _commit(kafka, poll)
+            if committing is not None:
+                await committing
+            committing = asyncio.create_task(_commit(kafka, poll))
     finally:
+        if committing is not None:
+            await asyncio.wait([committing])
         await kafka.stop()
 
 
