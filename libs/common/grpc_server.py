@@ -1,5 +1,10 @@
-"""gRPC server bootstrap: grpc.aio with health, reflection, and one interceptor that traces,
-authenticates, authorises, validates (protovalidate) and maps service errors to status codes."""
+"""gRPC server bootstrap: grpc.aio with health, reflection, and one guard around every method
+that traces, authenticates, authorises, validates (protovalidate) and maps errors to status codes.
+
+The guard is bound to each method when its service is added, not run as a grpc.aio interceptor:
+an interceptor is awaited and builds a handler on every call, which cost more than the guard's
+own work. Health and reflection are registered unguarded: probes and tooling need no key.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,8 @@ from typing import Any, NoReturn
 
 import grpc
 import protovalidate
-from google.protobuf import any_pb2
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf import any_pb2, message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -30,8 +35,6 @@ from libs.common.telemetry import GRPC_LATENCY, GRPC_REQUESTS, extract_from_meta
 
 log = logging.getLogger(__name__)
 
-# Probes and tooling need no key.
-UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 _STATUS: dict[type[errors.ServiceError], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -152,34 +155,33 @@ def _tolerant(deserialize: Callable[[bytes], Message]) -> Callable[[bytes], Mess
     return parse
 
 
-class _Interceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+Context = grpc.aio.ServicerContext[Any, Any]
+Handler = Callable[[Message, Context], Awaitable[Message]]
+
+
+class _Guard:
+    """What every call goes through before and after its servicer method."""
+
     def __init__(self, service: str, keys: ApiKeyStore, policy: Mapping[str, frozenset[Role]]) -> None:
         self._service = service
         self._keys = keys
         self._policy = policy
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(details)
-        method: str = details.method
-        if handler is None or method.startswith(UNAUTHENTICATED_PREFIXES) or handler.unary_unary is None:
-            return handler
-        inner = handler.unary_unary
-        deserialize = handler.request_deserializer
-        assert deserialize is not None
+    def method_handler(self, method: MethodDescriptor, inner: Handler) -> grpc.RpcMethodHandler[Any, Any]:
+        """``inner`` (a unary servicer method) guarded, with a body that may fail to parse."""
+        path = f"/{method.containing_service.full_name}/{method.name}"
+        request = message_factory.GetMessageClass(method.input_type)
+        response = message_factory.GetMessageClass(method.output_type)
 
         async def guarded(
             request: Message | _Undecodable, context: grpc.aio.ServicerContext[Any, Any]
         ) -> Message:
-            return await self._serve(method, inner, request, context)
+            return await self._serve(path, inner, request, context)
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
-            request_deserializer=_tolerant(deserialize),
-            response_serializer=handler.response_serializer,
+            request_deserializer=_tolerant(request.FromString),
+            response_serializer=response.SerializeToString,
         )
 
     async def _serve(
@@ -263,9 +265,6 @@ async def _within_deadline(
         raise
 
 
-Registrar = Callable[[Any, grpc.aio.Server], None]
-
-
 class GrpcServer:
     """One grpc.aio server per service process, with health and reflection always on."""
 
@@ -278,7 +277,8 @@ class GrpcServer:
         port: int,
         descriptor_set: Path | None = None,
     ) -> None:
-        self._server = grpc.aio.server(interceptors=[_Interceptor(service, keys, policy)])
+        self._server = grpc.aio.server()
+        self._guard = _Guard(service, keys, policy)
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._names: list[str] = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
@@ -298,9 +298,16 @@ class GrpcServer:
             settings.descriptor_set,
         )
 
-    def add(self, registrar: Registrar, servicer: Any, full_service_name: str) -> None:
-        registrar(servicer, self._server)
-        self._names.append(full_service_name)
+    def add(self, servicer: object, service: ServiceDescriptor) -> None:
+        """Serve ``servicer``'s implementation of every method of ``service``, guarded."""
+        streaming = [m.name for m in service.methods if m.client_streaming or m.server_streaming]
+        if streaming:
+            raise ValueError(f"{service.full_name}: streaming methods need a guard of their own: {streaming}")
+        handlers = {m.name: self._guard.method_handler(m, getattr(servicer, m.name)) for m in service.methods}
+        generic = grpc.method_handlers_generic_handler(service.full_name, handlers)
+        self._server.add_generic_rpc_handlers((generic,))
+        self._server.add_registered_method_handlers(service.full_name, handlers)  # type: ignore[attr-defined]
+        self._names.append(service.full_name)
 
     async def start(self) -> int:
         reflection.enable(self._server, self._names, self._descriptor_set)

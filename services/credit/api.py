@@ -11,7 +11,8 @@ from libs.common.auth import Role
 from libs.common.protoutil import timestamp
 from services.credit.queries import LedgerReads, RecordedEntry, ledger_page
 
-SERVICE_NAME = credit_pb2.DESCRIPTOR.services_by_name["CreditService"].full_name
+SERVICE = credit_pb2.DESCRIPTOR.services_by_name["CreditService"]
+SERVICE_NAME = SERVICE.full_name
 # Consumers and platforms get grant-gated lookups with the credit-lookup capability (家政信用查).
 POLICY = {
     f"/{SERVICE_NAME}/ListLedgerEntries": frozenset({Role.OPERATOR, Role.SERVICE}),

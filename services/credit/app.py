@@ -5,14 +5,13 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from jiazheng.credit.v1 import credit_pb2_grpc
 from libs.common.db import create_pool
 from libs.common.grpc_server import GrpcServer
 from libs.common.ingest import idempotent_consumer, kafka_consumer, run_ingest
 from libs.common.kafka import dlq_topic, ensure_topics, events_topic, idempotent_producer
 from libs.common.runtime import Components, run_service
 from libs.common.settings import ServiceSettings
-from services.credit.api import POLICY, SERVICE_NAME, CreditServicer
+from services.credit.api import POLICY, SERVICE, CreditServicer
 from services.credit.handlers import EFFECTS
 from services.credit.queries import PgLedgerReads
 from services.credit.store import PgCreditUnitOfWork
@@ -30,9 +29,7 @@ async def build(settings: CreditSettings) -> Components:
     pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
     await ensure_topics(settings, [*SOURCES, dlq_topic(CONSUMER)])
     server = GrpcServer.from_settings(settings, POLICY)
-    server.add(
-        credit_pb2_grpc.add_CreditServiceServicer_to_server, CreditServicer(PgLedgerReads(pool)), SERVICE_NAME
-    )
+    server.add(CreditServicer(PgLedgerReads(pool)), SERVICE)
     dlq = idempotent_producer(settings)
     await dlq.start()
     uow = partial(PgCreditUnitOfWork, pool, acquire_timeout_s=settings.db_acquire_timeout_s)

@@ -18,7 +18,8 @@ from services.orders.mapping import ORDER_STATE_TO_PROTO, SERVICE_TYPE_FROM_PROT
 from services.orders.queries import OrderReads
 from services.orders.service_layer import OrdersUnitOfWork
 
-SERVICE_NAME = orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
+SERVICE = orders_pb2.DESCRIPTOR.services_by_name["OrderService"]
+SERVICE_NAME = SERVICE.full_name
 POLICY = {
     f"/{SERVICE_NAME}/CreateOrder": frozenset({Role.PLATFORM}),
     f"/{SERVICE_NAME}/GetOrder": frozenset({Role.PLATFORM}),

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from pydantic import Field
 
-from jiazheng.orders.v1 import orders_pb2_grpc
 from libs.common.db import create_pool
 from libs.common.grpc_server import GrpcServer
 from libs.common.kafka import ensure_topics, idempotent_producer
@@ -15,7 +14,7 @@ from libs.common.outbox import OutboxRelay
 from libs.common.runtime import Components, run_service
 from libs.common.settings import ServiceSettings
 from services.orders import events
-from services.orders.api import POLICY, SERVICE_NAME, OrderServicer
+from services.orders.api import POLICY, SERVICE, OrderServicer
 from services.orders.domain import BookingWindow
 from services.orders.queries import PgOrderReads
 from services.orders.store import PgOrdersUnitOfWork
@@ -45,7 +44,7 @@ async def build(settings: OrdersSettings) -> Components:
         PgOrderReads(pool),
         settings.booking_window(),
     )
-    server.add(orders_pb2_grpc.add_OrderServiceServicer_to_server, servicer, SERVICE_NAME)
+    server.add(servicer, SERVICE)
     components = Components(server=server, closers=[pool.close])
     if settings.relay_enabled:
         components.background.append(OutboxRelay(pool, idempotent_producer(settings), settings).run())

@@ -219,3 +219,14 @@ def test_durations_are_checked_anywhere_in_a_message(duration: Duration, valid: 
 
     expected = [] if valid else ["const", "in[0]"]
     assert [path for path, _ in well_known_violations(rules)] == expected
+
+
+def test_a_streaming_service_is_refused_until_it_has_a_guard_of_its_own() -> None:
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    from libs.common.auth import ApiKeyStore
+    from libs.common.grpc_server import GrpcServer
+
+    server = GrpcServer("test", ApiKeyStore({}), {}, "127.0.0.1", 0)
+    with pytest.raises(ValueError, match="ServerReflectionInfo"):
+        server.add(object(), reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"])
