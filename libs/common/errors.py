@@ -48,9 +48,5 @@ class Unavailable(ServiceError):
     """A dependency (the database, Kafka) cannot be reached now; the same call may succeed later."""
 
 
-class DeadlineExceeded(ServiceError):
-    """The caller's deadline passed before the work was done (and it was abandoned)."""
-
-
 class PermanentEventError(Exception):
     """An event that can never be processed (malformed, undecodable): retrying is pointless."""

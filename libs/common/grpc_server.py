@@ -26,6 +26,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry import trace
+from prometheus_client import Counter, Histogram
 
 from libs.common import auth, errors, reflection
 from libs.common.auth import ApiKeyStore, Role
@@ -45,7 +46,6 @@ _STATUS: dict[type[errors.ServiceError], grpc.StatusCode] = {
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
-    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 Violation = tuple[str, str]  # (dotted field path, description)
@@ -167,6 +167,17 @@ class _Guard:
         self._keys = keys
         self._policy = policy
 
+    @functools.cache  # noqa: B019 - one guard per server, a handful of methods and codes
+    def _metrics(self, method: str, code: grpc.StatusCode) -> tuple[Counter, Histogram]:
+        return GRPC_REQUESTS.labels(self._service, method, code.name), GRPC_LATENCY.labels(
+            self._service, method
+        )
+
+    def _count(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        requests, latency = self._metrics(method, code)
+        requests.inc()
+        latency.observe(seconds)
+
     def method_handler(self, method: MethodDescriptor, inner: Handler) -> grpc.RpcMethodHandler[Any, Any]:
         """``inner`` (a unary servicer method) guarded, with a body that may fail to parse."""
         path = f"/{method.containing_service.full_name}/{method.name}"
@@ -211,8 +222,11 @@ class _Guard:
                 if violations:
                     raise errors.InvalidArgument(*violations[0], *violations[1:])
                 with auth.acting_as(principal):
-                    return await _within_deadline(inner, request, context)
+                    return await inner(request, context)
             except grpc.aio.AbortError:
+                raise
+            except asyncio.CancelledError:  # grpc cancels a call whose caller left or whose deadline passed
+                code = grpc.StatusCode.CANCELLED
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure leaves as a status code
                 error = _as_service_error(exc)
@@ -224,8 +238,7 @@ class _Guard:
                 span.set_attribute("rpc.grpc.status_code", code.value[0])
                 await _abort(method, context, code, error)
             finally:
-                GRPC_REQUESTS.labels(self._service, method, code.name).inc()
-                GRPC_LATENCY.labels(self._service, method).observe(time.perf_counter() - started)
+                self._count(method, code, time.perf_counter() - started)
 
 
 async def _abort(
@@ -247,22 +260,6 @@ def _as_service_error(exc: Exception) -> Exception:
     if not isinstance(exc, errors.ServiceError | grpc.aio.AbortError) and is_outage(exc):
         return errors.Unavailable(f"a dependency of the service is unavailable; retry ({type(exc).__name__})")
     return exc
-
-
-async def _within_deadline(
-    inner: Callable[..., Awaitable[Message]], request: Message, context: grpc.aio.ServicerContext[Any, Any]
-) -> Message:
-    """Run the method no longer than the caller waits: past its deadline the work is abandoned."""
-    remaining = context.time_remaining()
-    if remaining is None:
-        return await inner(request, context)
-    try:
-        async with asyncio.timeout(remaining) as deadline:
-            return await inner(request, context)
-    except TimeoutError:
-        if deadline.expired():
-            raise errors.DeadlineExceeded("the call's deadline passed") from None
-        raise
 
 
 class GrpcServer:

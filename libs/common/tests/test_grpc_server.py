@@ -129,7 +129,7 @@ def test_every_service_error_subclass_has_a_specific_status() -> None:
         if isinstance(obj, type) and issubclass(obj, errors.ServiceError) and obj is not errors.ServiceError
     ]
 
-    assert len(subclasses) == 9
+    assert len(subclasses) == 8
     for cls in subclasses:
         error = cls("f", "d") if cls is errors.InvalidArgument else cls("x")
         assert status_code_for(error) is not grpc.StatusCode.INTERNAL, cls
