@@ -10,12 +10,20 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 
 from buf.validate import validate_pb2
 from jiazheng.orders.v1 import orders_pb2
 from jiazheng.type.v1 import service_type_pb2
 from libs.common import errors
-from libs.common.grpc_server import bad_request_trailer, status_code_for, violations_of, well_known_violations
+from libs.common.auth import ApiKeyStore
+from libs.common.grpc_server import (
+    GrpcServer,
+    bad_request_trailer,
+    status_code_for,
+    violations_of,
+    well_known_violations,
+)
 
 Mutation = Callable[[orders_pb2.CreateOrderRequest], None]
 
@@ -222,11 +230,6 @@ def test_durations_are_checked_anywhere_in_a_message(duration: Duration, valid: 
 
 
 def test_a_streaming_service_is_refused_until_it_has_a_guard_of_its_own() -> None:
-    from grpc_reflection.v1alpha import reflection_pb2
-
-    from libs.common.auth import ApiKeyStore
-    from libs.common.grpc_server import GrpcServer
-
     server = GrpcServer("test", ApiKeyStore({}), {}, "127.0.0.1", 0)
     with pytest.raises(ValueError, match="ServerReflectionInfo"):
         server.add(object(), reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"])
