@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError
 
 from deploy.local.services import DevKey, api_keys_setting, new_dev_keys
 from deploy.local.services import ServiceProcess as ServiceProcess  # the benchmarks' process type
+from deploy.local.services import stopped_after as stopped_after
 from deploy.local.stack import ROOT, Endpoints, drop_database, free_port
 
 BENCH_HOME = ROOT / ".stack" / "bench"
@@ -82,15 +83,6 @@ def spawn_module(env: BenchEnv, module: str, database: str, argv: list[str] | No
     return ServiceProcess.spawn(
         name, env.endpoints, "[]", BENCH_HOME, database=database, command=argv or ["-m", module]
     )
-
-
-@contextlib.asynccontextmanager
-async def stopped_after(svc: ServiceProcess) -> AsyncIterator[ServiceProcess]:
-    """``svc`` at once (it may still be starting); stopped on the way out."""
-    try:
-        yield svc
-    finally:
-        await asyncio.to_thread(svc.stop)
 
 
 @contextlib.asynccontextmanager

@@ -15,10 +15,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -209,6 +209,18 @@ class ServiceProcess:
             self.kill(signal.SIGTERM, timeout)
         except subprocess.TimeoutExpired:
             self.kill(signal.SIGKILL)
+
+
+ServiceT = TypeVar("ServiceT", bound=ServiceProcess)
+
+
+@contextlib.asynccontextmanager
+async def stopped_after(svc: ServiceT) -> AsyncIterator[ServiceT]:
+    """``svc`` at once (it may still be starting); stopped on the way out."""
+    try:
+        yield svc
+    finally:
+        await asyncio.to_thread(svc.stop)
 
 
 async def health_status(port: int, timeout: float = 2.0) -> str:

@@ -1,11 +1,13 @@
-"""Thin gRPC clients for the tests: every call goes through the real servers."""
+"""Thin gRPC clients for the tests (every call goes through the real servers), and a database peek."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from typing import Any
 
+import asyncpg
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from jiazheng.credit.v1 import credit_pb2, credit_pb2_grpc
@@ -70,3 +72,12 @@ def log_lines(service: RunningService, key: str, value: str) -> list[dict[str, s
     """The JSON log lines of ``service`` whose ``key`` is ``value``, reduced to message and trace id."""
     lines = [json.loads(line) for line in service.log.read_text().splitlines() if line.startswith("{")]
     return [{"msg": e["msg"], "trace_id": e.get("trace_id", "")} for e in lines if e.get(key) == value]
+
+
+async def db_value(dsn: str, sql: str, *args: object) -> Any:
+    """The one value ``sql`` returns, on a connection of its own."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
-import asyncpg
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -16,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deploy.local.stack import Endpoints, free_port
 from jiazheng.orders.v1 import orders_pb2_grpc
-from tests.integration.clients import auth, create_order, order_request
+from tests.integration.clients import auth, create_order, db_value, order_request
 from tests.integration.harness import RunningService, ServiceHarness
 
 
@@ -178,11 +177,6 @@ def listening_addresses(pid: int, port: int) -> set[str]:
 
 
 async def stored_orders(endpoints: Endpoints, request_id: str) -> int:
-    conn = await asyncpg.connect(endpoints.dsn("jz_orders"))
-    try:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM orders WHERE request_id = $1::uuid", request_id
-        )
-    finally:
-        await conn.close()
+    sql = "SELECT count(*) FROM orders WHERE request_id = $1::uuid"
+    count: int = await db_value(endpoints.dsn("jz_orders"), sql, request_id)
     return count

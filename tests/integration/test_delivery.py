@@ -13,7 +13,14 @@ from aiokafka import AIOKafkaProducer
 
 from deploy.local.stack import Endpoints
 from libs.common.kafka import dlq_topic, events_topic
-from tests.integration.clients import create_order, ledger, new_traceparent, new_worker_id, order_request
+from tests.integration.clients import (
+    create_order,
+    db_value,
+    ledger,
+    new_traceparent,
+    new_worker_id,
+    order_request,
+)
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import produce_order_created, read_topic, wait_until_consumed
 
@@ -163,13 +170,7 @@ async def test_credit_stopped_then_killed_mid_stream_loses_nothing_and_applies_n
         )
 
     async def recorded() -> int:
-        conn = await asyncpg.connect(dsn)
-        try:
-            count: int = await conn.fetchval(
-                "SELECT count(*) FROM ledger_entries WHERE worker_id = $1", worker
-            )
-        finally:
-            await conn.close()
+        count: int = await db_value(dsn, "SELECT count(*) FROM ledger_entries WHERE worker_id = $1", worker)
         return count
 
     async def more_than(n: int) -> int:

@@ -4,25 +4,16 @@ same port, with back-off, and never outliving their supervisor."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
 import uuid
-from collections.abc import AsyncIterator
 
+from deploy.local.services import stopped_after
 from deploy.local.stack import Endpoints, create_database, drop_database, pid_alive, pid_cmdline
 from deploy.local.supervisor import SupervisorState
 from jiazheng.orders.v1 import orders_pb2_grpc
 from tests.integration.clients import auth, order_request
 from tests.integration.harness import RunningService, ServiceHarness, eventually
-
-
-@contextlib.asynccontextmanager
-async def stopped_afterwards(svc: RunningService) -> AsyncIterator[RunningService]:
-    try:
-        yield svc
-    finally:
-        await asyncio.to_thread(svc.stop)
 
 
 async def restarted(svc: RunningService, restarts: int) -> SupervisorState:
@@ -44,7 +35,7 @@ async def test_killed_service_comes_back_on_the_same_port_and_its_clients_carry_
     harness: ServiceHarness, scratch_database: str
 ) -> None:
     svc = await harness.start("orders", database=scratch_database, supervised=True)
-    async with stopped_afterwards(svc), svc.channel() as channel:
+    async with stopped_after(svc), svc.channel() as channel:
         stub = orders_pb2_grpc.OrderServiceStub(channel)
         metadata = auth(harness.key("demo-platform"))
         await stub.CreateOrder(order_request(), metadata=metadata)
@@ -69,7 +60,7 @@ async def test_exit_75_is_restarted_with_a_growing_back_off(harness: ServiceHarn
     """75 (EX_TEMPFAIL) is "exited unacknowledged" in the design; no service exits with it on
     demand, so a stand-in process exits with it at once, every time."""
     svc = harness.spawn("exits-75", supervised=True, command=["-c", "import sys; sys.exit(75)"])
-    async with stopped_afterwards(svc):
+    async with stopped_after(svc):
         state = await restarted(svc, 3)
 
         assert state.last_exit == 75
@@ -86,7 +77,7 @@ async def test_service_that_cannot_start_is_restarted_until_it_can(
     database = f"jz_scratch_{uuid.uuid4().hex[:12]}"
     svc = harness.spawn("workers", database=database, supervised=True)
     try:
-        async with stopped_afterwards(svc):
+        async with stopped_after(svc):
             state = await restarted(svc, 1)
             assert state.last_exit not in (None, 0)
             assert svc.proc.poll() is None
