@@ -7,14 +7,15 @@ loop of ``concurrency`` calls in flight):
   the service's transaction and nothing else, the floor for one Python gRPC process. Run at
   ``concurrency`` before and again after the service (the ratio is against the mean of the
   two), and at ``p99_concurrency`` (the baseline of the latency target).
-- ``service``: the real ``python -m services.orders`` process (relay enabled) at ``concurrency``
-  and, on another database, at ``p99_concurrency`` in flight. After each load the outbox is
-  watched until the relay has published everything, and Kafka's record count is compared with
-  the orders rows.
-- diagnostics: ``bare_asyncpg_loop``, the same transaction in a bare asyncpg loop in this
-  process on a pool like the service's (the floor without gRPC); ``service_telemetry_off``, the
-  service with ``OTEL_SDK_DISABLED=true`` (what telemetry costs); the in-process cost of the
-  interceptor's protovalidate check.
+- ``service``: the real ``python -m services.orders`` process with its outbox relay in a process
+  of its own (``JZ_RELAY_ENABLED=false`` and ``python -m libs.common.relay``, the shape in which
+  calls per second count), at ``concurrency`` and, on another database, at ``p99_concurrency`` in
+  flight. After each load the outbox is watched until the relay has published everything, and
+  Kafka's record count is compared with the orders rows.
+- diagnostics: ``service, relay in the API process``, the default local shape (what the relay
+  costs the API's event loop); ``bare_asyncpg_loop``, the same transaction in a bare asyncpg loop
+  in this process on a pool like the service's (the floor without gRPC); the in-process cost of
+  the guard's protovalidate check.
 
 Targets: calls/s >= 0.8 x the bare gRPC server's, both at 64 in flight; p99 <= 30 ms at 16 in
 flight; every order reaches Kafka once.
@@ -22,6 +23,7 @@ flight; every order reaches Kafka once.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -61,7 +63,7 @@ from services.orders.store import PgOrderRepository
 PLATFORM = "demo-platform"
 TARGET_RATIO = 0.8  # of the bare gRPC server's calls/s, both at `concurrency` in flight
 TARGET_P99_MS = 30.0  # at `p99_concurrency` in flight
-TELEMETRY_OFF = {"OTEL_SDK_DISABLED": "true"}
+RELAY_ELSEWHERE = {"JZ_RELAY_ENABLED": "false"}
 
 
 def draft() -> domain.OrderDraft:
@@ -188,22 +190,34 @@ class Load:
 
 
 async def _service(
-    env: BenchEnv, name: str, concurrency: int, load: Load, extra: dict[str, str] | None = None
+    env: BenchEnv, name: str, concurrency: int, load: Load, relay_in_process: bool = False
 ) -> Run:
-    """The orders process on a fresh database and an empty topic: the load, then the outbox drained."""
+    """The orders process on a fresh database and an empty topic, its relay in a process of its own
+    unless ``relay_in_process``: the load, then the outbox drained."""
     bootstrap = env.endpoints.kafka_bootstrap
     await reset_topic(bootstrap, events.TOPIC)
+    extra = {} if relay_in_process else RELAY_ELSEWHERE
     async with scratch_database(env.endpoints, "jzbench_orders_svc") as db:
         conn = await asyncpg.connect(env.endpoints.dsn(db))
         try:
-            async with running_service(env, "orders", db, extra) as svc:
+            async with (
+                running_service(env, "orders", db, extra) as svc,
+                _relay(env, db, relay_in_process) as relay,
+            ):
                 run_ = await _grpc_load(env, svc, name, concurrency, load.warmup_s, load.duration_s)
-                outbox = await _outbox_after_load(conn, svc, load.drain_timeout_s)
+                outbox = await _outbox_after_load(conn, relay or svc, load.drain_timeout_s)
         finally:
             await conn.close()
     run_.outbox = replace(outbox, kafka_records=await topic_record_count(bootstrap, events.TOPIC))
-    run_.env = extra or {}
+    run_.env = extra
     return run_
+
+
+def _relay(
+    env: BenchEnv, database: str, in_process: bool
+) -> contextlib.AbstractAsyncContextManager[ServiceProcess | None]:
+    """``python -m libs.common.relay`` on ``database``; nothing when the API process relays itself."""
+    return contextlib.nullcontext() if in_process else running_module(env, "libs.common.relay", database)
 
 
 async def _bare_grpc(env: BenchEnv, runs: list[tuple[str, int]], load: Load) -> list[Run]:
@@ -310,7 +324,7 @@ async def run(
     result: dict[str, object] = {"concurrency": concurrency, "p99_concurrency": p99_concurrency}
     if diagnostics_s > 0:
         short = Load(warmup_s, diagnostics_s)
-        runs.append(await _service(env, "service, OpenTelemetry off", concurrency, short, TELEMETRY_OFF))
+        runs.append(await _service(env, "service, relay in the API process", concurrency, short, True))
         runs.append(await _bare_asyncpg(env, concurrency, short))
         result["protovalidate_us_per_request"] = _validation_cost_us()
     # Every run of the service checks its effect, the diagnostic one too.

@@ -42,14 +42,15 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """Nothing to undo: see ``create_pool``."""
 
 
-def _migration_files(service_dir: Path) -> list[tuple[str, Path]]:
+def _migration_files(service_dir: Path | None) -> list[tuple[str, Path]]:
     files = [(f"common/{p.name}", p) for p in sorted(COMMON_MIGRATIONS.glob("*.sql"))]
-    files += [(p.name, p) for p in sorted(service_dir.glob("*.sql"))]
+    files += [(p.name, p) for p in sorted(service_dir.glob("*.sql"))] if service_dir else []
     return files
 
 
-async def migrate(dsn: str, service_dir: Path) -> list[str]:
-    """Apply the common then the service's migrations not yet applied, each in its own transaction.
+async def migrate(dsn: str, service_dir: Path | None) -> list[str]:
+    """Apply the common then the service's migrations not yet applied, each in its own transaction
+    (only the common ones without a ``service_dir``).
 
     A session advisory lock serialises replicas that start at once; a changed file that was
     already applied is an error, not silently skipped.

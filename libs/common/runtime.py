@@ -38,13 +38,13 @@ async def bare_components(settings: ServiceSettings) -> Components:
 S = TypeVar("S", bound=ServiceSettings)
 
 
-def run_service(settings: S, migrations: Path, build: Callable[[S], Awaitable[Components]]) -> None:
+def run_service(settings: S, migrations: Path | None, build: Callable[[S], Awaitable[Components]]) -> None:
     configure_logging(settings.service_name, settings.log_level)
     setup_telemetry(settings)
     raise SystemExit(asyncio.run(_serve(settings, migrations, build)))
 
 
-async def _serve(settings: S, migrations: Path, build: Callable[[S], Awaitable[Components]]) -> int:
+async def _serve(settings: S, migrations: Path | None, build: Callable[[S], Awaitable[Components]]) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

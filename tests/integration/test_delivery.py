@@ -201,3 +201,24 @@ async def test_credit_stopped_then_killed_mid_stream_loses_nothing_and_applies_n
     finally:
         await conn.close()
     assert (rows["entries"], rows["events"]) == (total, total)
+
+
+async def test_a_relay_in_a_process_of_its_own_publishes_what_the_api_committed(
+    harness: ServiceHarness, credit: RunningService, endpoints: Endpoints, scratch_database: str
+) -> None:
+    api = await harness.start("orders", database=scratch_database, relay_enabled="false")
+    relay = harness.spawn(
+        "relay", database=scratch_database, command=["-m", "libs.common.relay"], service_name="orders-relay"
+    )
+    await relay.wait_serving()
+    worker = new_worker_id()
+    trace_id, traceparent = new_traceparent()
+
+    order = await create_order(api, harness.key("demo-platform"), order_request(worker), traceparent)
+
+    [entry] = await eventually(lambda: ledger(credit, harness.key("operator"), worker))
+    assert entry.trace_id == trace_id
+    assert order.name.removeprefix("orders/") in entry.reason
+    assert (await outbox_for_order(endpoints.dsn(scratch_database), order.name))["published_at"] is not None
+    relay.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(relay.proc.wait, 60) == 0
