@@ -345,6 +345,7 @@ class LocalStack:
             f"port = {port}\n"
             "unix_socket_directories = ''\n"
             "max_connections = 300\n"
+            "log_lock_waits = on\n"
             "shared_buffers = '256MB'\n"
         )
 
