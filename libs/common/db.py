@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from pathlib import Path
@@ -154,7 +155,10 @@ class PgUnitOfWork:
         self._tx = None
         conn, self._conn = self._conn, None
         if error is not None and is_outage(error):
-            conn.terminate()  # it saw the database go away: never hand it out again
+            # It saw the database go away: never hand it out again. asyncpg has already taken
+            # back a connection the server closed, and then refuses to terminate it.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
         await self._pool.release(conn)
 
 
