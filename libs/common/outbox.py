@@ -17,6 +17,7 @@ from opentelemetry import trace
 
 from libs.common.events import EventEnvelope
 from libs.common.kafka import OutgoingRecord, send_batched
+from libs.common.outages import is_outage
 from libs.common.settings import ServiceSettings
 from libs.common.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISHED, tracer
 
@@ -121,7 +122,9 @@ class OutboxRelay:
                     await self._idle()
                 else:
                     await self._backlog.wait()
-            except (KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            except Exception as exc:
+                if not (isinstance(exc, KafkaError) or is_outage(exc)):
+                    raise  # a bug, not an outage: end the process, to be restarted
                 # Nothing was marked: the batch is retried whole once the outage passes.
                 log.warning(
                     "relay batch failed; retrying",
