@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from itertools import groupby, islice
@@ -25,6 +25,7 @@ from opentelemetry import trace
 from libs.common.errors import PermanentEventError
 from libs.common.events import EventEnvelope, envelope_from_kafka
 from libs.common.kafka import dlq_topic
+from libs.common.outages import backoff
 from libs.common.telemetry import DLQ_EVENTS, EVENTS_CONSUMED, context_from, span_context_of, tracer
 from libs.common.uow import UnitOfWork
 
@@ -196,7 +197,7 @@ class IdempotentConsumer(Generic[U]):
 
     async def _while_available(self, batch: list[_Parsed]) -> dict[int, str]:
         """Apply ``batch``; while the database does not answer, wait and try again, uncounted."""
-        delays = self._delays()
+        delays = backoff(self._backoff_s, self._max_backoff_s)
         while True:
             try:
                 return await self._apply_together(batch)
@@ -252,7 +253,7 @@ class IdempotentConsumer(Generic[U]):
         )
 
     async def _dead_letter(self, record: ConsumedRecord, error: Exception, attempts: int) -> str:
-        delays = self._delays()
+        delays = backoff(self._backoff_s, self._max_backoff_s)
         while True:
             try:
                 await self._dead_letters.send(record, error, attempts)
@@ -267,12 +268,6 @@ class IdempotentConsumer(Generic[U]):
         DLQ_EVENTS.labels(self.name).inc()
         log.error("event dead-lettered", extra={"fields": {"topic": record.topic, "error": repr(error)}})
         return "dead_lettered"
-
-    def _delays(self) -> Iterator[float]:
-        delay = self._backoff_s
-        while True:
-            yield delay
-            delay = min(delay * 2, self._max_backoff_s)
 
 
 def _links(batch: list[_Parsed]) -> list[trace.Link]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import asyncpg
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, KafkaUnavailableError
 
@@ -25,3 +27,11 @@ def is_outage(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.exceptions.InternalClientError):
         return True
     return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
+
+
+def backoff(first_s: float, last_s: float) -> Iterator[float]:
+    """Waits between retries while an outage lasts: doubling from ``first_s`` up to ``last_s``."""
+    delay = first_s
+    while True:
+        yield delay
+        delay = min(delay * 2, last_s)

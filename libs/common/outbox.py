@@ -17,7 +17,7 @@ from opentelemetry import trace
 
 from libs.common.events import EventEnvelope
 from libs.common.kafka import OutgoingRecord, send_batched
-from libs.common.outages import is_outage
+from libs.common.outages import backoff, is_outage
 from libs.common.settings import ServiceSettings
 from libs.common.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISHED, tracer
 
@@ -106,12 +106,12 @@ class OutboxRelay:
             await self._producer.stop()
 
     async def _lane(self, lane: int) -> None:
-        delay = _FIRST_RETRY_S
+        delays = backoff(_FIRST_RETRY_S, _LAST_RETRY_S)
         while True:
             try:
                 await self._listen()
                 published = await self.publish_batch(lane)
-                delay = _FIRST_RETRY_S
+                delays = backoff(_FIRST_RETRY_S, _LAST_RETRY_S)
                 if published == self._settings.relay_batch_size:
                     self._backlog.set()
                 elif not published:
@@ -126,12 +126,12 @@ class OutboxRelay:
                 if not (isinstance(exc, KafkaError) or is_outage(exc)):
                     raise  # a bug, not an outage: end the process, to be restarted
                 # Nothing was marked: the batch is retried whole once the outage passes.
+                delay = next(delays)
                 log.warning(
                     "relay batch failed; retrying",
                     extra={"fields": {"error": repr(exc), "retry_in_s": delay, "lane": lane}},
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, _LAST_RETRY_S)
 
     async def _listen(self) -> None:
         """(Re)open the LISTEN connection when there is none: a database restart closes it, and
