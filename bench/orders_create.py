@@ -4,16 +4,19 @@ Each measurement on a fresh database, through the same grpc.aio client (one chan
 loop of ``concurrency`` calls in flight):
 
 - ``bare_grpc_server``: the baseline, ``bench.bare_orders_server``: a grpc.aio CreateOrder doing
-  the service's transaction and nothing else, the floor for one Python gRPC process. Run at
-  ``concurrency`` before and again after the service (the ratio is against the mean of the
-  two), and at ``p99_concurrency`` (the baseline of the latency target).
+  the service's transaction and nothing else, the floor for one Python gRPC process, with
+  ``python -m libs.common.relay`` beside it publishing its outbox rows as it does the service's
+  (the same relay, PostgreSQL and Kafka work on the machine in both measurements: only the API
+  process differs). Run at ``concurrency`` before and again after the service (the ratio is
+  against the mean of the two), and at ``p99_concurrency`` (the baseline of the latency target).
 - ``service``: the real ``python -m services.orders`` process with its outbox relay in a process
   of its own (``JZ_RELAY_ENABLED=false`` and ``python -m libs.common.relay``, the shape in which
   calls per second count), at ``concurrency`` and, on another database, at ``p99_concurrency`` in
   flight. After each load the outbox is watched until the relay has published everything, and
   Kafka's record count is compared with the orders rows.
 - diagnostics: ``service, relay in the API process``, the default local shape (what the relay
-  costs the API's event loop); ``bare_asyncpg_loop``, the same transaction in a bare asyncpg loop
+  costs the API's event loop); the bare gRPC server with no relay beside it (what the relay's
+  process costs the machine); ``bare_asyncpg_loop``, the same transaction in a bare asyncpg loop
   in this process on a pool like the service's (the floor without gRPC); the in-process cost of
   the guard's protovalidate check.
 
@@ -220,12 +223,31 @@ def _relay(
     return contextlib.nullcontext() if in_process else running_module(env, "libs.common.relay", database)
 
 
-async def _bare_grpc(env: BenchEnv, runs: list[tuple[str, int]], load: Load) -> list[Run]:
-    """``bench.bare_orders_server`` on a fresh database: one run per (name, concurrency)."""
+async def _bare_grpc(
+    env: BenchEnv, runs: list[tuple[str, int]], load: Load, relay_beside: bool = True
+) -> list[Run]:
+    """``bench.bare_orders_server`` on a fresh database: one run per (name, concurrency).
+
+    With ``relay_beside``, ``python -m libs.common.relay`` publishes the rows it writes, as it does
+    the service's: the machine then carries the same relay, PostgreSQL and Kafka work in both
+    measurements, and only the API process differs. Each run ends once the outbox has drained."""
     async with scratch_database(env.endpoints, "jzbench_orders_bare") as db:
         await migrate(env.endpoints.dsn(db), MIGRATIONS)
-        async with running_module(env, "bench.bare_orders_server", db) as svc:
-            return [await _grpc_load(env, svc, name, n, load.warmup_s, load.duration_s) for name, n in runs]
+        conn = await asyncpg.connect(env.endpoints.dsn(db))
+        try:
+            async with (
+                running_module(env, "bench.bare_orders_server", db) as svc,
+                _relay(env, db, in_process=not relay_beside) as relay,
+            ):
+                measured = []
+                for name, n in runs:
+                    run_ = await _grpc_load(env, svc, name, n, load.warmup_s, load.duration_s)
+                    if relay is not None:
+                        run_.outbox = await _outbox_after_load(conn, relay, load.drain_timeout_s)
+                    measured.append(run_)
+                return measured
+        finally:
+            await conn.close()
 
 
 async def _bare_asyncpg(env: BenchEnv, concurrency: int, load: Load) -> Run:
@@ -314,21 +336,23 @@ async def run(
 ) -> dict[str, object]:
     """All CreateOrder measurements; ``diagnostics_s`` 0 skips the diagnostic runs."""
     load = Load(warmup_s, duration_s)
-    bare = "bare gRPC server"
+    bare = "bare gRPC server, relay beside it"
     bare_before, bare_low = await _bare_grpc(env, [(bare, concurrency), (bare, p99_concurrency)], load)
     service = await _service(env, "service", concurrency, load)
     # Again after the service: the machine drifts; the ratio is taken against the mean of both.
     [bare_after] = await _bare_grpc(env, [(f"{bare} again", concurrency)], load)
     service_low = await _service(env, "service", p99_concurrency, load)
     runs = [bare_before, service, bare_after, bare_low, service_low]
+    services = [service, service_low]
     result: dict[str, object] = {"concurrency": concurrency, "p99_concurrency": p99_concurrency}
     if diagnostics_s > 0:
         short = Load(warmup_s, diagnostics_s)
-        runs.append(await _service(env, "service, relay in the API process", concurrency, short, True))
-        runs.append(await _bare_asyncpg(env, concurrency, short))
+        services.append(await _service(env, "service, relay in the API process", concurrency, short, True))
+        [bare_alone] = await _bare_grpc(env, [("bare gRPC server, no relay", concurrency)], short, False)
+        runs += [services[-1], bare_alone, await _bare_asyncpg(env, concurrency, short)]
         result["protovalidate_us_per_request"] = _validation_cost_us()
     # Every run of the service checks its effect, the diagnostic one too.
-    published_once = all(r.outbox.each_order_published_once for r in runs if r.outbox is not None)
+    published_once = all(r.outbox is not None and r.outbox.each_order_published_once for r in services)
     return {
         **result,
         "warmup_s": warmup_s,

@@ -57,7 +57,7 @@ class ServiceSettings(BaseSettings):
     consumer_max_backoff_s: float = Field(default=5.0, gt=0)
     dlq_send_timeout_s: float = Field(default=10.0, gt=0)
     # At most this many records (one poll) are applied in one transaction.
-    consumer_batch_size: int = Field(default=500, ge=1)
+    consumer_batch_size: int = Field(default=2000, ge=1)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     # Chaos-testing hook, empty in production. "relay_crash_after_publish" makes the relay
     # exit after Kafka acknowledged a batch and before it is marked published.
