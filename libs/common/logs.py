@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 from datetime import UTC, datetime
 
 from opentelemetry import trace
+
+from libs.common.pii import mask_in_text
 
 
 class JsonFormatter(logging.Formatter):
@@ -35,9 +38,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class PersonalDataFilter(logging.Filter):
+    """Masks ID-number and mobile-number shapes in a record's message and ``fields``: defence in
+    depth, as personal data is never meant to be logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # A malformed format is left as it is: the handler reports it when it formats the record.
+        with contextlib.suppress(TypeError, ValueError):
+            record.msg, record.args = mask_in_text(record.getMessage()), None
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            record.fields = _masked(fields)
+        return True
+
+
+def _masked(value: object) -> object:
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        masked = mask_in_text(str(value))
+        return value if masked == str(value) else masked
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item) for item in value]
+    return value
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(PersonalDataFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

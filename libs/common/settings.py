@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Built by `make proto` (`make protoset`): the protos with their comments, for reflection and docs.
@@ -62,3 +62,8 @@ class ServiceSettings(BaseSettings):
     # Chaos-testing hook, empty in production. "relay_crash_after_publish" makes the relay
     # exit after Kafka acknowledged a batch and before it is marked published.
     fault_injection: str = ""
+    # Personal-data protection (libs.common.pii); read only by services that build a Keyring.
+    pii_keys: SecretStr | None = Field(default=None, description='JSON {"<key id>": "<base64 32 bytes>"}')
+    pii_active_key: str = ""
+    pii_hmac_key: SecretStr | None = Field(default=None, description="base64, at least 32 bytes")
+    pii_keys_file: Path | None = Field(default=None, description="JSON keys, active_key, hmac_key; wins")
