@@ -1,0 +1,39 @@
+"""Settings of the workers service: the common ones plus the service card's keys and URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from libs.common.settings import ServiceSettings
+from services.workers.card_token import SigningKeyring
+
+# Deliberately unresolvable (.invalid, RFC 6761): a deployment that forgets to set
+# JZ_CARD_VERIFY_BASE_URL prints cards whose link fails visibly instead of pointing somewhere.
+DEFAULT_VERIFY_BASE_URL = "https://card.example.invalid/v"
+
+
+class WorkersSettings(ServiceSettings):
+    """Where the workers service runs, and how it signs service cards (居家上门服务证).
+
+    Card signing keys come from the environment (``JZ_CARD_SIGNING_KEYS``) or a mounted secret
+    file (``JZ_CARD_KEYS_FILE``, which wins when set), both JSON
+    ``{"<kid>": "<base64 of a raw 32-byte Ed25519 seed>"}``; ``JZ_CARD_ACTIVE_KEY`` names the key
+    that signs new cards. Never in the repository.
+    """
+
+    service_name: str = "workers"
+    card_signing_keys: SecretStr = SecretStr("{}")
+    card_active_key: str = ""
+    card_keys_file: Path | None = None
+    # The QR code of a card encodes "<card_verify_base_url>?t=<token>".
+    card_verify_base_url: str = DEFAULT_VERIFY_BASE_URL
+
+    def card_keyring(self) -> SigningKeyring:
+        """The signing keyring from the secret file when one is set, else from the environment."""
+        if self.card_keys_file is not None:
+            entries = self.card_keys_file.read_text(encoding="utf-8")
+        else:
+            entries = self.card_signing_keys.get_secret_value()
+        return SigningKeyring.from_json(entries, self.card_active_key)
