@@ -40,10 +40,6 @@ def _seed(key: Ed25519PrivateKey) -> str:
     return base64.b64encode(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())).decode()
 
 
-def _ring(keys: dict[str, Ed25519PrivateKey], active: str) -> SigningKeyring:
-    return SigningKeyring(keys, active)
-
-
 @pytest.fixture
 def key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
@@ -51,7 +47,7 @@ def key() -> Ed25519PrivateKey:
 
 @pytest.fixture
 def ring(key: Ed25519PrivateKey) -> SigningKeyring:
-    return _ring({"card-2024-06": key}, "card-2024-06")
+    return SigningKeyring({"card-2024-06": key}, "card-2024-06")
 
 
 def _jws(header: dict[str, Any], payload: dict[str, Any], key: Ed25519PrivateKey) -> str:
@@ -164,13 +160,13 @@ def test_well_signed_but_unreadable_claims_are_malformed(
 
 
 def test_a_key_id_not_in_the_ring_is_unknown(ring: SigningKeyring) -> None:
-    stranger = _ring({"card-2024-06-x": Ed25519PrivateKey.generate()}, "card-2024-06-x")
+    stranger = SigningKeyring({"card-2024-06-x": Ed25519PrivateKey.generate()}, "card-2024-06-x")
 
     assert ring.verify(stranger.sign(CLAIMS), NOW).check is CardCheck.UNKNOWN_KEY
 
 
 def test_a_same_named_key_of_someone_else_is_a_bad_signature(ring: SigningKeyring) -> None:
-    impostor = _ring({"card-2024-06": Ed25519PrivateKey.generate()}, "card-2024-06")
+    impostor = SigningKeyring({"card-2024-06": Ed25519PrivateKey.generate()}, "card-2024-06")
 
     assert ring.verify(impostor.sign(CLAIMS), NOW).check is CardCheck.BAD_SIGNATURE
 
@@ -260,9 +256,9 @@ def test_a_huge_input_is_refused_by_its_length(ring: SigningKeyring) -> None:
 
 def test_rotation_keeps_old_cards_valid_until_the_old_key_is_withdrawn() -> None:
     old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    old_card = _ring({"k1": old}, "k1").sign(CLAIMS)
-    rotated = _ring({"k1": old, "k2": new}, "k2")
-    withdrawn = _ring({"k2": new}, "k2")
+    old_card = SigningKeyring({"k1": old}, "k1").sign(CLAIMS)
+    rotated = SigningKeyring({"k1": old, "k2": new}, "k2")
+    withdrawn = SigningKeyring({"k2": new}, "k2")
 
     assert _decoded(rotated.sign(CLAIMS).split(".")[0])["kid"] == "k2"
     assert rotated.verify(old_card, NOW).check is CardCheck.VALID
@@ -273,7 +269,7 @@ def test_rotation_keeps_old_cards_valid_until_the_old_key_is_withdrawn() -> None
 
 def test_the_jwks_publishes_every_public_key_and_no_private_part(key: Ed25519PrivateKey) -> None:
     other = Ed25519PrivateKey.generate()
-    jwks = _ring({"k1": key, "k2": other}, "k2").jwks()
+    jwks = SigningKeyring({"k1": key, "k2": other}, "k2").jwks()
 
     assert [jwk["kid"] for jwk in jwks["keys"]] == ["k1", "k2"]
     for jwk in jwks["keys"]:
@@ -322,7 +318,7 @@ def test_pyjwt_rejects_a_tampered_token(ring: SigningKeyring) -> None:
         )
 
 
-def test_the_active_key_must_be_in_the_ring(key: Ed25519PrivateKey) -> None:
+def test_the_active_key_must_be_in_theSigningKeyring(key: Ed25519PrivateKey) -> None:
     with pytest.raises(ValueError, match="'k9'"):
         SigningKeyring({"k1": key}, "k9")
 
@@ -353,7 +349,7 @@ def test_settings_build_the_keyring_from_environment_json(
     token = keyring.sign(CLAIMS)
 
     assert _decoded(token.split(".")[0])["kid"] == "env-1"
-    assert _ring({"env-1": key}, "env-1").verify(token, NOW).check is CardCheck.VALID
+    assert SigningKeyring({"env-1": key}, "env-1").verify(token, NOW).check is CardCheck.VALID
 
 
 def test_a_keys_file_wins_over_the_environment(
@@ -368,7 +364,7 @@ def test_a_keys_file_wins_over_the_environment(
     keyring = WorkersSettings().card_keyring()
 
     assert [jwk["kid"] for jwk in keyring.jwks()["keys"]] == ["file-1"]
-    assert _ring({"file-1": key}, "file-1").verify(keyring.sign(CLAIMS), NOW).valid
+    assert SigningKeyring({"file-1": key}, "file-1").verify(keyring.sign(CLAIMS), NOW).valid
 
 
 def test_seeds_show_in_no_repr(monkeypatch: pytest.MonkeyPatch, key: Ed25519PrivateKey) -> None:
