@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -15,10 +16,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -72,6 +73,15 @@ def api_keys_setting(keys: list[DevKey]) -> str:
     )
 
 
+def new_dev_pii_keys() -> dict[str, str]:
+    """Throw-away personal-data keys (libs.common.pii) for a local service, as its environment."""
+    return {
+        "JZ_PII_KEYS": json.dumps({"dev-1": base64.b64encode(secrets.token_bytes(32)).decode()}),
+        "JZ_PII_ACTIVE_KEY": "dev-1",
+        "JZ_PII_HMAC_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+
+
 def service_env(
     name: str,
     endpoints: Endpoints,
@@ -81,6 +91,7 @@ def service_env(
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JZ_")}
+    env.update(new_dev_pii_keys())  # fresh unless ``extra`` brings the keys the data was sealed with
     env.update(
         {
             "JZ_DATABASE_URL": endpoints.dsn(f"jz_{name}"),
@@ -247,13 +258,16 @@ class LocalServices:
         self.home = home.resolve()
         self.state_file = self.home / "services.json"
         self.keys_file = self.home / "api-keys.json"
+        # Kept while the stack's databases live: what the services sealed must stay openable.
+        self.pii_keys_file = self.home / "pii-keys.json"
 
     def api_keys(self) -> list[DevKey]:
-        if not self.keys_file.exists():
-            keys = new_dev_keys()
-            self.keys_file.write_text(json.dumps([k.__dict__ for k in keys], indent=2))
-            self.keys_file.chmod(0o600)
-        return [DevKey(**k) for k in json.loads(self.keys_file.read_text())]
+        keys = _kept(self.keys_file, lambda: [k.__dict__ for k in new_dev_keys()])
+        return [DevKey(**k) for k in keys]
+
+    def pii_keys(self) -> dict[str, str]:
+        keys: dict[str, str] = _kept(self.pii_keys_file, new_dev_pii_keys)
+        return keys
 
     def state(self) -> dict[str, dict[str, int]]:
         if not self.state_file.exists():
@@ -279,6 +293,7 @@ class LocalServices:
                 metrics_port=_reusable(current.get("metrics_port")) or free_port(),
                 log=self.log(name),
                 supervised=True,
+                extra=self.pii_keys(),
             )
             state[name] = {
                 "supervisor_pid": svc.proc.pid,
@@ -318,6 +333,14 @@ class LocalServices:
 
     def log(self, name: str) -> Path:
         return self.home / "logs" / f"{name}.log"
+
+
+def _kept(path: Path, make: Callable[[], object]) -> Any:
+    """The JSON kept in ``path`` (readable by its owner only), made by ``make`` the first time."""
+    if not path.exists():
+        path.write_text(json.dumps(make(), indent=2))
+        path.chmod(0o600)
+    return json.loads(path.read_text())
 
 
 def _reusable(port: int | None) -> int:
