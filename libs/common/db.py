@@ -16,6 +16,7 @@ from libs.common.events import EventEnvelope
 from libs.common.inbox import PgInbox
 from libs.common.outages import is_outage
 from libs.common.outbox import add_event
+from libs.common.timers import PgTimers
 from libs.common.uow import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,10 @@ class PgUnitOfWork:
     @property
     def inbox(self) -> PgInbox:
         return PgInbox(self.conn)
+
+    @property
+    def timers(self) -> PgTimers:
+        return PgTimers(self.conn)
 
     def _bind(self, conn: asyncpg.Connection) -> None:
         """Build the service's repositories on ``conn``; the base has none."""

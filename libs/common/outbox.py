@@ -59,6 +59,45 @@ FOR UPDATE OF o SKIP LOCKED
 """
 
 
+class Notifications:
+    """Wakes a waiter when a transaction that sent NOTIFY on ``channel`` commits.
+
+    It listens on a connection of its own, reopened by ``listen`` whenever it was lost: a
+    database restart closes it, and without it the waiter would only poll.
+    """
+
+    def __init__(self, dsn: str, channel: str) -> None:
+        self._dsn = dsn
+        self._channel = channel
+        self._wake = asyncio.Event()
+        self._conn: asyncpg.Connection | None = None
+        self._opening = asyncio.Lock()
+
+    async def listen(self) -> None:
+        """(Re)open the LISTEN connection when there is none."""
+        async with self._opening:
+            if self._conn is not None and not self._conn.is_closed():
+                return
+            self.close()
+            self._conn = await asyncpg.connect(self._dsn, timeout=10)
+            await self._conn.add_listener(self._channel, lambda *_: self._wake.set())
+            self._conn.add_termination_listener(lambda *_: self._wake.set())  # reconnect at once
+            self._wake.set()  # whatever was committed while nobody listened
+            log.info("listening for notifications", extra={"fields": {"channel": self._channel}})
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until a notification (or the connection's loss) or ``timeout_s``, whichever comes first."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._wake.wait()
+        self._wake.clear()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()
+
+
 async def add_event(conn: asyncpg.Connection, topic: str, event: EventEnvelope) -> None:
     """Store ``event`` in the caller's transaction; the relay is woken when it commits."""
     await conn.execute(
@@ -86,11 +125,9 @@ class OutboxRelay:
         self._pool = pool
         self._producer = producer
         self._settings = settings
-        self._wake = asyncio.Event()
+        self._notifications = Notifications(settings.database_url, NOTIFY_CHANNEL)
         self._backlog = asyncio.Event()
         self._in_flight: dict[int, set[str]] = {}  # lane -> aggregates its open transaction holds
-        self._listener: asyncpg.Connection | None = None
-        self._listening = asyncio.Lock()
         self._last_prune = 0.0
         self._last_backlog = 0.0
 
@@ -102,14 +139,14 @@ class OutboxRelay:
         try:
             await asyncio.gather(*(self._lane(lane) for lane in range(self._settings.relay_lanes)))
         finally:
-            await self._unlisten()
+            self._notifications.close()
             await self._producer.stop()
 
     async def _lane(self, lane: int) -> None:
         delays = backoff(_FIRST_RETRY_S, _LAST_RETRY_S)
         while True:
             try:
-                await self._listen()
+                await self._notifications.listen()
                 published = await self.publish_batch(lane)
                 delays = backoff(_FIRST_RETRY_S, _LAST_RETRY_S)
                 if published == self._settings.relay_batch_size:
@@ -133,30 +170,9 @@ class OutboxRelay:
                 )
                 await asyncio.sleep(delay)
 
-    async def _listen(self) -> None:
-        """(Re)open the LISTEN connection when there is none: a database restart closes it, and
-        without it the relay would only poll."""
-        async with self._listening:
-            if self._listener is not None and not self._listener.is_closed():
-                return
-            await self._unlisten()
-            self._listener = await asyncpg.connect(self._settings.database_url, timeout=10)
-            await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-            self._listener.add_termination_listener(lambda *_: self._wake.set())  # reconnect at once
-            self._wake.set()  # whatever was committed while nobody listened
-            log.info("relay listening for outbox notifications")
-
-    async def _unlisten(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.terminate()
-
     async def _idle(self) -> None:
         await self._housekeeping()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._settings.relay_poll_interval_s):
-                await self._wake.wait()
-        self._wake.clear()
+        await self._notifications.wait(self._settings.relay_poll_interval_s)
 
     async def publish_batch(self, lane: int = 0) -> int:
         held = [a for other, aggregates in self._in_flight.items() if other != lane for a in aggregates]

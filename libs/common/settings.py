@@ -67,3 +67,10 @@ class ServiceSettings(BaseSettings):
     pii_active_key: str = ""
     pii_hmac_key: SecretStr | None = Field(default=None, description="base64, at least 32 bytes")
     pii_keys_file: Path | None = Field(default=None, description="JSON keys, active_key, hmac_key; wins")
+    # Durable timers (libs.common.timers).
+    timer_poll_interval_s: float = Field(default=5.0, gt=0)
+    timer_batch_size: int = Field(default=100, ge=1)
+    # A handler failing this often parks its timer (kept, no longer fired); backs off meanwhile.
+    timer_max_attempts: int = Field(default=10, ge=1)
+    timer_retry_backoff_s: float = Field(default=1.0, gt=0)
+    timer_max_backoff_s: float = Field(default=300.0, gt=0)

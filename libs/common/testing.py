@@ -8,14 +8,17 @@ it commits, as a database transaction would be. One instance plays the database 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import dataclasses
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from libs.common.events import EventEnvelope
 from libs.common.inbox import ConsumedRecord
+from libs.common.timers import DueTimer
 
 
 class FixedClock:
@@ -42,6 +45,58 @@ class FakeInbox:
         return new
 
 
+class FakeTimers:
+    """``libs.common.timers.TimerQueue`` in memory, on the unit of work's clock.
+
+    ``pending`` holds the parked timers too, as the table does; ``fired`` is in firing order.
+    """
+
+    def __init__(self, clock: FixedClock) -> None:
+        self._clock = clock
+        self.pending: dict[tuple[str, str], DueTimer] = {}
+        self.parked: set[uuid.UUID] = set()
+        self.last_errors: dict[uuid.UUID, str] = {}
+        self.fired: list[DueTimer] = []
+
+    async def schedule(self, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any]) -> None:
+        old = self.pending.get((kind, key))
+        timer_id = old.timer_id if old else uuid.uuid4()
+        self.pending[kind, key] = DueTimer(timer_id, kind, key, due_at, dict(payload), attempts=0)
+        self.parked.discard(timer_id)
+        self.last_errors.pop(timer_id, None)
+
+    async def cancel(self, kind: str, key: str) -> bool:
+        timer = self.pending.pop((kind, key), None)
+        if timer is None:
+            return False
+        self.parked.discard(timer.timer_id)
+        return True
+
+    async def claim_due(self, limit: int) -> list[DueTimer]:
+        now = self._clock.now()
+        due = [t for t in self.pending.values() if t.due_at <= now and t.timer_id not in self.parked]
+        return sorted(due, key=lambda t: t.due_at)[:limit]
+
+    async def mark_fired(self, timer_ids: Sequence[uuid.UUID]) -> None:
+        for timer in [t for t in self.pending.values() if t.timer_id in timer_ids]:
+            self.fired.append(self.pending.pop((timer.kind, timer.key)))
+
+    async def record_failure(self, timer: DueTimer, error: str, retry_in_s: float, park: bool) -> None:
+        if self.pending.get((timer.kind, timer.key)) != timer:
+            return  # rescheduled, cancelled or fired since it was claimed
+        due_at = self._clock.now() + timedelta(seconds=retry_in_s)
+        self.pending[timer.kind, timer.key] = dataclasses.replace(
+            timer, attempts=timer.attempts + 1, due_at=due_at
+        )
+        self.last_errors[timer.timer_id] = error
+        if park:
+            self.parked.add(timer.timer_id)
+
+    async def seconds_until_due(self) -> float | None:
+        waiting = [t.due_at for t in self.pending.values() if t.timer_id not in self.parked]
+        return (min(waiting) - self._clock.now()).total_seconds() if waiting else None
+
+
 @dataclass(frozen=True)
 class Published:
     topic: str
@@ -52,6 +107,7 @@ class FakeUnitOfWork:
     def __init__(self, clock: FixedClock | None = None) -> None:
         self.clock = clock or FixedClock()
         self.inbox = FakeInbox()
+        self.timers = FakeTimers(self.clock)
         self.published: list[Published] = []
         self.commits = 0
         self._pending: list[Published] = []
@@ -60,7 +116,7 @@ class FakeUnitOfWork:
 
     def _stores(self) -> list[object]:
         """The fake repositories whose changes a rollback undoes; subclasses add theirs."""
-        return [self.inbox]
+        return [self.inbox, self.timers]
 
     async def add_event(self, topic: str, event: EventEnvelope) -> None:
         assert self._open, "add_event outside 'async with'"
@@ -89,7 +145,8 @@ class FakeUnitOfWork:
         self._open = False
 
     def _take_snapshot(self) -> list[dict[str, object]]:
-        return [copy.deepcopy(store.__dict__) for store in self._stores()]
+        shared = {id(self.clock): self.clock}  # time is not rolled back
+        return [copy.deepcopy(store.__dict__, dict(shared)) for store in self._stores()]
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The unit-of-work seam: what a use case or an event effect may touch inside one transaction.
 
 A unit of work exposes the service's repositories, the outbox (``add_event``), the inbox of
-consumed event ids and the clock. Nothing it changes is kept unless ``commit`` is called.
+consumed event ids, the durable timers and the clock. Nothing it changes is kept unless ``commit`` is called.
 Services extend ``UnitOfWork`` with their repositories (as read-only properties, so that an
 implementation may hold a more specific repository type). ``libs.common.db.PgUnitOfWork``
 implements it on asyncpg; ``libs.common.testing.FakeUnitOfWork`` in memory, for unit tests.
@@ -9,10 +9,10 @@ implements it on asyncpg; ``libs.common.testing.FakeUnitOfWork`` in memory, for 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from libs.common.events import EventEnvelope
 
@@ -36,12 +36,29 @@ class Inbox(Protocol):
         ...
 
 
+class Timers(Protocol):
+    """Durable timers (定时器): a deadline set with the state change it belongs to, fired by
+    ``libs.common.timers.TimerWorker`` through the handler registered for its kind."""
+
+    async def schedule(self, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any]) -> None:
+        """Fire ``kind`` for ``key`` at ``due_at`` if this unit of work commits; replaces the pending one."""
+        ...
+
+    async def cancel(self, kind: str, key: str) -> bool:
+        """Drop the pending timer of ``kind`` for ``key`` if this unit of work commits; whether there
+        was one."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def clock(self) -> Clock: ...
 
     @property
     def inbox(self) -> Inbox: ...
+
+    @property
+    def timers(self) -> Timers: ...
 
     async def add_event(self, topic: str, event: EventEnvelope) -> None:
         """Publish ``event`` on ``topic`` if and when this unit of work commits."""

@@ -1,0 +1,284 @@
+"""Durable timers (定时器): deadlines kept in PostgreSQL and fired once in effect.
+
+A use case schedules a timer in its unit of work (``uow.timers.schedule``), so that a state
+change and its deadline commit together. ``TimerWorker`` claims due timers with
+``FOR UPDATE SKIP LOCKED``, calls the handler registered for each timer's kind with that same
+unit of work, and marks the timers fired in it: the consequence, its outbox events and the fired
+mark commit together, across restarts and replicas. A timer that fell due while no worker ran is
+simply found due when one starts. Kinds are named ``<service>.<what>``, e.g.
+``workers.health_check_expiry``; the key names the aggregate the timer concerns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+from typing import Any, Generic, Protocol, TypeVar
+
+import asyncpg
+from prometheus_client import Counter, Histogram
+
+from libs.common.inbox import Probe
+from libs.common.outages import backoff, is_outage
+from libs.common.outbox import Notifications
+from libs.common.settings import ServiceSettings
+from libs.common.uow import Timers, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "jiazheng_timers"
+# While the database is away the worker retries, backing off up to this (as the relay does).
+_FIRST_RETRY_S = 0.2
+_LAST_RETRY_S = 5.0
+
+TIMERS_FIRED = Counter("jz_timers_fired_total", "Durable timers fired", ["service", "kind"])
+TIMER_FAILURES = Counter(
+    "jz_timer_failures_total",
+    "Failed firings of durable timers (retry or parked)",
+    ["service", "kind", "outcome"],
+)
+TIMER_LAG = Histogram(
+    "jz_timer_lag_seconds",
+    "How long after its due time a timer fired",
+    ["service", "kind"],
+    buckets=(0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600),
+)
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    """A pending timer as the worker claimed it: what fires (``kind``), for which aggregate (``key``)."""
+
+    timer_id: uuid.UUID
+    kind: str
+    key: str
+    due_at: datetime
+    payload: dict[str, Any]
+    attempts: int  # failed firings so far
+
+
+_SCHEDULE = (
+    "WITH stored AS ("
+    " INSERT INTO timers (timer_id, kind, key, due_at, payload) VALUES ($1, $2, $3, $4, $5::jsonb)"
+    " ON CONFLICT (kind, key) WHERE fired_at IS NULL DO UPDATE SET due_at = EXCLUDED.due_at,"
+    " payload = EXCLUDED.payload, attempts = 0, last_error = NULL, parked_at = NULL RETURNING 1)"
+    f" SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM stored"
+)
+_CLAIM = (
+    "SELECT timer_id, kind, key, due_at, payload, attempts FROM timers"
+    " WHERE fired_at IS NULL AND parked_at IS NULL AND due_at <= now()"
+    " ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+)
+# Only the timer's state as claimed is charged: a timer rescheduled meanwhile is a new intent.
+_RECORD_FAILURE = (
+    "UPDATE timers SET attempts = attempts + 1, last_error = $4,"
+    " due_at = now() + make_interval(secs => $5), parked_at = CASE WHEN $6 THEN now() END"
+    " WHERE timer_id = $1 AND fired_at IS NULL AND attempts = $2 AND due_at = $3"
+)
+# FOR KEY SHARE SKIP LOCKED passes over timers another worker is firing, so that a worker does
+# not spin on them while they are due; it does not block other workers asking the same.
+_NEXT_DUE = (
+    "SELECT extract(epoch FROM due_at - now())::float8 FROM timers"
+    " WHERE fired_at IS NULL AND parked_at IS NULL ORDER BY due_at LIMIT 1 FOR KEY SHARE SKIP LOCKED"
+)
+
+
+async def schedule(
+    conn: asyncpg.Connection, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any]
+) -> None:
+    """Store the timer in the caller's transaction, replacing the pending one of ``kind`` for
+    ``key`` (and un-parking it); workers are woken when it commits."""
+    await conn.execute(_SCHEDULE, uuid.uuid4(), kind, key, due_at, json.dumps(payload))
+
+
+async def cancel(conn: asyncpg.Connection, kind: str, key: str) -> bool:
+    """Delete the pending timer of ``kind`` for ``key`` in the caller's transaction; whether there was one.
+
+    One being fired meanwhile is waited for, and then is no longer pending.
+    """
+    deleted = await conn.fetchval(
+        "DELETE FROM timers WHERE kind = $1 AND key = $2 AND fired_at IS NULL RETURNING true", kind, key
+    )
+    return bool(deleted)
+
+
+class TimerQueue(Timers, Protocol):
+    """The worker's side of the timers, in the unit of work's transaction."""
+
+    async def claim_due(self, limit: int) -> list[DueTimer]:
+        """Lock up to ``limit`` due timers, oldest due first, passing over those another worker holds."""
+        ...
+
+    async def mark_fired(self, timer_ids: Sequence[uuid.UUID]) -> None: ...
+
+    async def record_failure(self, timer: DueTimer, error: str, retry_in_s: float, park: bool) -> None:
+        """Count a failed firing of ``timer`` if it is still as claimed: due again in ``retry_in_s``, or
+        parked (kept pending, no longer claimed) when ``park``."""
+        ...
+
+    async def seconds_until_due(self) -> float | None:
+        """Until the next pending timer is due (≤ 0: one is due now); None when none is pending."""
+        ...
+
+
+class TimerUnitOfWork(UnitOfWork, Protocol):
+    @property
+    def timers(self) -> TimerQueue: ...
+
+
+class PgTimers:
+    """``TimerQueue`` on the unit of work's connection."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def schedule(self, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any]) -> None:
+        await schedule(self._conn, kind, key, due_at, payload)
+
+    async def cancel(self, kind: str, key: str) -> bool:
+        return await cancel(self._conn, kind, key)
+
+    async def claim_due(self, limit: int) -> list[DueTimer]:
+        rows = await self._conn.fetch(_CLAIM, limit)
+        return [DueTimer(**{**r, "payload": json.loads(r["payload"])}) for r in rows]
+
+    async def mark_fired(self, timer_ids: Sequence[uuid.UUID]) -> None:
+        await self._conn.execute(
+            "UPDATE timers SET fired_at = now() WHERE timer_id = ANY($1::uuid[])", timer_ids
+        )
+
+    async def record_failure(self, timer: DueTimer, error: str, retry_in_s: float, park: bool) -> None:
+        await self._conn.execute(
+            _RECORD_FAILURE, timer.timer_id, timer.attempts, timer.due_at, error, retry_in_s, park
+        )
+
+    async def seconds_until_due(self) -> float | None:
+        seconds: float | None = await self._conn.fetchval(_NEXT_DUE)
+        return seconds
+
+
+U = TypeVar("U", bound=TimerUnitOfWork)
+# Applies the consequence of ``timer`` inside the unit of work that marks it fired.
+TimerHandler = Callable[[U, DueTimer], Awaitable[None]]
+
+
+class _HandlerFailed(Exception):
+    def __init__(self, timer: DueTimer, error: Exception) -> None:
+        super().__init__(f"timer {timer.kind} {timer.key}: {error!r}")
+        self.timer = timer
+        self.error = error
+
+
+class TimerWorker(Generic[U]):
+    """Fires due timers through ``handlers`` (kind → handler), as a service's background task.
+
+    A failure while the database does not answer is an outage: waited out, never charged to a
+    timer. Any other failure of a handler (or a kind without one: a bug, not dropped) rolls its
+    batch back and is charged to its timer alone, which is retried with backoff and parked after
+    ``timer_max_attempts``.
+    """
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], U],
+        handlers: Mapping[str, TimerHandler[U]],
+        settings: ServiceSettings,
+        healthy: Probe,
+    ) -> None:
+        self._uow = uow_factory
+        self._handlers = handlers
+        self._settings = settings
+        self._healthy = healthy
+        self._notifications = Notifications(settings.database_url, NOTIFY_CHANNEL)
+
+    async def run(self) -> None:
+        """Fire timers until cancelled; an error that is not an outage ends it (and the process)."""
+        delays = backoff(_FIRST_RETRY_S, _LAST_RETRY_S)
+        try:
+            while True:
+                try:
+                    await self._notifications.listen()
+                    if await self.fire_due() < self._settings.timer_batch_size:
+                        await self._idle()
+                    delays = backoff(_FIRST_RETRY_S, _LAST_RETRY_S)
+                except Exception as exc:
+                    if not is_outage(exc):
+                        raise
+                    delay = next(delays)
+                    log.warning(
+                        "timers unavailable; retrying",
+                        extra={"fields": {"error": repr(exc), "retry_in_s": delay}},
+                    )
+                    await asyncio.sleep(delay)
+        finally:
+            self._notifications.close()
+
+    async def fire_due(self) -> int:
+        """Fire up to a batch of due timers in one unit of work; how many fired."""
+        try:
+            return await self._fire_batch()
+        except _HandlerFailed as failed:
+            if is_outage(failed.error) or not await self._healthy():
+                raise ConnectionError("the database did not answer while a timer fired") from failed.error
+            await self._charge(failed.timer, failed.error)
+            return 0  # the rest of the batch is still due
+
+    async def _fire_batch(self) -> int:
+        async with self._uow() as uow:
+            due = await uow.timers.claim_due(self._settings.timer_batch_size)
+            if not due:
+                return 0
+            for timer in due:
+                await self._fire(uow, timer)
+            await uow.timers.mark_fired([t.timer_id for t in due])
+            await uow.commit()
+            now = uow.clock.now()
+        for timer in due:
+            TIMERS_FIRED.labels(self._settings.service_name, timer.kind).inc()
+            TIMER_LAG.labels(self._settings.service_name, timer.kind).observe(
+                max(0.0, (now - timer.due_at).total_seconds())
+            )
+        return len(due)
+
+    async def _fire(self, uow: U, timer: DueTimer) -> None:
+        handler = self._handlers.get(timer.kind)
+        try:
+            if handler is None:
+                raise LookupError(f"no handler for timer kind {timer.kind!r}")
+            await handler(uow, timer)
+        except Exception as exc:
+            raise _HandlerFailed(timer, exc) from exc
+
+    async def _charge(self, timer: DueTimer, error: Exception) -> None:
+        """Count the failure in a transaction of its own: due again after a backoff, or parked."""
+        settings = self._settings
+        park = timer.attempts + 1 >= settings.timer_max_attempts
+        delays = backoff(settings.timer_retry_backoff_s, settings.timer_max_backoff_s)
+        retry_in_s = next(islice(delays, timer.attempts, None))
+        async with self._uow() as uow:
+            await uow.timers.record_failure(timer, f"{type(error).__name__}: {error}", retry_in_s, park)
+            await uow.commit()
+        outcome = "parked" if park else "retry"
+        TIMER_FAILURES.labels(settings.service_name, timer.kind, outcome).inc()
+        fields = {"kind": timer.kind, "key": timer.key, "attempts": timer.attempts + 1, "error": repr(error)}
+        if park:
+            log.error("timer parked: its handler kept failing", extra={"fields": fields})
+        else:
+            log.warning(
+                "timer handler failed; retrying", extra={"fields": {**fields, "retry_in_s": retry_in_s}}
+            )
+
+    async def _idle(self) -> None:
+        """Until the next timer is due (at most a poll interval), or a newly scheduled one wakes us."""
+        async with self._uow() as uow:
+            until = await uow.timers.seconds_until_due()
+        poll = self._settings.timer_poll_interval_s
+        wait = poll if until is None else min(until, poll)
+        if wait > 0:
+            await self._notifications.wait(wait)

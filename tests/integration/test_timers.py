@@ -1,0 +1,209 @@
+"""libs/common's durable timers against the real PostgreSQL: fired once in effect, by several
+workers, after a stop, early on NOTIFY; failures retried, then parked."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from deploy.local.stack import Endpoints
+from libs.common.db import PgUnitOfWork, create_pool, database_answers, migrate
+from libs.common.settings import ServiceSettings
+from libs.common.timers import DueTimer, TimerHandler, TimerWorker
+from tests.integration.harness import eventually
+
+NO_SERVICE_MIGRATIONS = Path("/nonexistent")
+KIND = "workers.health_check_expiry"
+
+
+@pytest.fixture
+def dsn(endpoints: Endpoints, scratch_database: str) -> str:
+    return endpoints.dsn(scratch_database)
+
+
+@pytest.fixture
+async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    await migrate(dsn, NO_SERVICE_MIGRATIONS)
+    pool = await create_pool(dsn)
+    await pool.execute("CREATE TABLE effects (timer_key text NOT NULL, payload jsonb NOT NULL)")
+    yield pool
+    await pool.close()
+
+
+class Expire:
+    """Writes an effect row per timer it fires, then raises for the keys in ``poison``."""
+
+    def __init__(self, poison: frozenset[str] = frozenset()) -> None:
+        self.poison = poison
+        self.calls = 0
+
+    async def __call__(self, uow: PgUnitOfWork, timer: DueTimer) -> None:
+        self.calls += 1
+        await uow.conn.execute("INSERT INTO effects VALUES ($1, $2::jsonb)", timer.key, '{"tier": 1}')
+        if timer.key in self.poison:
+            raise ValueError(f"cannot expire {timer.key}")
+
+
+def timer_worker(
+    pool: asyncpg.Pool, dsn: str, handler: TimerHandler[PgUnitOfWork], **settings: Any
+) -> TimerWorker[PgUnitOfWork]:
+    return TimerWorker(
+        lambda: PgUnitOfWork(pool),
+        {KIND: handler},
+        ServiceSettings(service_name="timers-test", database_url=dsn, **settings),
+        lambda: database_answers(pool),
+    )
+
+
+@asynccontextmanager
+async def running(*workers: TimerWorker[PgUnitOfWork]) -> AsyncIterator[None]:
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        assert task.cancelled(), task.exception()  # no worker ended on an error of its own
+
+
+async def schedule(pool: asyncpg.Pool, key: str, in_s: float, payload: dict[str, Any] | None = None) -> None:
+    async with PgUnitOfWork(pool) as uow:
+        await uow.timers.schedule(KIND, key, datetime.now(UTC) + timedelta(seconds=in_s), payload or {})
+        await uow.commit()
+
+
+async def timer_row(pool: asyncpg.Pool, key: str) -> asyncpg.Record:
+    row: asyncpg.Record = await pool.fetchrow("SELECT * FROM timers WHERE key = $1", key)
+    return row
+
+
+async def effects_of(pool: asyncpg.Pool, key: str) -> int:
+    count: int = await pool.fetchval("SELECT count(*) FROM effects WHERE timer_key = $1", key)
+    return count
+
+
+async def test_a_due_timer_fires_once_with_its_effect_and_a_failing_one_leaves_neither(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    await schedule(pool, "workers/good", in_s=1)
+    await schedule(pool, "workers/bad", in_s=1)
+    expire = Expire(poison=frozenset({"workers/bad"}))
+    worker = timer_worker(pool, dsn, expire, timer_poll_interval_s=0.2, timer_retry_backoff_s=60)
+
+    async with running(worker):
+        assert (await timer_row(pool, "workers/good"))["fired_at"] is None
+        await eventually(
+            lambda: pool.fetchval("SELECT fired_at FROM timers WHERE key = 'workers/good'"), within=20
+        )
+        await eventually(
+            lambda: pool.fetchval("SELECT attempts FROM timers WHERE key = 'workers/bad'"), within=20
+        )
+        await asyncio.sleep(0.5)  # a second firing would have happened by now
+
+    assert await effects_of(pool, "workers/good") == 1
+    bad = await timer_row(pool, "workers/bad")
+    assert (bad["fired_at"], bad["attempts"], await effects_of(pool, "workers/bad")) == (None, 1, 0)
+    assert bad["last_error"] == "ValueError: cannot expire workers/bad"
+
+
+async def test_two_workers_fire_each_of_200_due_timers_exactly_once(pool: asyncpg.Pool, dsn: str) -> None:
+    async with PgUnitOfWork(pool) as uow:
+        for i in range(200):
+            await uow.timers.schedule(KIND, f"workers/w{i}", datetime.now(UTC) - timedelta(seconds=1), {})
+        await uow.commit()
+    expires = [Expire(), Expire()]
+    workers = [timer_worker(pool, dsn, e, timer_batch_size=7, timer_poll_interval_s=0.2) for e in expires]
+
+    async def all_fired() -> bool:
+        return bool(await pool.fetchval("SELECT count(*) = 0 FROM timers WHERE fired_at IS NULL"))
+
+    async with running(*workers):
+        await eventually(all_fired, within=60)
+
+    assert await pool.fetchval("SELECT count(*) FROM effects") == 200
+    assert await pool.fetchval("SELECT count(DISTINCT timer_key) FROM effects") == 200
+    assert sum(e.calls for e in expires) == 200
+
+
+async def test_a_timer_that_fell_due_while_no_worker_ran_fires_when_one_starts(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    await schedule(pool, "workers/w1", in_s=-3600)
+    await asyncio.sleep(0.2)  # nobody fires it meanwhile
+    assert (await timer_row(pool, "workers/w1"))["fired_at"] is None
+
+    async with running(timer_worker(pool, dsn, Expire(), timer_poll_interval_s=30)):
+        await eventually(lambda: effects_of(pool, "workers/w1"), within=20)
+
+    assert (await timer_row(pool, "workers/w1"))["fired_at"] is not None
+
+
+async def test_rescheduling_replaces_the_pending_timer_and_cancel_cancels(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    await schedule(pool, "workers/w1", in_s=3600, payload={"tier": "一般"})
+    await schedule(pool, "workers/w1", in_s=0, payload={"tier": "居家"})
+    await schedule(pool, "workers/w2", in_s=0)
+    async with PgUnitOfWork(pool) as uow:
+        assert await uow.timers.cancel(KIND, "workers/w2")
+        assert not await uow.timers.cancel(KIND, "workers/w3")
+        await uow.commit()
+    fired: list[dict[str, Any]] = []
+
+    async def record(uow: PgUnitOfWork, timer: DueTimer) -> None:
+        fired.append({"key": timer.key, **timer.payload})
+
+    async with running(timer_worker(pool, dsn, record, timer_poll_interval_s=0.2)):
+        await eventually(
+            lambda: pool.fetchval("SELECT fired_at FROM timers WHERE key = 'workers/w1'"), within=20
+        )
+
+    assert fired == [{"key": "workers/w1", "tier": "居家"}]
+    assert await pool.fetchval("SELECT count(*) FROM timers") == 1
+
+
+async def test_a_worker_is_woken_by_a_new_timer_long_before_its_poll_interval(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    await schedule(pool, "workers/w1", in_s=0)
+    async with running(timer_worker(pool, dsn, Expire(), timer_poll_interval_s=120)):
+        await eventually(lambda: effects_of(pool, "workers/w1"), within=20)
+        await asyncio.sleep(0.5)  # the worker now waits: nothing is pending
+        await schedule(pool, "workers/w2", in_s=0.5)
+        await eventually(lambda: effects_of(pool, "workers/w2"), within=30)  # far less than 120 s
+
+
+async def test_a_failing_handler_is_retried_with_attempts_recorded_then_parked(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    await schedule(pool, "workers/bad", in_s=0)
+    expire = Expire(poison=frozenset({"workers/bad"}))
+    worker = timer_worker(
+        pool,
+        dsn,
+        expire,
+        timer_max_attempts=3,
+        timer_retry_backoff_s=0.05,
+        timer_max_backoff_s=0.1,
+        timer_poll_interval_s=0.2,
+    )
+
+    async with running(worker):
+        await eventually(
+            lambda: pool.fetchval("SELECT parked_at FROM timers WHERE key = 'workers/bad'"), within=30
+        )
+        await asyncio.sleep(0.5)  # a parked timer is no longer tried
+
+    bad = await timer_row(pool, "workers/bad")
+    assert (bad["attempts"], bad["fired_at"], expire.calls) == (3, None, 3)
+    assert bad["last_error"] == "ValueError: cannot expire workers/bad"
+    assert await effects_of(pool, "workers/bad") == 0
