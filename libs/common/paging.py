@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 
 from libs.common.errors import InvalidArgument
 
@@ -31,3 +32,28 @@ def decode_token(token: str) -> int:
 
 def page_size(requested: int) -> int:
     return requested or DEFAULT_PAGE_SIZE
+
+
+def encode_key_token(key: str, scope: str) -> str:
+    """A token for pages ordered by a text key (e.g. a UUID), valid only for the same ``scope``
+    (the request's filters): a token used with other filters would skip or repeat rows."""
+    return base64.urlsafe_b64encode(f"k1:{_scope_hash(scope)}:{key}".encode()).decode()
+
+
+def decode_key_token(token: str, scope: str) -> str | None:
+    """The key after which the next page starts; None for the first page."""
+    if not token:
+        return None
+    try:
+        version, digest, key = base64.urlsafe_b64decode(token.encode()).decode().split(":", 2)
+    except ValueError:
+        raise InvalidArgument("page_token", "not a token this API returned") from None
+    if version != "k1" or not key:
+        raise InvalidArgument("page_token", "not a token this API returned")
+    if digest != _scope_hash(scope):
+        raise InvalidArgument("page_token", "was issued for a request with other filters")
+    return key
+
+
+def _scope_hash(scope: str) -> str:
+    return hashlib.sha256(scope.encode()).hexdigest()[:16]

@@ -1,18 +1,49 @@
-"""Composition root of the workers service.
-
-It migrates its database and answers gRPC health checks; its APIs, events and consumers
-arrive with the issues that build its capabilities.
-"""
+"""Composition root of the workers service: store, queries, APIs, outbox relay, timers."""
 
 from __future__ import annotations
 
+import uuid
+from functools import partial
 from pathlib import Path
 
-from libs.common.runtime import bare_components, run_service
-from libs.common.settings import ServiceSettings
+from libs.common.db import create_pool, database_answers
+from libs.common.grpc_server import GrpcServer
+from libs.common.kafka import ensure_topics, idempotent_producer
+from libs.common.outbox import OutboxRelay
+from libs.common.pii import Keyring
+from libs.common.runtime import Components, run_service
+from libs.common.timers import DueTimer, TimerWorker
+from services.workers import events, service_layer
+from services.workers.api import POLICY, WORKER_SERVICE, WorkerServicer
+from services.workers.queries import PgWorkerReads
+from services.workers.settings import WorkersSettings
+from services.workers.store import PgWorkersUnitOfWork
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+async def card_status_due(uow: PgWorkersUnitOfWork, timer: DueTimer) -> None:
+    """A health check or insurance cover lapsed: the colour changes with no call."""
+    await service_layer.refresh_status(uow, uuid.UUID(timer.key))
+
+
+async def build(settings: WorkersSettings) -> Components:
+    pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+    await ensure_topics(settings, [events.TOPIC])
+    uow = partial(PgWorkersUnitOfWork, pool, Keyring.from_settings(settings), settings.db_acquire_timeout_s)
+    server = GrpcServer.from_settings(settings, POLICY)
+    servicer = WorkerServicer(
+        uow, PgWorkerReads(pool), settings.health_check_validity_months, settings.pay_band_table()
+    )
+    server.add(servicer, WORKER_SERVICE)
+    timers = TimerWorker(
+        uow, {service_layer.CARD_STATUS_TIMER: card_status_due}, settings, lambda: database_answers(pool)
+    )
+    components = Components(server=server, background=[timers.run()], closers=[pool.close])
+    if settings.relay_enabled:
+        components.background.append(OutboxRelay(pool, idempotent_producer(settings), settings).run())
+    return components
+
+
 def main() -> None:
-    run_service(ServiceSettings(service_name="workers"), MIGRATIONS, bare_components)
+    run_service(WorkersSettings(), MIGRATIONS, build)

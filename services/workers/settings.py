@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from libs.common.settings import ServiceSettings
 from services.workers.card_token import SigningKeyring
+from services.workers.domain import DEFAULT_PAY_BANDS, PayBand, SkillLevel, check_pay_bands
+from services.workers.domain.qualifications import DEFAULT_HEALTH_VALIDITY_MONTHS
 
 # Deliberately unresolvable (.invalid, RFC 6761): a deployment that forgets to set
 # JZ_CARD_VERIFY_BASE_URL prints cards whose link fails visibly instead of pointing somewhere.
@@ -29,6 +32,16 @@ class WorkersSettings(ServiceSettings):
     card_keys_file: Path | None = None
     # The QR code of a card encodes "<card_verify_base_url>?t=<token>".
     card_verify_base_url: str = DEFAULT_VERIFY_BASE_URL
+    # How long a health check (体检) is valid from its issue date (our default: 12 months).
+    health_check_validity_months: int = Field(default=DEFAULT_HEALTH_VALIDITY_MONTHS, ge=1, le=36)
+    # Hourly pay guidance per skill level in fen: JSON [[level 1-4, min, max], ...]; empty: our default.
+    pay_bands: str = ""
+
+    def pay_band_table(self) -> tuple[PayBand, ...]:
+        if not self.pay_bands:
+            return DEFAULT_PAY_BANDS
+        rows = json.loads(self.pay_bands)
+        return check_pay_bands(tuple(PayBand(SkillLevel(level), low, high) for level, low, high in rows))
 
     def card_keyring(self) -> SigningKeyring:
         """The signing keyring from the secret file when one is set, else from the environment."""

@@ -7,6 +7,7 @@ import base64
 import pytest
 
 from libs.common.errors import InvalidArgument
+from libs.common import paging
 from libs.common.paging import DEFAULT_PAGE_SIZE, decode_token, encode_token, page_size
 
 
@@ -59,3 +60,13 @@ def test_page_size_defaults_when_zero() -> None:
 @pytest.mark.parametrize("requested", [1, 25, 1000])
 def test_page_size_keeps_an_explicit_request(requested: int) -> None:
     assert page_size(requested) == requested
+
+
+def test_a_key_token_round_trips_for_the_same_filters_only() -> None:
+    token = paging.encode_key_token("3f1e", "district=110105")
+    assert paging.decode_key_token(token, "district=110105") == "3f1e"
+    assert paging.decode_key_token("", "district=110105") is None
+    with pytest.raises(InvalidArgument, match="other filters"):
+        paging.decode_key_token(token, "district=110108")
+    with pytest.raises(InvalidArgument, match="not a token"):
+        paging.decode_key_token("bm9wZQ==", "district=110105")

@@ -1,6 +1,7 @@
 """Workers domain: pure rules, no I/O, no protobuf."""
 
-from services.workers.domain.card import CardColour, CardStatusInputs, Reason, card_status
+from services.workers.domain.availability import Availability, Leave, WeeklySlot, availability
+from services.workers.domain.card import CardColour, CardStatusInputs, Reason, card_status, next_lapse
 from services.workers.domain.company import (
     Company,
     CompanyDraft,
@@ -32,11 +33,19 @@ from services.workers.domain.qualifications import (
     record_health_check,
     record_training,
 )
-from services.workers.domain.worker import Employment, Worker, WorkerDraft, move_worker, register_worker
+from services.workers.domain.worker import (
+    Employment,
+    Worker,
+    WorkerDraft,
+    move_worker,
+    move_worker_history,
+    register_worker,
+)
 
 __all__ = [
     "BEIJING_DISTRICTS",
     "DEFAULT_PAY_BANDS",
+    "Availability",
     "BackgroundCheck",
     "CardColour",
     "CardStatusInputs",
@@ -47,6 +56,7 @@ __all__ = [
     "EmploymentModel",
     "HealthCheck",
     "HealthTier",
+    "Leave",
     "Outlet",
     "PayBand",
     "Reason",
@@ -56,13 +66,17 @@ __all__ = [
     "SpecialAbility",
     "Trade",
     "Training",
+    "WeeklySlot",
     "Worker",
     "WorkerDraft",
+    "availability",
     "card_status",
     "check_pay_bands",
     "grant_consent",
     "mobile_number",
     "move_worker",
+    "move_worker_history",
+    "next_lapse",
     "record_certificate",
     "record_health_check",
     "record_training",

@@ -97,3 +97,13 @@ def _yellow_reasons(inputs: CardStatusInputs, today: date) -> list[Reason]:
     elif inputs.insured_until < today:
         reasons.append(Reason.INSURANCE_EXPIRED)
     return reasons
+
+
+def next_lapse(inputs: CardStatusInputs, today: date) -> date | None:
+    """The first day after ``today`` on which the health check or the insurance valid today has
+    lapsed: the colour changes then with no event, so a timer re-evaluates it."""
+    valid_health = [h.valid_until for h in inputs.health_checks if h.valid_on(today)]
+    ends = [max(valid_health)] if valid_health else []
+    if inputs.insured_until is not None and inputs.insured_until >= today:
+        ends.append(inputs.insured_until)
+    return date.fromordinal(min(ends).toordinal() + 1) if ends else None

@@ -75,11 +75,16 @@ def register_worker(draft: WorkerDraft, company_id: uuid.UUID, now: datetime) ->
 
 def move_worker(worker: Worker, to_company: uuid.UUID, now: datetime) -> Worker:
     """The worker joins ``to_company``; the employment history keeps the previous company."""
-    if to_company == worker.company_id:
+    return replace(worker, employments=move_worker_history(worker.employments, to_company, now))
+
+
+def move_worker_history(
+    history: tuple[Employment, ...], to_company: uuid.UUID, now: datetime
+) -> tuple[Employment, ...]:
+    *earlier, current = history
+    if to_company == current.company_id:
         raise FailedPrecondition("the worker is already registered with this company")
-    *earlier, current = worker.employments
-    ended = replace(current, ended_at=now)
-    return replace(worker, employments=(*earlier, ended, Employment(to_company, now)))
+    return (*earlier, replace(current, ended_at=now), Employment(to_company, now))
 
 
 def _check_age(identity: ResidentId, today: date) -> None:

@@ -275,3 +275,9 @@ def test_a_consent_grant_lasts_24_hours_unless_revoked() -> None:
         d.revoke_consent(revoked, NOW + timedelta(hours=3))
     with pytest.raises(InvalidArgument):
         d.grant_consent(uuid.uuid4(), "p", "c", NOW, timedelta(days=31))
+
+
+def test_the_next_lapse_is_the_day_after_the_first_validity_to_end() -> None:
+    assert d.next_lapse(inputs(), TODAY) == date(2027, 1, 10)  # health ends 2027-01-09
+    assert d.next_lapse(inputs(insured_until=TODAY), TODAY) == TODAY + timedelta(days=1)
+    assert d.next_lapse(inputs(health_checks=(), insured_until=None), TODAY) is None

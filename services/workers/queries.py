@@ -1,0 +1,159 @@
+"""Workers read paths: what a caller may see, masked, straight from the database."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import asyncpg
+
+from libs.common.auth import Principal, Role
+from libs.common.errors import NotFound, PermissionDenied
+from libs.common.paging import decode_key_token, encode_key_token
+from services.workers import domain as d
+from services.workers.service_layer import may_manage
+from services.workers.store import company_from_row
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """A worker as responses show one: personal data only in masked form."""
+
+    worker_id: uuid.UUID
+    company_id: uuid.UUID
+    masked_id_number: str
+    masked_name: str
+    masked_mobile: str
+    photo_ref: str
+    service_districts: tuple[str, ...]
+    trades: tuple[d.Trade, ...]
+    origin_province: str | None
+    skill_level: d.SkillLevel | None
+    colour: d.CardColour | None
+    employments: tuple[d.Employment, ...]
+    registered_at: datetime
+
+
+@dataclass(frozen=True)
+class WorkerFilter:
+    company_id: uuid.UUID | None  # None: every company (operators)
+    district_code: str | None = None
+    trade: d.Trade | None = None
+    min_skill_level: d.SkillLevel | None = None
+    colour: d.CardColour | None = None
+
+    def scope(self) -> str:
+        return repr((self.company_id, self.district_code, self.trade, self.min_skill_level, self.colour))
+
+
+class WorkerReads(Protocol):
+    async def company(self, company_id: uuid.UUID) -> d.Company | None: ...
+
+    async def worker(self, worker_id: uuid.UUID) -> WorkerView | None: ...
+
+    async def workers(self, where: WorkerFilter, after: uuid.UUID | None, limit: int) -> list[WorkerView]: ...
+
+
+async def get_company(reads: WorkerReads, principal: Principal, company_id: uuid.UUID) -> d.Company:
+    may_manage(principal, company_id)
+    company = await reads.company(company_id)
+    if company is None:
+        raise NotFound(f"companies/{company_id}")
+    return company
+
+
+async def get_worker(reads: WorkerReads, principal: Principal, worker_id: uuid.UUID) -> WorkerView:
+    worker = await reads.worker(worker_id)
+    if worker is None:
+        raise NotFound(f"workers/{worker_id}")
+    may_manage(principal, worker.company_id)
+    return worker
+
+
+async def list_workers(
+    reads: WorkerReads, principal: Principal, where: WorkerFilter, size: int, token: str
+) -> tuple[list[WorkerView], str]:
+    """A page of workers and the token of the next page ('' after the last)."""
+    if where.company_id is None and principal.role is not Role.OPERATOR:
+        raise PermissionDenied("only operators list the workers of every company")
+    if where.company_id is not None:
+        may_manage(principal, where.company_id)
+    after = decode_key_token(token, where.scope())
+    page = await reads.workers(where, uuid.UUID(after) if after else None, size + 1)
+    more = len(page) > size
+    page = page[:size]
+    return page, encode_key_token(str(page[-1].worker_id), where.scope()) if more else ""
+
+
+_WORKER = "SELECT w.*, s.colour FROM workers w LEFT JOIN card_status s USING (worker_id)"
+
+
+class PgWorkerReads:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def company(self, company_id: uuid.UUID) -> d.Company | None:
+        row = await self._pool.fetchrow("SELECT * FROM companies WHERE company_id = $1", company_id)
+        return company_from_row(row) if row else None
+
+    async def worker(self, worker_id: uuid.UUID) -> WorkerView | None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(f"{_WORKER} WHERE w.worker_id = $1", worker_id)
+            if row is None:
+                return None
+            return _view(row, await _employments(conn, [worker_id]))
+
+    async def workers(self, where: WorkerFilter, after: uuid.UUID | None, limit: int) -> list[WorkerView]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"{_WORKER} WHERE ($1::uuid IS NULL OR w.company_id = $1)"
+                " AND ($2::text IS NULL OR $2 = ANY (w.service_districts))"
+                " AND ($3::text IS NULL OR $3 = ANY (w.trades))"
+                " AND ($4::int IS NULL OR w.skill_level >= $4)"
+                " AND ($5::text IS NULL OR s.colour = $5)"
+                " AND ($6::uuid IS NULL OR w.worker_id > $6)"
+                " ORDER BY w.worker_id LIMIT $7",
+                where.company_id,
+                where.district_code,
+                where.trade,
+                int(where.min_skill_level) if where.min_skill_level else None,
+                where.colour,
+                after,
+                limit,
+            )
+            history = await _employments(conn, [r["worker_id"] for r in rows])
+        return [_view(r, history) for r in rows]
+
+
+async def _employments(
+    conn: asyncpg.Connection, worker_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[d.Employment, ...]]:
+    rows = await conn.fetch(
+        "SELECT * FROM employments WHERE worker_id = ANY ($1) ORDER BY worker_id, started_at", worker_ids
+    )
+    history: dict[uuid.UUID, list[d.Employment]] = {}
+    for r in rows:
+        history.setdefault(r["worker_id"], []).append(
+            d.Employment(r["company_id"], r["started_at"], r["ended_at"])
+        )
+    return {k: tuple(v) for k, v in history.items()}
+
+
+def _view(row: asyncpg.Record, history: dict[uuid.UUID, tuple[d.Employment, ...]]) -> WorkerView:
+    return WorkerView(
+        worker_id=row["worker_id"],
+        company_id=row["company_id"],
+        masked_id_number=row["id_number_masked"],
+        masked_name=row["name_masked"],
+        masked_mobile=row["mobile_masked"],
+        photo_ref=row["photo_ref"],
+        service_districts=tuple(row["service_districts"]),
+        trades=tuple(d.Trade(t) for t in row["trades"]),
+        origin_province=row["origin_province"],
+        skill_level=d.SkillLevel(row["skill_level"]) if row["skill_level"] else None,
+        colour=d.CardColour(row["colour"]) if row["colour"] else None,
+        employments=history.get(row["worker_id"], ()),
+        registered_at=row["registered_at"],
+    )

@@ -1,0 +1,264 @@
+"""Workers use cases: each runs in one unit of work, state, events and timers committed together.
+
+A company principal (role ``company``, tenant = its company id) acts only on its own company
+and workers; operators act on all; background checks are the operators' alone (api.POLICY).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from libs.common.auth import Principal, Role
+from libs.common.errors import InvalidArgument, NotFound, PermissionDenied
+from libs.common.uow import UnitOfWork
+from services.workers import domain as d
+from services.workers import events
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+CARD_STATUS_TIMER = "workers.card_status"
+
+
+@dataclass(frozen=True)
+class StoredStatus:
+    """The colour last published for a worker, and the inputs other services sent."""
+
+    colour: d.CardColour
+    reasons: tuple[d.Reason, ...]
+
+
+class CompanyRepository(Protocol):
+    async def add_once(self, company: d.Company, request_id: uuid.UUID, fingerprint: str) -> d.Company:
+        """Store ``company`` unless ``request_id`` was used; then what that request created.
+        A social credit code registered before is AlreadyExists."""
+        ...
+
+    async def exists(self, company_id: uuid.UUID) -> bool: ...
+
+
+class WorkerRepository(Protocol):
+    async def add_once(self, worker: d.Worker, request_id: uuid.UUID, fingerprint: str) -> uuid.UUID:
+        """Store ``worker`` (sealing its personal data) unless ``request_id`` was used; the id of
+        the worker that request created. An ID number registered before is AlreadyExists."""
+        ...
+
+    async def employments(self, worker_id: uuid.UUID) -> tuple[d.Employment, ...]:
+        """The worker's employment history, oldest first; empty for an unknown worker."""
+        ...
+
+    async def set_employments(self, worker_id: uuid.UUID, employments: tuple[d.Employment, ...]) -> None: ...
+
+
+class QualificationRepository(Protocol):
+    async def add_background_check(
+        self, worker_id: uuid.UUID, check: d.BackgroundCheck, at: datetime
+    ) -> None: ...
+
+    async def add_health_check(self, worker_id: uuid.UUID, check: d.HealthCheck, at: datetime) -> None: ...
+
+    async def add_training(self, worker_id: uuid.UUID, training: d.Training, at: datetime) -> None: ...
+
+    async def add_certificate(
+        self, worker_id: uuid.UUID, certificate: d.SkillCertificate, at: datetime
+    ) -> d.SkillLevel:
+        """Store the certificate; the worker's highest certified level after it."""
+        ...
+
+
+class CardStatusRepository(Protocol):
+    async def inputs(self, worker_id: uuid.UUID) -> d.CardStatusInputs:
+        """Everything the colour depends on: this service's records and other services' events."""
+        ...
+
+    async def stored(self, worker_id: uuid.UUID) -> StoredStatus | None: ...
+
+    async def save(self, worker_id: uuid.UUID, status: StoredStatus, at: datetime) -> None: ...
+
+    async def set_credit_level(self, worker_id: uuid.UUID, level: str | None) -> bool:
+        """Remember credit's latest level for the worker; False for an unknown worker."""
+        ...
+
+    async def set_suspended(self, worker_id: uuid.UUID, suspended: bool) -> bool: ...
+
+    async def set_insured_until(self, worker_id: uuid.UUID, until: date | None) -> bool: ...
+
+
+class WorkersUnitOfWork(UnitOfWork, Protocol):
+    @property
+    def companies(self) -> CompanyRepository: ...
+
+    @property
+    def workers(self) -> WorkerRepository: ...
+
+    @property
+    def qualifications(self) -> QualificationRepository: ...
+
+    @property
+    def status(self) -> CardStatusRepository: ...
+
+
+def beijing_today(now: datetime) -> date:
+    return now.astimezone(BEIJING).date()
+
+
+def may_manage(principal: Principal, company_id: uuid.UUID) -> None:
+    """Operators manage every company; a company principal only its own."""
+    if principal.role is Role.OPERATOR:
+        return
+    if principal.role is Role.COMPANY and principal.tenant == str(company_id):
+        return
+    raise PermissionDenied(f"companies/{company_id} is not yours to manage")
+
+
+def fingerprint(*parts: object) -> str:
+    """Same request, same fingerprint: tells a retry from a different request under one request id."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+async def create_company(uow: WorkersUnitOfWork, request_id: uuid.UUID, draft: d.CompanyDraft) -> d.Company:
+    async with uow:
+        company = d.register_company(draft, uow.clock.now())
+        stored = await uow.companies.add_once(company, request_id, fingerprint(draft))
+        if stored.company_id == company.company_id:
+            await uow.add_event(events.TOPIC, events.company_registered(company))
+            await uow.commit()
+        return stored
+
+
+async def create_worker(
+    uow: WorkersUnitOfWork,
+    principal: Principal,
+    request_id: uuid.UUID,
+    company_id: uuid.UUID,
+    draft: d.WorkerDraft,
+) -> uuid.UUID:
+    may_manage(principal, company_id)
+    async with uow:
+        if not await uow.companies.exists(company_id):
+            raise NotFound(f"companies/{company_id}")
+        worker = d.register_worker(draft, company_id, uow.clock.now())
+        worker_id = await uow.workers.add_once(worker, request_id, fingerprint(company_id, draft))
+        if worker_id == worker.worker_id:
+            await uow.add_event(events.TOPIC, events.worker_registered(worker))
+            await refresh_status(uow, worker_id)
+            await uow.commit()
+        return worker_id
+
+
+async def worker_company(uow: WorkersUnitOfWork, principal: Principal, worker_id: uuid.UUID) -> uuid.UUID:
+    """The worker's current company, once the caller may manage it (inside an open unit of work)."""
+    history = await uow.workers.employments(worker_id)
+    if not history:
+        raise NotFound(f"workers/{worker_id}")
+    may_manage(principal, history[-1].company_id)
+    return history[-1].company_id
+
+
+async def transfer_worker(
+    uow: WorkersUnitOfWork, principal: Principal, worker_id: uuid.UUID, to_company: uuid.UUID
+) -> None:
+    async with uow:
+        from_company = await worker_company(uow, principal, worker_id)
+        if not await uow.companies.exists(to_company):
+            raise NotFound(f"companies/{to_company}")
+        now = uow.clock.now()
+        history = d.move_worker_history(await uow.workers.employments(worker_id), to_company, now)
+        await uow.workers.set_employments(worker_id, history)
+        await uow.add_event(events.TOPIC, events.worker_transferred(worker_id, from_company, to_company, now))
+        await uow.commit()
+
+
+async def record_background_check(
+    uow: WorkersUnitOfWork, principal: Principal, worker_id: uuid.UUID, check: d.BackgroundCheck
+) -> d.CardColour:
+    async with uow:
+        await worker_company(uow, principal, worker_id)
+        now = uow.clock.now()
+        if check.checked_on > beijing_today(now):
+            raise InvalidArgument("check_date", "must not be in the future")
+        await uow.qualifications.add_background_check(worker_id, check, now)
+        await uow.add_event(events.TOPIC, events.background_check_recorded(worker_id, check, now))
+        colour = await refresh_status(uow, worker_id)
+        await uow.commit()
+        return colour
+
+
+@dataclass(frozen=True)
+class HealthCheckForm:
+    tier: d.HealthTier
+    issued_on: date
+    hospital: str
+    certificate_no: str
+
+
+async def record_health_check(
+    uow: WorkersUnitOfWork,
+    principal: Principal,
+    worker_id: uuid.UUID,
+    form: HealthCheckForm,
+    validity_months: int,
+) -> tuple[d.HealthCheck, d.CardColour]:
+    async with uow:
+        await worker_company(uow, principal, worker_id)
+        now = uow.clock.now()
+        check = d.record_health_check(
+            form.tier, form.issued_on, form.hospital, form.certificate_no, beijing_today(now), validity_months
+        )
+        await uow.qualifications.add_health_check(worker_id, check, now)
+        await uow.add_event(events.TOPIC, events.health_check_recorded(worker_id, check, now))
+        colour = await refresh_status(uow, worker_id)
+        await uow.commit()
+        return check, colour
+
+
+async def record_training(
+    uow: WorkersUnitOfWork, principal: Principal, worker_id: uuid.UUID, training: d.Training
+) -> None:
+    async with uow:
+        await worker_company(uow, principal, worker_id)
+        now = uow.clock.now()
+        d.record_training(training, beijing_today(now))
+        await uow.qualifications.add_training(worker_id, training, now)
+        await uow.add_event(events.TOPIC, events.training_recorded(worker_id, training, now))
+        await uow.commit()
+
+
+async def record_certificate(
+    uow: WorkersUnitOfWork, principal: Principal, worker_id: uuid.UUID, certificate: d.SkillCertificate
+) -> d.SkillLevel:
+    async with uow:
+        await worker_company(uow, principal, worker_id)
+        now = uow.clock.now()
+        d.record_certificate(certificate, beijing_today(now))
+        highest = await uow.qualifications.add_certificate(worker_id, certificate, now)
+        await uow.add_event(events.TOPIC, events.certificate_recorded(worker_id, certificate, highest, now))
+        await uow.commit()
+        return highest
+
+
+async def refresh_status(uow: WorkersUnitOfWork, worker_id: uuid.UUID) -> d.CardColour:
+    """Inside an open unit of work (a use case, a fired timer, a consumed event): the colour now;
+    when it or its reasons changed, stored and published. The card-status timer is set for the
+    next day a validity lapses, so that a lapse needs no call."""
+    now = uow.clock.now()
+    today = beijing_today(now)
+    inputs = await uow.status.inputs(worker_id)
+    colour, reasons = d.card_status(inputs, today)
+    before = await uow.status.stored(worker_id)
+    if before != StoredStatus(colour, reasons):
+        await uow.status.save(worker_id, StoredStatus(colour, reasons), now)
+        previous = before.colour if before else None
+        await uow.add_event(
+            events.TOPIC, events.card_status_changed(worker_id, colour, previous, reasons, now)
+        )
+    lapse = d.next_lapse(inputs, today)
+    if lapse is None:
+        await uow.timers.cancel(CARD_STATUS_TIMER, str(worker_id))
+    else:
+        due = datetime.combine(lapse, time(), BEIJING)
+        await uow.timers.schedule(CARD_STATUS_TIMER, str(worker_id), due, {})
+    return colour

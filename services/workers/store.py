@@ -1,0 +1,398 @@
+"""Workers persistence on asyncpg: repositories and the service's unit of work.
+
+Personal data is sealed here, on its way into the tables (libs.common.pii), and never read
+back by a use case: responses show the masked forms kept beside the sealed values.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime, timedelta
+
+import asyncpg
+
+from libs.common.db import PgUnitOfWork
+from libs.common.errors import AlreadyExists, InvalidArgument
+from libs.common.pii import Keyring, mask_id_number, mask_name, mask_phone
+from services.workers import domain as d
+from services.workers.service_layer import StoredStatus
+from services.workers.service_layer.consent import ConsentCode
+
+ID_NUMBER = "workers.worker.id_number"
+FULL_NAME = "workers.worker.full_name"
+MOBILE = "workers.worker.mobile"
+
+
+def company_from_row(row: asyncpg.Record) -> d.Company:
+    return d.Company(
+        company_id=row["company_id"],
+        social_credit_code=row["social_credit_code"],
+        name=row["display_name"],
+        premises_m2=row["premises_m2"],
+        outlets=tuple(d.Outlet(o["name"], o["district_code"]) for o in json.loads(row["outlets"])),
+        employment_model=d.EmploymentModel(row["employment_model"]),
+        registered_at=row["created_at"],
+    )
+
+
+def _same_request(stored: str, given: str, what: str) -> None:
+    if stored != given:
+        raise InvalidArgument("request_id", f"already used for a different {what}")
+
+
+class PgCompanyRepository:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def add_once(self, company: d.Company, request_id: uuid.UUID, fingerprint: str) -> d.Company:
+        try:
+            await self._conn.execute(
+                "INSERT INTO companies (company_id, request_id, request_fingerprint, social_credit_code,"
+                " display_name, premises_m2, employment_model, outlets, created_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9) ON CONFLICT (request_id) DO NOTHING",
+                company.company_id,
+                request_id,
+                fingerprint,
+                company.social_credit_code,
+                company.name,
+                company.premises_m2,
+                company.employment_model,
+                json.dumps([{"name": o.name, "district_code": o.district_code} for o in company.outlets]),
+                company.registered_at,
+            )
+        except asyncpg.UniqueViolationError:
+            raise AlreadyExists(f"a company with code {company.social_credit_code} is registered") from None
+        row = await self._conn.fetchrow("SELECT * FROM companies WHERE request_id = $1", request_id)
+        _same_request(row["request_fingerprint"], fingerprint, "company")
+        return company_from_row(row)
+
+    async def exists(self, company_id: uuid.UUID) -> bool:
+        return bool(await self._conn.fetchval("SELECT true FROM companies WHERE company_id = $1", company_id))
+
+
+class PgWorkerRepository:
+    def __init__(self, conn: asyncpg.Connection, keyring: Keyring) -> None:
+        self._conn = conn
+        self._keyring = keyring
+
+    async def add_once(self, worker: d.Worker, request_id: uuid.UUID, fingerprint: str) -> uuid.UUID:
+        number = worker.identity.number
+        try:
+            inserted = await self._conn.fetchval(
+                "INSERT INTO workers (worker_id, request_id, request_fingerprint, company_id,"
+                " id_number_sealed, id_number_hash, id_number_masked, name_sealed, name_masked,"
+                " mobile_sealed, mobile_masked, photo_ref, service_districts, trades, origin_province,"
+                " registered_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                " ON CONFLICT (request_id) DO NOTHING RETURNING true",
+                worker.worker_id,
+                request_id,
+                fingerprint,
+                worker.company_id,
+                self._keyring.seal(number, ID_NUMBER),
+                self._keyring.lookup_hash(number, ID_NUMBER),
+                mask_id_number(number),
+                self._keyring.seal(worker.name, FULL_NAME),
+                mask_name(worker.name),
+                self._keyring.seal(worker.mobile, MOBILE),
+                mask_phone(worker.mobile),
+                worker.photo_ref,
+                list(worker.service_districts),
+                list(worker.trades),
+                worker.origin_province,
+                worker.registered_at,
+            )
+        except asyncpg.UniqueViolationError:
+            raise AlreadyExists("a worker with this ID number is already registered") from None
+        if inserted:
+            await self.set_employments(worker.worker_id, worker.employments)
+            return worker.worker_id
+        row = await self._conn.fetchrow(
+            "SELECT worker_id, request_fingerprint FROM workers WHERE request_id = $1", request_id
+        )
+        _same_request(row["request_fingerprint"], fingerprint, "worker")
+        return uuid.UUID(str(row["worker_id"]))
+
+    async def employments(self, worker_id: uuid.UUID) -> tuple[d.Employment, ...]:
+        rows = await self._conn.fetch(
+            "SELECT company_id, started_at, ended_at FROM employments"
+            " WHERE worker_id = $1 ORDER BY started_at",
+            worker_id,
+        )
+        return tuple(d.Employment(r["company_id"], r["started_at"], r["ended_at"]) for r in rows)
+
+    async def set_employments(self, worker_id: uuid.UUID, employments: tuple[d.Employment, ...]) -> None:
+        await self._conn.executemany(
+            "INSERT INTO employments (worker_id, company_id, started_at, ended_at) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (worker_id, started_at) DO UPDATE SET ended_at = excluded.ended_at",
+            [(worker_id, e.company_id, e.started_at, e.ended_at) for e in employments],
+        )
+        await self._conn.execute(
+            "UPDATE workers SET company_id = $2 WHERE worker_id = $1", worker_id, employments[-1].company_id
+        )
+
+
+class PgQualificationRepository:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def add_background_check(
+        self, worker_id: uuid.UUID, check: d.BackgroundCheck, at: datetime
+    ) -> None:
+        await self._conn.execute(
+            "INSERT INTO background_checks (worker_id, recorded_at, identity_genuine,"
+            " listed_crime_within_5_years, severe_mental_illness, drug_offence_within_3_years, checked_on)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            worker_id,
+            at,
+            check.identity_genuine,
+            check.listed_crime_within_5_years,
+            check.severe_mental_illness,
+            check.drug_offence_within_3_years,
+            check.checked_on,
+        )
+
+    async def add_health_check(self, worker_id: uuid.UUID, check: d.HealthCheck, at: datetime) -> None:
+        await self._conn.execute(
+            "INSERT INTO health_checks (worker_id, recorded_at, tier, issued_on, valid_until, hospital,"
+            " certificate_no) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            worker_id,
+            at,
+            int(check.tier),
+            check.issued_on,
+            check.valid_until,
+            check.hospital,
+            check.certificate_no,
+        )
+
+    async def add_training(self, worker_id: uuid.UUID, training: d.Training, at: datetime) -> None:
+        await self._conn.execute(
+            "INSERT INTO trainings (worker_id, recorded_at, course, provider, hours, completed_on,"
+            " exam_passed) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            worker_id,
+            at,
+            training.course,
+            training.provider,
+            training.hours,
+            training.completed_on,
+            training.exam_passed,
+        )
+
+    async def add_certificate(
+        self, worker_id: uuid.UUID, certificate: d.SkillCertificate, at: datetime
+    ) -> d.SkillLevel:
+        await self._conn.execute(
+            "INSERT INTO skill_certificates (worker_id, recorded_at, trade, level, certificate_no, issued_on,"
+            " special_abilities) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            worker_id,
+            at,
+            certificate.trade,
+            int(certificate.level),
+            certificate.certificate_no,
+            certificate.issued_on,
+            list(certificate.special_abilities),
+        )
+        highest = await self._conn.fetchval(
+            "UPDATE workers SET skill_level = greatest(skill_level, $2) WHERE worker_id = $1"
+            " RETURNING skill_level",
+            worker_id,
+            int(certificate.level),
+        )
+        return d.SkillLevel(highest)
+
+
+class PgCardStatusRepository:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def inputs(self, worker_id: uuid.UUID) -> d.CardStatusInputs:
+        background = await self._conn.fetchrow(
+            "SELECT * FROM background_checks WHERE worker_id = $1 ORDER BY recorded_at DESC LIMIT 1",
+            worker_id,
+        )
+        health = await self._conn.fetch(
+            "SELECT * FROM health_checks WHERE worker_id = $1 ORDER BY valid_until DESC LIMIT 20", worker_id
+        )
+        others = await self._conn.fetchrow(
+            "SELECT s.credit_level, s.suspended, s.insured_until,"
+            " EXISTS (SELECT 1 FROM cards c WHERE c.worker_id = $1 AND c.revoke_reason = 'withdrawn')"
+            " AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.worker_id = $1 AND c.revoked_at IS NULL)"
+            " AS revoked"
+            " FROM (SELECT 1) one LEFT JOIN card_status s ON s.worker_id = $1",
+            worker_id,
+        )
+        return d.CardStatusInputs(
+            background_check=_background(background) if background else None,
+            health_checks=tuple(_health(r) for r in health),
+            insured_until=others["insured_until"],
+            revoked=others["revoked"],
+            suspended=bool(others["suspended"]),
+            credit_level=others["credit_level"],
+        )
+
+    async def stored(self, worker_id: uuid.UUID) -> StoredStatus | None:
+        row = await self._conn.fetchrow(
+            "SELECT colour, reasons FROM card_status WHERE worker_id = $1", worker_id
+        )
+        if row is None:
+            return None
+        return StoredStatus(d.CardColour(row["colour"]), tuple(d.Reason(r) for r in row["reasons"]))
+
+    async def save(self, worker_id: uuid.UUID, status: StoredStatus, at: datetime) -> None:
+        await self._conn.execute(
+            "INSERT INTO card_status (worker_id, colour, reasons, updated_at) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (worker_id) DO UPDATE SET colour = excluded.colour, reasons = excluded.reasons,"
+            " updated_at = excluded.updated_at",
+            worker_id,
+            status.colour,
+            list(status.reasons),
+            at,
+        )
+
+    async def set_credit_level(self, worker_id: uuid.UUID, level: str | None) -> bool:
+        return await self._set_input(worker_id, "credit_level", level)
+
+    async def set_suspended(self, worker_id: uuid.UUID, suspended: bool) -> bool:
+        return await self._set_input(worker_id, "suspended", suspended)
+
+    async def set_insured_until(self, worker_id: uuid.UUID, until: date | None) -> bool:
+        return await self._set_input(worker_id, "insured_until", until)
+
+    async def _set_input(self, worker_id: uuid.UUID, column: str, value: object) -> bool:
+        """Set one of the inputs other services send; the colour is refreshed after it."""
+        found = await self._conn.fetchval(  # every registered worker has a status row
+            f"UPDATE card_status SET {column} = $2 WHERE worker_id = $1 RETURNING true", worker_id, value
+        )
+        return bool(found)
+
+
+def _background(row: asyncpg.Record) -> d.BackgroundCheck:
+    return d.BackgroundCheck(
+        identity_genuine=row["identity_genuine"],
+        listed_crime_within_5_years=row["listed_crime_within_5_years"],
+        severe_mental_illness=row["severe_mental_illness"],
+        drug_offence_within_3_years=row["drug_offence_within_3_years"],
+        checked_on=row["checked_on"],
+    )
+
+
+def _health(row: asyncpg.Record) -> d.HealthCheck:
+    return d.HealthCheck(
+        d.HealthTier(row["tier"]),
+        row["issued_on"],
+        row["valid_until"],
+        row["hospital"],
+        row["certificate_no"],
+    )
+
+
+class PgAvailabilityRepository:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def replace(self, worker_id: uuid.UUID, availability: d.Availability) -> None:
+        slots = [[s.day_of_week, s.start_minute, s.end_minute] for s in availability.weekly_slots]
+        leaves = [[v.start.isoformat(), v.end.isoformat()] for v in availability.leaves]
+        await self._conn.execute(
+            "INSERT INTO availability (worker_id, weekly_slots, leaves, updated_at)"
+            " VALUES ($1, $2::jsonb, $3::jsonb, now()) ON CONFLICT (worker_id) DO UPDATE"
+            " SET weekly_slots = excluded.weekly_slots, leaves = excluded.leaves, updated_at = now()",
+            worker_id,
+            json.dumps(slots),
+            json.dumps(leaves),
+        )
+
+
+CONSENT_CODE = "workers.consent_code"
+
+
+class PgConsentRepository:
+    def __init__(self, conn: asyncpg.Connection, keyring: Keyring) -> None:
+        self._conn = conn
+        self._keyring = keyring
+
+    async def add_code(self, code: ConsentCode) -> None:
+        await self._conn.execute(
+            "INSERT INTO consent_codes (code_hash, worker_id, grant_hours, expires_at)"
+            " VALUES ($1, $2, $3, $4)",
+            self._keyring.lookup_hash(f"{code.worker_id}:{code.code}", CONSENT_CODE),
+            code.worker_id,
+            int(code.grant_ttl.total_seconds() // 3600),
+            code.expires_at,
+        )
+
+    async def use_code(self, worker_id: uuid.UUID, code: str, now: datetime) -> timedelta | None:
+        hours = await self._conn.fetchval(
+            "UPDATE consent_codes SET used_at = $3 WHERE code_hash = $1 AND worker_id = $2"
+            " AND used_at IS NULL AND expires_at > $3 RETURNING grant_hours",
+            self._keyring.lookup_hash(f"{worker_id}:{code}", CONSENT_CODE),
+            worker_id,
+            now,
+        )
+        return None if hours is None else timedelta(hours=hours)
+
+    async def add_grant(self, grant: d.ConsentGrant) -> None:
+        await self._conn.execute(
+            "INSERT INTO consent_grants (grant_id, worker_id, platform_id, consumer_ref, granted_at,"
+            " expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            grant.grant_id,
+            grant.worker_id,
+            grant.platform_id,
+            grant.consumer_ref,
+            grant.granted_at,
+            grant.expires_at,
+        )
+
+    async def grant(self, grant_id: uuid.UUID) -> d.ConsentGrant | None:
+        row = await self._conn.fetchrow(
+            "SELECT * FROM consent_grants WHERE grant_id = $1 FOR UPDATE", grant_id
+        )
+        return _grant(row) if row else None
+
+    async def save_grant(self, grant: d.ConsentGrant) -> None:
+        await self._conn.execute(
+            "UPDATE consent_grants SET revoked_at = $2 WHERE grant_id = $1", grant.grant_id, grant.revoked_at
+        )
+
+    async def grants(self, worker_id: uuid.UUID, platform_id: str | None) -> list[d.ConsentGrant]:
+        rows = await self._conn.fetch(
+            "SELECT * FROM consent_grants WHERE worker_id = $1 AND ($2::text IS NULL OR platform_id = $2)"
+            " ORDER BY granted_at",
+            worker_id,
+            platform_id,
+        )
+        return [_grant(r) for r in rows]
+
+
+def _grant(row: asyncpg.Record) -> d.ConsentGrant:
+    return d.ConsentGrant(
+        grant_id=row["grant_id"],
+        worker_id=row["worker_id"],
+        platform_id=row["platform_id"],
+        consumer_ref=row["consumer_ref"],
+        granted_at=row["granted_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+class PgWorkersUnitOfWork(PgUnitOfWork):
+    companies: PgCompanyRepository
+    workers: PgWorkerRepository
+    qualifications: PgQualificationRepository
+    status: PgCardStatusRepository
+    availability: PgAvailabilityRepository
+    consent: PgConsentRepository
+
+    def __init__(self, pool: asyncpg.Pool, keyring: Keyring, acquire_timeout_s: float = 5.0) -> None:
+        super().__init__(pool, acquire_timeout_s=acquire_timeout_s)
+        self._keyring = keyring
+
+    def _bind(self, conn: asyncpg.Connection) -> None:
+        self.companies = PgCompanyRepository(conn)
+        self.workers = PgWorkerRepository(conn, self._keyring)
+        self.qualifications = PgQualificationRepository(conn)
+        self.status = PgCardStatusRepository(conn)
+        self.availability = PgAvailabilityRepository(conn)
+        self.consent = PgConsentRepository(conn, self._keyring)

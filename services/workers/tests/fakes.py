@@ -1,0 +1,168 @@
+"""In-memory workers storage for unit tests of the use cases, timers and event effects."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+
+from libs.common.errors import AlreadyExists, InvalidArgument
+from libs.common.testing import FakeUnitOfWork, FixedClock
+from services.workers import domain as d
+from services.workers.service_layer import StoredStatus
+from services.workers.service_layer.consent import ConsentCode
+
+
+class FakeCompanyRepository:
+    def __init__(self) -> None:
+        self.by_request: dict[uuid.UUID, tuple[d.Company, str]] = {}
+
+    async def add_once(self, company: d.Company, request_id: uuid.UUID, fingerprint: str) -> d.Company:
+        if request_id not in self.by_request:
+            if any(c.social_credit_code == company.social_credit_code for c, _ in self.by_request.values()):
+                raise AlreadyExists(company.social_credit_code)
+            self.by_request[request_id] = (company, fingerprint)
+        stored, stored_fingerprint = self.by_request[request_id]
+        if stored_fingerprint != fingerprint:
+            raise InvalidArgument("request_id", "already used for a different company")
+        return stored
+
+    async def exists(self, company_id: uuid.UUID) -> bool:
+        return any(c.company_id == company_id for c, _ in self.by_request.values())
+
+
+class FakeWorkerRecords:
+    """Workers, their qualifications and card-status inputs in one object (the colour reads all
+    three, and a rollback restores each fake store separately)."""
+
+    def __init__(self) -> None:
+        self.workers: dict[uuid.UUID, d.Worker] = {}
+        self.requests: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
+        self.background: dict[uuid.UUID, d.BackgroundCheck] = {}
+        self.health: dict[uuid.UUID, list[d.HealthCheck]] = {}
+        self.trainings: dict[uuid.UUID, list[d.Training]] = {}
+        self.certificates: dict[uuid.UUID, list[d.SkillCertificate]] = {}
+        self.statuses: dict[uuid.UUID, StoredStatus] = {}
+        self.credit_level: dict[uuid.UUID, str | None] = {}
+        self.suspended: dict[uuid.UUID, bool] = {}
+        self.insured_until: dict[uuid.UUID, date | None] = {}
+        self.withdrawn: set[uuid.UUID] = set()
+
+    async def add_once(self, worker: d.Worker, request_id: uuid.UUID, fingerprint: str) -> uuid.UUID:
+        if request_id not in self.requests:
+            if any(w.identity.number == worker.identity.number for w in self.workers.values()):
+                raise AlreadyExists("ID number")
+            self.workers[worker.worker_id] = worker
+            self.requests[request_id] = (worker.worker_id, fingerprint)
+        worker_id, stored_fingerprint = self.requests[request_id]
+        if stored_fingerprint != fingerprint:
+            raise InvalidArgument("request_id", "already used for a different worker")
+        return worker_id
+
+    async def employments(self, worker_id: uuid.UUID) -> tuple[d.Employment, ...]:
+        worker = self.workers.get(worker_id)
+        return worker.employments if worker else ()
+
+    async def set_employments(self, worker_id: uuid.UUID, employments: tuple[d.Employment, ...]) -> None:
+        self.workers[worker_id] = replace(self.workers[worker_id], employments=employments)
+
+    async def add_background_check(
+        self, worker_id: uuid.UUID, check: d.BackgroundCheck, at: datetime
+    ) -> None:
+        self.background[worker_id] = check
+
+    async def add_health_check(self, worker_id: uuid.UUID, check: d.HealthCheck, at: datetime) -> None:
+        self.health.setdefault(worker_id, []).append(check)
+
+    async def add_training(self, worker_id: uuid.UUID, training: d.Training, at: datetime) -> None:
+        self.trainings.setdefault(worker_id, []).append(training)
+
+    async def add_certificate(
+        self, worker_id: uuid.UUID, certificate: d.SkillCertificate, at: datetime
+    ) -> d.SkillLevel:
+        self.certificates.setdefault(worker_id, []).append(certificate)
+        return max(c.level for c in self.certificates[worker_id])
+
+    async def inputs(self, worker_id: uuid.UUID) -> d.CardStatusInputs:
+        return d.CardStatusInputs(
+            background_check=self.background.get(worker_id),
+            health_checks=tuple(self.health.get(worker_id, [])),
+            insured_until=self.insured_until.get(worker_id),
+            revoked=worker_id in self.withdrawn,
+            suspended=self.suspended.get(worker_id, False),
+            credit_level=self.credit_level.get(worker_id),
+        )
+
+    async def stored(self, worker_id: uuid.UUID) -> StoredStatus | None:
+        return self.statuses.get(worker_id)
+
+    async def save(self, worker_id: uuid.UUID, status: StoredStatus, at: datetime) -> None:
+        self.statuses[worker_id] = status
+
+    async def set_credit_level(self, worker_id: uuid.UUID, level: str | None) -> bool:
+        if worker_id in self.workers:
+            self.credit_level[worker_id] = level
+        return worker_id in self.workers
+
+    async def set_suspended(self, worker_id: uuid.UUID, suspended: bool) -> bool:
+        if worker_id in self.workers:
+            self.suspended[worker_id] = suspended
+        return worker_id in self.workers
+
+    async def set_insured_until(self, worker_id: uuid.UUID, until: date | None) -> bool:
+        if worker_id in self.workers:
+            self.insured_until[worker_id] = until
+        return worker_id in self.workers
+
+
+class FakeAvailabilityRepository:
+    def __init__(self) -> None:
+        self.by_worker: dict[uuid.UUID, d.Availability] = {}
+
+    async def replace(self, worker_id: uuid.UUID, availability: d.Availability) -> None:
+        self.by_worker[worker_id] = availability
+
+
+class FakeConsentRepository:
+    def __init__(self) -> None:
+        self.codes: dict[tuple[uuid.UUID, str], tuple[ConsentCode, bool]] = {}
+        self.grants_by_id: dict[uuid.UUID, d.ConsentGrant] = {}
+
+    async def add_code(self, code: ConsentCode) -> None:
+        self.codes[code.worker_id, code.code] = (code, False)
+
+    async def use_code(self, worker_id: uuid.UUID, code: str, now: datetime) -> timedelta | None:
+        stored, used = self.codes.get((worker_id, code), (None, True))
+        if stored is None or used or stored.expires_at <= now:
+            return None
+        self.codes[worker_id, code] = (stored, True)
+        return stored.grant_ttl
+
+    async def add_grant(self, grant: d.ConsentGrant) -> None:
+        self.grants_by_id[grant.grant_id] = grant
+
+    async def grant(self, grant_id: uuid.UUID) -> d.ConsentGrant | None:
+        return self.grants_by_id.get(grant_id)
+
+    async def save_grant(self, grant: d.ConsentGrant) -> None:
+        self.grants_by_id[grant.grant_id] = grant
+
+    async def grants(self, worker_id: uuid.UUID, platform_id: str | None) -> list[d.ConsentGrant]:
+        return [
+            g
+            for g in self.grants_by_id.values()
+            if g.worker_id == worker_id and platform_id in (None, g.platform_id)
+        ]
+
+
+class FakeWorkersUnitOfWork(FakeUnitOfWork):
+    def __init__(self, clock: FixedClock | None = None) -> None:
+        super().__init__(clock)
+        self.companies = FakeCompanyRepository()
+        self.records = FakeWorkerRecords()
+        self.workers = self.qualifications = self.status = self.records
+        self.availability = FakeAvailabilityRepository()
+        self.consent = FakeConsentRepository()
+
+    def _stores(self) -> list[object]:
+        return [*super()._stores(), self.companies, self.records, self.availability, self.consent]
