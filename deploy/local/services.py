@@ -50,6 +50,12 @@ class DevKey:
     tenant: str
 
 
+# Company principals act for one company: these ids are given to CreateCompany (company_id) when
+# a company is registered on the local stack, so their keys exist before the companies do.
+DEMO_COMPANY_ID = "00000000-0000-4000-8000-00000000c001"
+OTHER_COMPANY_ID = "00000000-0000-4000-8000-00000000c002"
+
+
 def new_dev_keys() -> list[DevKey]:
     return [
         DevKey(f"jzk_{secrets.token_urlsafe(24)}", principal, role, tenant)
@@ -58,6 +64,8 @@ def new_dev_keys() -> list[DevKey]:
             ("other-platform", "platform", "other-platform"),
             ("operator", "operator", ""),
             ("regulator", "regulator", ""),
+            ("demo-company", "company", DEMO_COMPANY_ID),
+            ("other-company", "company", OTHER_COMPANY_ID),
         ]
     ]
 
@@ -82,6 +90,16 @@ def new_dev_pii_keys() -> dict[str, str]:
     }
 
 
+def new_dev_card_keys() -> dict[str, str]:
+    """A throw-away Ed25519 key that signs the local stack's service cards, as an environment."""
+    return {
+        "JZ_CARD_SIGNING_KEYS": json.dumps(
+            {"dev-card-1": base64.b64encode(secrets.token_bytes(32)).decode()}
+        ),
+        "JZ_CARD_ACTIVE_KEY": "dev-card-1",
+    }
+
+
 def service_env(
     name: str,
     endpoints: Endpoints,
@@ -91,7 +109,8 @@ def service_env(
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JZ_")}
-    env.update(new_dev_pii_keys())  # fresh unless ``extra`` brings the keys the data was sealed with
+    # Fresh unless ``extra`` brings the keys the data was sealed and the cards were signed with.
+    env.update({**new_dev_pii_keys(), **new_dev_card_keys()})
     env.update(
         {
             "JZ_DATABASE_URL": endpoints.dsn(f"jz_{name}"),
@@ -260,6 +279,7 @@ class LocalServices:
         self.keys_file = self.home / "api-keys.json"
         # Kept while the stack's databases live: what the services sealed must stay openable.
         self.pii_keys_file = self.home / "pii-keys.json"
+        self.card_keys_file = self.home / "card-keys.json"
 
     def api_keys(self) -> list[DevKey]:
         keys = _kept(self.keys_file, lambda: [k.__dict__ for k in new_dev_keys()])
@@ -267,6 +287,10 @@ class LocalServices:
 
     def pii_keys(self) -> dict[str, str]:
         keys: dict[str, str] = _kept(self.pii_keys_file, new_dev_pii_keys)
+        return keys
+
+    def card_keys(self) -> dict[str, str]:
+        keys: dict[str, str] = _kept(self.card_keys_file, new_dev_card_keys)
         return keys
 
     def state(self) -> dict[str, dict[str, int]]:
@@ -293,7 +317,7 @@ class LocalServices:
                 metrics_port=_reusable(current.get("metrics_port")) or free_port(),
                 log=self.log(name),
                 supervised=True,
-                extra=self.pii_keys(),
+                extra={**self.pii_keys(), **self.card_keys()},
             )
             state[name] = {
                 "supervisor_pid": svc.proc.pid,

@@ -116,7 +116,7 @@ class PgUnitOfWork:
 
     @property
     def timers(self) -> PgTimers:
-        return PgTimers(self.conn)
+        return PgTimers(self.conn, self.clock)
 
     def _bind(self, conn: asyncpg.Connection) -> None:
         """Build the service's repositories on ``conn``; the base has none."""

@@ -28,7 +28,7 @@ from libs.common.inbox import Probe
 from libs.common.outages import backoff, is_outage
 from libs.common.outbox import Notifications
 from libs.common.settings import ServiceSettings
-from libs.common.uow import Timers, UnitOfWork
+from libs.common.uow import Clock, Timers, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ _SCHEDULE = (
 )
 _CLAIM = (
     "SELECT timer_id, kind, key, due_at, payload, attempts FROM timers"
-    " WHERE fired_at IS NULL AND parked_at IS NULL AND due_at <= now()"
+    " WHERE fired_at IS NULL AND parked_at IS NULL AND due_at <= $2"
     " ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED"
 )
 # Only the timer's state as claimed is charged: a timer rescheduled meanwhile is a new intent.
@@ -84,7 +84,7 @@ _RECORD_FAILURE = (
 # FOR KEY SHARE SKIP LOCKED passes over timers another worker is firing, so that a worker does
 # not spin on them while they are due; it does not block other workers asking the same.
 _NEXT_DUE = (
-    "SELECT extract(epoch FROM due_at - now())::float8 FROM timers"
+    "SELECT extract(epoch FROM due_at - $1)::float8 FROM timers"
     " WHERE fired_at IS NULL AND parked_at IS NULL ORDER BY due_at LIMIT 1 FOR KEY SHARE SKIP LOCKED"
 )
 
@@ -133,10 +133,11 @@ class TimerUnitOfWork(UnitOfWork, Protocol):
 
 
 class PgTimers:
-    """``TimerQueue`` on the unit of work's connection."""
+    """``TimerQueue`` on the unit of work's connection; due means due on the unit of work's clock."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, clock: Clock) -> None:
         self._conn = conn
+        self._clock = clock
 
     async def schedule(self, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any]) -> None:
         await schedule(self._conn, kind, key, due_at, payload)
@@ -145,7 +146,7 @@ class PgTimers:
         return await cancel(self._conn, kind, key)
 
     async def claim_due(self, limit: int) -> list[DueTimer]:
-        rows = await self._conn.fetch(_CLAIM, limit)
+        rows = await self._conn.fetch(_CLAIM, limit, self._clock.now())
         return [DueTimer(**{**r, "payload": json.loads(r["payload"])}) for r in rows]
 
     async def mark_fired(self, timer_ids: Sequence[uuid.UUID]) -> None:
@@ -159,7 +160,7 @@ class PgTimers:
         )
 
     async def seconds_until_due(self) -> float | None:
-        seconds: float | None = await self._conn.fetchval(_NEXT_DUE)
+        seconds: float | None = await self._conn.fetchval(_NEXT_DUE, self._clock.now())
         return seconds
 
 

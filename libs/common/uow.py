@@ -10,7 +10,7 @@ implements it on asyncpg; ``libs.common.testing.FakeUnitOfWork`` in memory, for 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -26,6 +26,17 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+class OffsetClock:
+    """The wall clock shifted by ``offset``: drills and tests run a process "tomorrow" to see what
+    time alone changes (a validity lapsing, a deadline passing) without waiting for it."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self._offset = offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
 
 
 class Inbox(Protocol):

@@ -30,7 +30,8 @@ async def card_status_due(uow: PgWorkersUnitOfWork, timer: DueTimer) -> None:
 async def build(settings: WorkersSettings) -> Components:
     pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
     await ensure_topics(settings, [events.TOPIC])
-    uow = partial(PgWorkersUnitOfWork, pool, Keyring.from_settings(settings), settings.db_acquire_timeout_s)
+    keyring = Keyring.from_settings(settings)
+    uow = partial(PgWorkersUnitOfWork, pool, keyring, settings.clock(), settings.db_acquire_timeout_s)
     server = GrpcServer.from_settings(settings, POLICY)
     servicer = WorkerServicer(
         uow, PgWorkerReads(pool), settings.health_check_validity_months, settings.pay_band_table()

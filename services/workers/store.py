@@ -15,6 +15,7 @@ import asyncpg
 from libs.common.db import PgUnitOfWork
 from libs.common.errors import AlreadyExists, InvalidArgument
 from libs.common.pii import Keyring, mask_id_number, mask_name, mask_phone
+from libs.common.uow import Clock
 from services.workers import domain as d
 from services.workers.service_layer import StoredStatus
 from services.workers.service_layer.consent import ConsentCode
@@ -62,7 +63,7 @@ class PgCompanyRepository:
                 company.registered_at,
             )
         except asyncpg.UniqueViolationError:
-            raise AlreadyExists(f"a company with code {company.social_credit_code} is registered") from None
+            raise AlreadyExists("a company with this social credit code or id is registered") from None
         row = await self._conn.fetchrow("SELECT * FROM companies WHERE request_id = $1", request_id)
         _same_request(row["request_fingerprint"], fingerprint, "company")
         return company_from_row(row)
@@ -385,8 +386,10 @@ class PgWorkersUnitOfWork(PgUnitOfWork):
     availability: PgAvailabilityRepository
     consent: PgConsentRepository
 
-    def __init__(self, pool: asyncpg.Pool, keyring: Keyring, acquire_timeout_s: float = 5.0) -> None:
-        super().__init__(pool, acquire_timeout_s=acquire_timeout_s)
+    def __init__(
+        self, pool: asyncpg.Pool, keyring: Keyring, clock: Clock | None = None, acquire_timeout_s: float = 5.0
+    ) -> None:
+        super().__init__(pool, clock, acquire_timeout_s)
         self._keyring = keyring
 
     def _bind(self, conn: asyncpg.Connection) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy.local.services import new_dev_card_keys, new_dev_pii_keys
 from deploy.local.stack import Endpoints, create_database, default_home, free_port
 from deploy.local.stack import scratch_database as new_scratch_database
 from tests.integration.harness import (
@@ -65,6 +66,28 @@ async def orders(harness: ServiceHarness, databases: None) -> RunningService:
 async def credit(harness: ServiceHarness, databases: None) -> RunningService:
     # DEBUG: its per-event log lines are DEBUG.
     return await harness.start("credit", metrics_port=free_port(), log_level="DEBUG")
+
+
+@pytest.fixture(scope="session")
+def workers_keys() -> dict[str, str]:
+    """Personal-data and card keys kept for the session, so that a restarted workers service
+    still finds what it sealed and verifies the cards it signed."""
+    return {
+        k.removeprefix("JZ_").lower(): v for k, v in {**new_dev_pii_keys(), **new_dev_card_keys()}.items()
+    }
+
+
+@pytest.fixture(scope="session")
+async def workers_database(endpoints: Endpoints) -> AsyncIterator[str]:
+    async with new_scratch_database(endpoints, "jz_workers_test") as name:
+        yield name
+
+
+@pytest.fixture(scope="session")
+async def workers(
+    harness: ServiceHarness, workers_database: str, workers_keys: dict[str, str]
+) -> RunningService:
+    return await harness.start("workers", workers_database, 0, False, **workers_keys)
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from libs.common.errors import InvalidArgument
 from libs.common import paging
+from libs.common.errors import InvalidArgument
 from libs.common.paging import DEFAULT_PAGE_SIZE, decode_token, encode_token, page_size
 
 

@@ -189,7 +189,10 @@ class WorkerServicer(workers_pb2_grpc.WorkerServiceServicer):
         self, request: pb.CreateCompanyRequest, context: Context
     ) -> pb.CreateCompanyResponse:
         company = await service_layer.create_company(
-            self._uow(), uuid.UUID(request.request_id), company_draft(request.company)
+            self._uow(),
+            uuid.UUID(request.request_id),
+            company_draft(request.company),
+            uuid.UUID(request.company_id) if request.company_id else None,
         )
         return pb.CreateCompanyResponse(company=company_to_proto(company))
 

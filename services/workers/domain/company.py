@@ -48,7 +48,7 @@ class Company:
     registered_at: datetime
 
 
-def register_company(draft: CompanyDraft, now: datetime) -> Company:
+def register_company(draft: CompanyDraft, now: datetime, company_id: uuid.UUID | None = None) -> Company:
     code = social_credit_code(draft.social_credit_code)
     name = draft.name.strip()
     if not 1 <= len(name) <= 100:
@@ -56,7 +56,9 @@ def register_company(draft: CompanyDraft, now: datetime) -> Company:
     if draft.premises_m2 < MIN_PREMISES_M2:
         raise InvalidArgument("premises_m2", f"must be at least {MIN_PREMISES_M2} m² (Beijing 2022 rules)")
     outlets = tuple(_outlet(o, i) for i, o in enumerate(draft.outlets))
-    return Company(uuid.uuid4(), code, name, draft.premises_m2, outlets, draft.employment_model, now)
+    return Company(
+        company_id or uuid.uuid4(), code, name, draft.premises_m2, outlets, draft.employment_model, now
+    )
 
 
 def _outlet(outlet: Outlet, index: int) -> Outlet:

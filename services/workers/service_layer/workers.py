@@ -119,10 +119,12 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-async def create_company(uow: WorkersUnitOfWork, request_id: uuid.UUID, draft: d.CompanyDraft) -> d.Company:
+async def create_company(
+    uow: WorkersUnitOfWork, request_id: uuid.UUID, draft: d.CompanyDraft, company_id: uuid.UUID | None = None
+) -> d.Company:
     async with uow:
-        company = d.register_company(draft, uow.clock.now())
-        stored = await uow.companies.add_once(company, request_id, fingerprint(draft))
+        company = d.register_company(draft, uow.clock.now(), company_id)
+        stored = await uow.companies.add_once(company, request_id, fingerprint(draft, company_id))
         if stored.company_id == company.company_id:
             await uow.add_event(events.TOPIC, events.company_registered(company))
             await uow.commit()

@@ -1,0 +1,77 @@
+"""Helpers for the workers service's integration tests: valid identity numbers and thin clients."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import date
+from typing import Any
+
+from jiazheng.workers.v1 import workers_pb2 as pb
+from jiazheng.workers.v1 import workers_pb2_grpc
+from services.workers.domain.identity import id_check_character, uscc_check_character
+from tests.integration.clients import auth
+from tests.integration.harness import RunningService
+
+USCC_BODY = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+def id_number(born: date = date(1985, 4, 12)) -> str:
+    """A resident ID number with a correct check character, unique enough for a test run."""
+    first17 = f"110105{born:%Y%m%d}{random.randrange(1000):03d}"
+    return first17 + id_check_character(first17)
+
+
+def social_credit_code() -> str:
+    first17 = "9111" + "".join(random.choice(USCC_BODY) for _ in range(13))
+    return first17 + uscc_check_character(first17)
+
+
+async def call(svc: RunningService, key: str, method: str, request: Any) -> Any:
+    """``method`` of WorkerService (or CardService, by its name) with ``key``'s authorisation."""
+    async with svc.channel() as channel:
+        stub: Any = (
+            workers_pb2_grpc.CardServiceStub(channel)
+            if method in pb.DESCRIPTOR.services_by_name["CardService"].methods_by_name
+            else workers_pb2_grpc.WorkerServiceStub(channel)
+        )
+        return await getattr(stub, method)(request, metadata=auth(key))
+
+
+async def create_company(svc: RunningService, operator_key: str, company_id: str = "") -> pb.Company:
+    company = pb.Company(
+        social_credit_code=social_credit_code(),
+        display_name="北京好家政有限公司",
+        premises_square_metres=80,
+        outlets=[pb.Outlet(display_name="望京网点", district_code="110105")],
+        employment_model=pb.EMPLOYMENT_MODEL_EMPLOYEE,
+    )
+    request = pb.CreateCompanyRequest(request_id=str(uuid.uuid4()), company=company, company_id=company_id)
+    reply: pb.CreateCompanyResponse = await call(svc, operator_key, "CreateCompany", request)
+    return reply.company
+
+
+def worker_request(company: str, **fields: Any) -> pb.CreateWorkerRequest:
+    request = pb.CreateWorkerRequest(
+        request_id=str(uuid.uuid4()),
+        parent=company,
+        id_number=id_number(),
+        full_name="王芳",
+        mobile="13912345678",
+        photo_ref="photos/wang.jpg",
+        service_districts=["110105", "110108"],
+        trades=[pb.TRADE_HOUSEKEEPER],
+    )
+    for name, value in fields.items():
+        field = getattr(request, name)
+        if isinstance(value, list):
+            del field[:]
+            field.extend(value)
+        else:
+            setattr(request, name, value)
+    return request
+
+
+async def create_worker(svc: RunningService, key: str, company: str, **fields: Any) -> pb.Worker:
+    reply: pb.CreateWorkerResponse = await call(svc, key, "CreateWorker", worker_request(company, **fields))
+    return reply.worker
