@@ -80,9 +80,18 @@ def violations_of(request: Message) -> list[Violation]:
     found = []
     for v in _validator.collect_violations(request):
         elements = v.proto.field.elements if v.proto.field is not None else []
-        path = ".".join(e.field_name for e in elements)
+        path = ".".join(_path_element(e) for e in elements)
         found.append((path or "(message)", v.proto.message))
     return found + list(well_known_violations(request))
+
+
+def _path_element(element: Any) -> str:
+    """``name``, ``name[3]`` (a repeated field's item) or ``name['key']`` (a map's value)."""
+    subscript = element.subscript  # protobuf-py: a Oneof(field, value), or None
+    if subscript is None:
+        return str(element.field_name)
+    key = subscript.value
+    return f"{element.field_name}[{key!r}]" if isinstance(key, str) else f"{element.field_name}[{key}]"
 
 
 # google.protobuf.Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z;

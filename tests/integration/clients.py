@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import asyncpg
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2, status_pb2
 
 from jiazheng.credit.v1 import credit_pb2, credit_pb2_grpc
 from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
@@ -81,3 +84,15 @@ async def db_value(dsn: str, sql: str, *args: object) -> Any:
         return await conn.fetchval(sql, *args)
     finally:
         await conn.close()
+
+
+def field_violations(err: grpc.aio.AioRpcError) -> list[str]:
+    trailers = cast(Sequence[tuple[str, bytes]], err.trailing_metadata() or ())
+    trailer = dict(trailers)["grpc-status-details-bin"]
+    status = status_pb2.Status.FromString(trailer)
+    fields = []
+    for detail in status.details:
+        bad_request = error_details_pb2.BadRequest()
+        assert detail.Unpack(bad_request)
+        fields += [v.field for v in bad_request.field_violations]
+    return fields

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deploy.local.stack import Endpoints, free_port
 from jiazheng.orders.v1 import orders_pb2_grpc
-from tests.integration.clients import auth, create_order, db_value, order_request
+from tests.integration.clients import auth, create_order, db_value, field_violations, order_request
 from tests.integration.harness import RunningService, ServiceHarness
-
-
-def field_violations(err: grpc.aio.AioRpcError) -> list[str]:
-    trailers = cast(Sequence[tuple[str, bytes]], err.trailing_metadata() or ())
-    trailer = dict(trailers)["grpc-status-details-bin"]
-    status = status_pb2.Status.FromString(trailer)
-    fields = []
-    for detail in status.details:
-        bad_request = error_details_pb2.BadRequest()
-        assert detail.Unpack(bad_request)
-        fields += [v.field for v in bad_request.field_violations]
-    return fields
 
 
 async def test_malformed_request_is_invalid_argument_naming_the_field(

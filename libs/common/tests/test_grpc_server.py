@@ -233,3 +233,13 @@ def test_a_streaming_service_is_refused_until_it_has_a_guard_of_its_own() -> Non
     server = GrpcServer("test", ApiKeyStore({}), {}, "127.0.0.1", 0)
     with pytest.raises(ValueError, match="ServerReflectionInfo"):
         server.add(object(), reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"])
+
+
+def test_a_violation_in_a_repeated_field_names_the_item() -> None:
+    from jiazheng.workers.v1 import workers_pb2
+
+    request = workers_pb2.CreateWorkerRequest(service_districts=["110105", "999"])
+    assert (
+        "service_districts[1]",
+        "does not match regex pattern `^1101(0[125-9]|1[1-9])$`",
+    ) in violations_of(request)

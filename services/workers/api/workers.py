@@ -229,7 +229,9 @@ class WorkerServicer(workers_pb2_grpc.WorkerServiceServicer):
         worker_id = resource_id(request.name, "workers", "name")
         to_company = resource_id(request.company, "companies", "company")
         await service_layer.transfer_worker(self._uow(), current_principal(), worker_id, to_company)
-        return pb.TransferWorkerResponse(worker=await self._worker(worker_id))
+        moved = await self._reads.worker(worker_id)  # the caller's company no longer manages it
+        assert moved is not None  # just moved in a committed unit of work; workers are never deleted
+        return pb.TransferWorkerResponse(worker=worker_to_proto(moved))
 
     async def RecordBackgroundCheck(
         self, request: pb.RecordBackgroundCheckRequest, context: Context
