@@ -171,7 +171,7 @@ async def test_a_transfer_keeps_the_history_and_lists_filter_with_page_tokens(
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_no_id_number_name_or_phone_is_stored_in_plain_text(
+async def test_no_id_number_name_or_phone_is_stored_or_logged_in_plain_text(
     harness: ServiceHarness, workers: RunningService, demo_company: str, workers_database: str
 ) -> None:
     number = id_number(date(1979, 9, 30))
@@ -187,6 +187,10 @@ async def test_no_id_number_name_or_phone_is_stored_in_plain_text(
                 assert plain not in dump, f"{plain!r} in {table}"
     finally:
         await conn.close()
+    logged = workers.log.read_text()
+    assert "worker registered" in logged  # the service logged the registration, masked or not
+    for plain in (number, "王芳", "13687654321"):
+        assert plain not in logged
 
 
 async def test_consent_code_is_redeemed_once_by_a_platform_and_revocable(

@@ -7,6 +7,7 @@ and workers; operators act on all; background checks are the operators' alone (a
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -18,6 +19,8 @@ from libs.common.errors import InvalidArgument, NotFound, PermissionDenied
 from libs.common.uow import UnitOfWork
 from services.workers import domain as d
 from services.workers import events
+
+log = logging.getLogger(__name__)
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 CARD_STATUS_TIMER = "workers.card_status"
@@ -148,6 +151,10 @@ async def create_worker(
             await uow.add_event(events.TOPIC, events.worker_registered(worker))
             await refresh_status(uow, worker_id)
             await uow.commit()
+            log.info(
+                "worker registered",
+                extra={"fields": {"worker_id": str(worker_id), "company_id": str(company_id)}},
+            )
         return worker_id
 
 
