@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 
+from cli import cards, workers
 from deploy.local.services import SERVICES, LocalServices, health_status
 from deploy.local.stack import ROOT, LocalStack, StackError, default_home
 from libs.common.errors import PermanentEventError
@@ -26,6 +27,8 @@ from libs.common.events import envelope_from_kafka
 
 app = typer.Typer(help="jiazheng household-services platform: local stack and tools.", no_args_is_help=True)
 console = Console()
+app.add_typer(workers.app, name="workers")
+app.add_typer(cards.app, name="card")
 
 
 def _stack() -> tuple[LocalStack, LocalServices]:
