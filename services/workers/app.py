@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -14,8 +15,8 @@ from libs.common.pii import Keyring
 from libs.common.runtime import Components, run_service
 from libs.common.timers import DueTimer, TimerWorker
 from services.workers import events, service_layer
-from services.workers.api import POLICY, WORKER_SERVICE, WorkerServicer
-from services.workers.queries import PgWorkerReads
+from services.workers.api import CARD_SERVICE, POLICY, WORKER_SERVICE, CardServicer, WorkerServicer
+from services.workers.queries import PgCardHolders, PgWorkerReads
 from services.workers.settings import WorkersSettings
 from services.workers.store import PgWorkersUnitOfWork
 
@@ -37,6 +38,9 @@ async def build(settings: WorkersSettings) -> Components:
         uow, PgWorkerReads(pool), settings.health_check_validity_months, settings.pay_band_table()
     )
     server.add(servicer, WORKER_SERVICE)
+    signer = service_layer.CardSigner(settings.card_keyring(), timedelta(days=settings.card_validity_days))
+    cards = CardServicer(uow, PgCardHolders(pool), signer, settings.card_verify_base_url, settings.clock())
+    server.add(cards, CARD_SERVICE)
     timers = TimerWorker(
         uow, {service_layer.CARD_STATUS_TIMER: card_status_due}, settings, lambda: database_answers(pool)
     )

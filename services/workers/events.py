@@ -156,3 +156,14 @@ def consent_granted(grant: d.ConsentGrant) -> EventEnvelope:
 def consent_revoked(grant: d.ConsentGrant) -> EventEnvelope:
     message = ev.ConsentRevoked(worker_id=str(grant.worker_id), grant_id=str(grant.grant_id))
     return _worker_event(message, grant.worker_id, grant.revoked_at or grant.granted_at)
+
+
+def card_issued(worker_id: object, card_id: object, expires_at: datetime, at: datetime) -> EventEnvelope:
+    message = ev.CardIssued(worker_id=str(worker_id), card_id=str(card_id), expire_time=timestamp(expires_at))
+    return _worker_event(message, worker_id, at)
+
+
+def card_revoked(worker_id: object, card_id: object, reason: str, at: datetime) -> EventEnvelope:
+    """``reason``: "reissued" or "withdrawn"."""
+    message = ev.CardRevoked(worker_id=str(worker_id), card_id=str(card_id), reason=reason)
+    return _worker_event(message, worker_id, at)

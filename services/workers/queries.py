@@ -13,7 +13,7 @@ from libs.common.auth import Principal, Role
 from libs.common.errors import NotFound, PermissionDenied
 from libs.common.paging import decode_key_token, encode_key_token
 from services.workers import domain as d
-from services.workers.service_layer import may_manage
+from services.workers.service_layer import CardHolder, PublicWorkerView, StoredStatus, may_manage
 from services.workers.store import company_from_row
 
 
@@ -156,4 +156,40 @@ def _view(row: asyncpg.Record, history: dict[uuid.UUID, tuple[d.Employment, ...]
         colour=d.CardColour(row["colour"]) if row["colour"] else None,
         employments=history.get(row["worker_id"], ()),
         registered_at=row["registered_at"],
+    )
+
+
+_HOLDER = (
+    "SELECT c.worker_id, c.revoked_at IS NOT NULL AS revoked, s.colour, s.reasons, s.credit_level,"
+    " s.insured_until, w.photo_ref, w.name_masked, w.trades, w.skill_level, co.display_name,"
+    " (SELECT max(h.valid_until) FROM health_checks h WHERE h.worker_id = c.worker_id) AS health_until"
+    " FROM cards c JOIN workers w USING (worker_id) JOIN card_status s USING (worker_id)"
+    " JOIN companies co ON co.company_id = w.company_id WHERE c.card_id = $1"
+)
+
+
+class PgCardHolders:
+    """The card a scanned token names, with its holder's colour and public view, in one query."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def holder(self, card_id: uuid.UUID) -> CardHolder | None:
+        row = await self._pool.fetchrow(_HOLDER, card_id)
+        if row is None:
+            return None
+        status = StoredStatus(d.CardColour(row["colour"]), tuple(d.Reason(r) for r in row["reasons"]))
+        return CardHolder(row["worker_id"], row["revoked"], status, _public_view(row))
+
+
+def _public_view(row: asyncpg.Record) -> PublicWorkerView:
+    return PublicWorkerView(
+        photo_ref=row["photo_ref"],
+        masked_name=row["name_masked"],
+        company_name=row["display_name"],
+        trades=tuple(d.Trade(t) for t in row["trades"]),
+        skill_level=d.SkillLevel(row["skill_level"]) if row["skill_level"] else None,
+        health_check_valid_until=row["health_until"],
+        insured_until=row["insured_until"],
+        credit_level=row["credit_level"],
     )

@@ -40,6 +40,9 @@ class WorkersSettings(ServiceSettings):
     clock_offset_s: float = 0.0
     # Hourly pay guidance per skill level in fen: JSON [[level 1-4, min, max], ...]; empty: our default.
     pay_bands: str = ""
+    # How long a service card's token is valid from issue (JZ_CARD_VALIDITY_DAYS); a card is
+    # reissued before then. Our default: one year.
+    card_validity_days: int = Field(default=365, ge=1, le=3650)
 
     def clock(self) -> Clock:
         return OffsetClock(timedelta(seconds=self.clock_offset_s)) if self.clock_offset_s else SystemClock()

@@ -13,11 +13,11 @@ from datetime import date, datetime, timedelta
 import asyncpg
 
 from libs.common.db import PgUnitOfWork
-from libs.common.errors import AlreadyExists, InvalidArgument
+from libs.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from libs.common.pii import Keyring, mask_id_number, mask_name, mask_phone
 from libs.common.uow import Clock
 from services.workers import domain as d
-from services.workers.service_layer import StoredStatus
+from services.workers.service_layer import Card, RevokeReason, StoredStatus
 from services.workers.service_layer.consent import ConsentCode
 
 ID_NUMBER = "workers.worker.id_number"
@@ -385,6 +385,7 @@ class PgWorkersUnitOfWork(PgUnitOfWork):
     status: PgCardStatusRepository
     availability: PgAvailabilityRepository
     consent: PgConsentRepository
+    cards: PgCardRepository
 
     def __init__(
         self, pool: asyncpg.Pool, keyring: Keyring, clock: Clock | None = None, acquire_timeout_s: float = 5.0
@@ -399,3 +400,48 @@ class PgWorkersUnitOfWork(PgUnitOfWork):
         self.status = PgCardStatusRepository(conn)
         self.availability = PgAvailabilityRepository(conn)
         self.consent = PgConsentRepository(conn, self._keyring)
+        self.cards = PgCardRepository(conn)
+
+
+class PgCardRepository:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def add(self, card: Card) -> None:
+        try:
+            await self._conn.execute(
+                "INSERT INTO cards (card_id, worker_id, token, issued_at, expires_at)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                card.card_id,
+                card.worker_id,
+                card.token,
+                card.issued_at,
+                card.expires_at,
+            )
+        except asyncpg.UniqueViolationError:  # cards_one_valid_per_worker
+            raise FailedPrecondition(
+                f"workers/{card.worker_id} already holds a card that is not revoked: reissue it"
+            ) from None
+
+    async def card(self, card_id: uuid.UUID, for_update: bool = False) -> Card | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = await self._conn.fetchrow(f"SELECT * FROM cards WHERE card_id = $1{lock}", card_id)
+        return _card(row) if row else None
+
+    async def revoke(self, card_id: uuid.UUID, reason: RevokeReason, at: datetime) -> None:
+        await self._conn.execute(
+            "UPDATE cards SET revoked_at = $2, revoke_reason = $3 WHERE card_id = $1", card_id, at, reason
+        )
+
+
+def _card(row: asyncpg.Record) -> Card:
+    reason = row["revoke_reason"]
+    return Card(
+        card_id=row["card_id"],
+        worker_id=row["worker_id"],
+        token=row["token"],
+        issued_at=row["issued_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        revoke_reason=RevokeReason(reason) if reason else None,
+    )

@@ -6,10 +6,10 @@ import uuid
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
-from libs.common.errors import AlreadyExists, InvalidArgument
+from libs.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from libs.common.testing import FakeUnitOfWork, FixedClock
 from services.workers import domain as d
-from services.workers.service_layer import StoredStatus
+from services.workers.service_layer import Card, RevokeReason, StoredStatus
 from services.workers.service_layer.consent import ConsentCode
 
 
@@ -47,6 +47,7 @@ class FakeWorkerRecords:
         self.suspended: dict[uuid.UUID, bool] = {}
         self.insured_until: dict[uuid.UUID, date | None] = {}
         self.withdrawn: set[uuid.UUID] = set()
+        self.cards: dict[uuid.UUID, Card] = {}
 
     async def add_once(self, worker: d.Worker, request_id: uuid.UUID, fingerprint: str) -> uuid.UUID:
         if request_id not in self.requests:
@@ -155,6 +156,32 @@ class FakeConsentRepository:
         ]
 
 
+class FakeCardRepository:
+    """Cards kept in the worker records (as withdrawn cards count in the colour, and a rollback
+    restores each fake store separately): a view with no state of its own."""
+
+    def __init__(self, records: FakeWorkerRecords) -> None:
+        self._records = records
+
+    async def add(self, card: Card) -> None:
+        cards = self._records.cards
+        if any(c.worker_id == card.worker_id and c.revoked_at is None for c in cards.values()):
+            raise FailedPrecondition(
+                f"workers/{card.worker_id} already holds a card that is not revoked: reissue it"
+            )
+        cards[card.card_id] = card
+        self._records.withdrawn.discard(card.worker_id)
+
+    async def card(self, card_id: uuid.UUID, for_update: bool = False) -> Card | None:
+        return self._records.cards.get(card_id)
+
+    async def revoke(self, card_id: uuid.UUID, reason: RevokeReason, at: datetime) -> None:
+        card = self._records.cards[card_id]
+        self._records.cards[card_id] = replace(card, revoked_at=at, revoke_reason=reason)
+        if reason is RevokeReason.WITHDRAWN:
+            self._records.withdrawn.add(card.worker_id)
+
+
 class FakeWorkersUnitOfWork(FakeUnitOfWork):
     def __init__(self, clock: FixedClock | None = None) -> None:
         super().__init__(clock)
@@ -163,6 +190,7 @@ class FakeWorkersUnitOfWork(FakeUnitOfWork):
         self.workers = self.qualifications = self.status = self.records
         self.availability = FakeAvailabilityRepository()
         self.consent = FakeConsentRepository()
+        self.cards = FakeCardRepository(self.records)
 
     def _stores(self) -> list[object]:
         return [*super()._stores(), self.companies, self.records, self.availability, self.consent]
