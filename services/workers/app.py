@@ -1,4 +1,5 @@
-"""Composition root of the workers service: store, queries, APIs, outbox relay, timers."""
+"""Composition root of the workers service: store, queries, APIs, outbox relay, timers, and the ingest
+of the card-status inputs credit and insurance publish."""
 
 from __future__ import annotations
 
@@ -9,18 +10,23 @@ from pathlib import Path
 
 from libs.common.db import create_pool, database_answers
 from libs.common.grpc_server import GrpcServer
-from libs.common.kafka import ensure_topics, idempotent_producer
+from libs.common.ingest import idempotent_consumer, kafka_consumer, run_ingest
+from libs.common.kafka import dlq_topic, ensure_topics, events_topic, idempotent_producer
 from libs.common.outbox import OutboxRelay
 from libs.common.pii import Keyring
 from libs.common.runtime import Components, run_service
 from libs.common.timers import DueTimer, TimerWorker
 from services.workers import events, service_layer
 from services.workers.api import CARD_SERVICE, POLICY, WORKER_SERVICE, CardServicer, WorkerServicer
+from services.workers.handlers import EFFECTS
 from services.workers.queries import PgCardHolders, PgWorkerReads
 from services.workers.settings import WorkersSettings
 from services.workers.store import PgWorkersUnitOfWork
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+CONSUMER = "workers"
+# Card-status inputs: credit levels and suspensions, insurance coverage.
+SOURCES = [events_topic("credit"), events_topic("insurance")]
 
 
 async def card_status_due(uow: PgWorkersUnitOfWork, timer: DueTimer) -> None:
@@ -30,7 +36,7 @@ async def card_status_due(uow: PgWorkersUnitOfWork, timer: DueTimer) -> None:
 
 async def build(settings: WorkersSettings) -> Components:
     pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
-    await ensure_topics(settings, [events.TOPIC])
+    await ensure_topics(settings, [events.TOPIC, *SOURCES, dlq_topic(CONSUMER)])
     keyring = Keyring.from_settings(settings)
     uow = partial(PgWorkersUnitOfWork, pool, keyring, settings.clock(), settings.db_acquire_timeout_s)
     server = GrpcServer.from_settings(settings, POLICY)
@@ -44,7 +50,11 @@ async def build(settings: WorkersSettings) -> Components:
     timers = TimerWorker(
         uow, {service_layer.CARD_STATUS_TIMER: card_status_due}, settings, lambda: database_answers(pool)
     )
-    components = Components(server=server, background=[timers.run()], closers=[pool.close])
+    dlq = idempotent_producer(settings)
+    await dlq.start()
+    consumer = idempotent_consumer(CONSUMER, pool, uow, EFFECTS, dlq, settings)
+    ingest = run_ingest(kafka_consumer(settings, CONSUMER, SOURCES), consumer, settings)
+    components = Components(server=server, background=[timers.run(), ingest], closers=[pool.close, dlq.stop])
     if settings.relay_enabled:
         components.background.append(OutboxRelay(pool, idempotent_producer(settings), settings).run())
     return components
