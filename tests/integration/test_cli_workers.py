@@ -191,3 +191,34 @@ async def test_an_import_reports_bad_rows_by_line_registers_the_good_ones_and_a_
     assert "registered 0, already registered 3, failed 5" in rerun.out.splitlines()
     assert "line 2: already registered: workers/" in rerun.out
     assert await listed_ids(workers, operator, company) == expected
+
+
+async def test_a_card_issued_verified_and_drawn_as_a_qr_code_from_the_command_line(
+    harness: ServiceHarness, workers: RunningService, company: str, tmp_path: Path
+) -> None:
+    operator = harness.key("operator")
+    worker = await create_worker(workers, operator, company, id_number=fresh_id_number())
+    issued = await jiazheng(workers, operator, "card", "issue", worker.name, "--json")
+    assert issued.code == 0, issued.out
+    card = json.loads(issued.out)
+
+    verified = await jiazheng(workers, harness.key("demo-platform"), "card", "verify", card["token"])
+    assert verified.code == 0, verified.out
+    rows = [line.split() for line in verified.out.splitlines()]
+    assert ["verdict", "valid"] in rows
+    assert ["colour", "yellow"] in rows  # no background or health check yet
+    assert any(row[0] == "reasons" and len(row) > 1 for row in rows)
+    assert ["worker.masked_full_name", "王*"] in rows
+
+    tampered = card["token"][:-4] + ("AAAA" if not card["token"].endswith("AAAA") else "BAAA")
+    refused = await jiazheng(workers, harness.key("demo-platform"), "card", "verify", tampered, "--json")
+    assert refused.code == 1
+    assert json.loads(refused.out)["verdict"] == "TOKEN_VERDICT_BAD_SIGNATURE"
+
+    for image_format, start in (("png", b"\x89PNG"), ("svg", b"<?xml")):
+        out = tmp_path / f"card.{image_format}"
+        drawn = await jiazheng(
+            workers, operator, "card", "qr", card["name"], "--format", image_format, "--out", str(out)
+        )
+        assert drawn.code == 0, drawn.out
+        assert out.read_bytes().startswith(start)
