@@ -32,6 +32,7 @@ class WorkerView:
     origin_province: str | None
     skill_level: d.SkillLevel | None
     colour: d.CardColour | None
+    reasons: tuple[d.Reason, ...]
     employments: tuple[d.Employment, ...]
     registered_at: datetime
 
@@ -87,7 +88,7 @@ async def list_workers(
     return page, encode_key_token(str(page[-1].worker_id), where.scope()) if more else ""
 
 
-_WORKER = "SELECT w.*, s.colour FROM workers w LEFT JOIN card_status s USING (worker_id)"
+_WORKER = "SELECT w.*, s.colour, s.reasons FROM workers w LEFT JOIN card_status s USING (worker_id)"
 
 
 class PgWorkerReads:
@@ -154,6 +155,7 @@ def _view(row: asyncpg.Record, history: dict[uuid.UUID, tuple[d.Employment, ...]
         origin_province=row["origin_province"],
         skill_level=d.SkillLevel(row["skill_level"]) if row["skill_level"] else None,
         colour=d.CardColour(row["colour"]) if row["colour"] else None,
+        reasons=tuple(d.Reason(r) for r in row["reasons"] or ()),
         employments=history.get(row["worker_id"], ()),
         registered_at=row["registered_at"],
     )

@@ -86,8 +86,10 @@ async def workers_database(endpoints: Endpoints) -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 async def workers(
     harness: ServiceHarness, workers_database: str, workers_keys: dict[str, str]
-) -> RunningService:
-    return await harness.start("workers", workers_database, 0, False, **workers_keys)
+) -> AsyncIterator[RunningService]:
+    svc = await harness.start("workers", workers_database, 0, False, **workers_keys)
+    yield svc
+    svc.stop()  # before its scratch database is dropped
 
 
 @pytest.fixture

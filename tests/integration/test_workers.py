@@ -34,6 +34,11 @@ async def test_a_registered_worker_is_answered_masked_and_yellow_until_checked(
     assert worker.masked_id_number == number[:3] + "*" * 11 + number[-4:]
     assert (worker.masked_full_name, worker.masked_mobile) == ("王*", "139****5678")
     assert worker.card_colour == pb.CARD_COLOUR_YELLOW
+    assert list(worker.card_reasons) == [
+        "background_check_pending",
+        "health_check_missing",
+        "insurance_missing",
+    ]
     assert [e.company for e in worker.employments] == [demo_company]
 
 

@@ -109,6 +109,7 @@ def worker_to_proto(worker: WorkerView) -> pb.Worker:
         origin_province=worker.origin_province or "",
         skill_level=SKILL_LEVEL[worker.skill_level] if worker.skill_level else pb.SKILL_LEVEL_UNSPECIFIED,
         card_colour=CARD_COLOUR[worker.colour] if worker.colour else pb.CARD_COLOUR_UNSPECIFIED,
+        card_reasons=list(worker.reasons),
         employments=[_employment(e) for e in worker.employments],
         create_time=timestamp(worker.registered_at),
     )
