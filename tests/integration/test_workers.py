@@ -229,3 +229,70 @@ async def test_consent_code_is_redeemed_once_by_a_platform_and_revocable(
         pb.ListConsentGrantsRequest(parent=worker.name, active_only=True),
     )
     assert list(active.grants) == []
+
+
+async def test_training_certificates_availability_and_pay_bands(
+    harness: ServiceHarness, workers: RunningService, demo_company: str
+) -> None:
+    key = harness.key("demo-company")
+    worker = await create_worker(workers, key, demo_company, service_districts=["110117"])
+    today = date.today().isoformat()
+    training = pb.RecordTrainingRequest(
+        worker=worker.name, course="母婴护理", provider="北京家政学院", hours=40, completion_date=today
+    )
+    await call(workers, key, "RecordTraining", training)
+    certificate = pb.RecordSkillCertificateRequest(
+        worker=worker.name,
+        trade=pb.TRADE_MATERNITY_NURSE,
+        level=pb.SKILL_LEVEL_3,
+        certificate_number="ZS-3-001",
+        issue_date=today,
+        special_abilities=[pb.SPECIAL_ABILITY_MATERNAL_INFANT_CARE],
+    )
+    reply = await call(workers, key, "RecordSkillCertificate", certificate)
+    assert reply.skill_level == pb.SKILL_LEVEL_3
+    lower = await call(
+        workers,
+        key,
+        "RecordSkillCertificate",
+        pb.RecordSkillCertificateRequest(
+            worker=worker.name,
+            trade=pb.TRADE_HOUSEKEEPER,
+            level=pb.SKILL_LEVEL_5,
+            certificate_number="ZS-5-001",
+            issue_date=today,
+        ),
+    )
+    assert lower.skill_level == pb.SKILL_LEVEL_3  # the highest level stays
+    listed = await call(
+        workers,
+        key,
+        "ListWorkers",
+        pb.ListWorkersRequest(parent=demo_company, district_code="110117", min_skill_level=pb.SKILL_LEVEL_3),
+    )
+    assert [w.name for w in listed.workers] == [worker.name]
+
+    week = pb.SetAvailabilityRequest(
+        worker=worker.name,
+        weekly_slots=[pb.WeeklySlot(day_of_week=1, start_minute=480, end_minute=720)],
+    )
+    await call(workers, key, "SetAvailability", week)
+    overlapping = pb.SetAvailabilityRequest(
+        worker=worker.name,
+        weekly_slots=[
+            pb.WeeklySlot(day_of_week=1, start_minute=480, end_minute=720),
+            pb.WeeklySlot(day_of_week=1, start_minute=700, end_minute=800),
+        ],
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call(workers, key, "SetAvailability", overlapping)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    bands = await call(workers, harness.key("demo-platform"), "ListPayBands", pb.ListPayBandsRequest())
+    assert [b.level for b in bands.pay_bands] == [
+        pb.SKILL_LEVEL_5,
+        pb.SKILL_LEVEL_4,
+        pb.SKILL_LEVEL_3,
+        pb.SKILL_LEVEL_2,
+    ]
+    assert all(b.min_fen_per_hour < b.max_fen_per_hour for b in bands.pay_bands)

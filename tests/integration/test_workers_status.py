@@ -46,6 +46,14 @@ def _coverage(worker: str, valid_until: date) -> EventEnvelope:
     return new_event(message, source="/jiazheng/insurance", subject=worker)
 
 
+def _uncovered(worker: str) -> EventEnvelope:
+    """insurance's event: ``worker``'s cover ended."""
+    message = insurance_events.WorkerCoverageChanged(
+        worker_id=worker.removeprefix("workers/"), covered=False, change_time=timestamp(datetime.now(UTC))
+    )
+    return new_event(message, source="/jiazheng/insurance", subject=worker)
+
+
 def _credit_level(worker: str, level: credit_events.CreditLevel.ValueType) -> EventEnvelope:
     message = credit_events.CreditLevelChanged(
         worker_id=worker.removeprefix("workers/"),
@@ -172,6 +180,17 @@ async def test_credit_level_d_turns_the_card_red_with_its_reason(
     await _becomes(workers, harness.key("operator"), green_worker, pb.CARD_COLOUR_RED)
     changes = await _published_until(endpoints.kafka_bootstrap, green_worker, pb.CARD_COLOUR_RED, 1)
     assert list(changes[-1].reasons) == ["credit_level_d"]
+    assert changes[-1].previous_colour == pb.CARD_COLOUR_GREEN
+
+
+async def test_an_uncovered_worker_turns_yellow_for_want_of_insurance(
+    endpoints: Endpoints, harness: ServiceHarness, workers: RunningService, green_worker: str
+) -> None:
+    await _produce(endpoints.kafka_bootstrap, INSURANCE_TOPIC, _uncovered(green_worker))
+
+    await _becomes(workers, harness.key("operator"), green_worker, pb.CARD_COLOUR_YELLOW)
+    changes = await _published_until(endpoints.kafka_bootstrap, green_worker, pb.CARD_COLOUR_YELLOW, 3)
+    assert list(changes[-1].reasons) == ["insurance_missing"]
     assert changes[-1].previous_colour == pb.CARD_COLOUR_GREEN
 
 
