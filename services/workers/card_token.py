@@ -44,6 +44,7 @@ class CardCheck(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     EXPIRED = "expired"
     NOT_YET_VALID = "not_yet_valid"
+    REVOKED = "revoked"  # said only online, from the service's records: never by the offline check
 
 
 @dataclass(frozen=True)

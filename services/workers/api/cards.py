@@ -13,6 +13,7 @@ from libs.common.protoutil import timestamp
 from libs.common.uow import Clock
 from services.workers import card_qr, service_layer
 from services.workers.api.workers import Context, resource_id
+from services.workers.card_token import CardCheck
 from services.workers.mapping import CARD_COLOUR, SKILL_LEVEL, TRADE
 from services.workers.service_layer import Card, CardHolders, CardSigner, CardsUnitOfWork, PublicWorkerView
 
@@ -30,7 +31,7 @@ POLICY = {
         "GetCardQrCode": _MANAGERS,
     }.items()
 }
-VERDICT = {v: pb.TokenVerdict.Value(f"TOKEN_VERDICT_{v.name}") for v in service_layer.Verdict}
+VERDICT = {v: pb.TokenVerdict.Value(f"TOKEN_VERDICT_{v.name}") for v in CardCheck}
 
 
 def card_name(name: str) -> tuple[uuid.UUID, uuid.UUID]:

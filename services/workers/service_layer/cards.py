@@ -17,7 +17,7 @@ from libs.common.auth import Principal
 from libs.common.errors import Aborted, FailedPrecondition, NotFound
 from services.workers import domain as d
 from services.workers import events
-from services.workers.card_token import CardClaims, SigningKeyring
+from services.workers.card_token import CardCheck, CardClaims, SigningKeyring
 from services.workers.service_layer.workers import (
     StoredStatus,
     WorkersUnitOfWork,
@@ -155,18 +155,6 @@ async def _revoke(uow: CardsUnitOfWork, card: Card, reason: RevokeReason) -> Non
     await uow.add_event(events.TOPIC, events.card_revoked(card.worker_id, card.card_id, reason, now))
 
 
-class Verdict(StrEnum):
-    """Why a token is, or is not, a valid card: the offline check's outcomes, plus REVOKED."""
-
-    VALID = "valid"
-    MALFORMED = "malformed"
-    UNKNOWN_KEY = "unknown_key"
-    BAD_SIGNATURE = "bad_signature"
-    EXPIRED = "expired"
-    NOT_YET_VALID = "not_yet_valid"
-    REVOKED = "revoked"
-
-
 @dataclass(frozen=True)
 class PublicWorkerView:
     """What a consumer at the door may see about a card's holder: nothing unmasked."""
@@ -199,7 +187,7 @@ class CardHolders(Protocol):
 class CardVerdict:
     """VerifyCard's answer: RED and no view unless the verdict is VALID."""
 
-    verdict: Verdict
+    verdict: CardCheck
     colour: d.CardColour
     reasons: tuple[str, ...] = ()
     worker: PublicWorkerView | None = None
@@ -215,11 +203,11 @@ async def verify_card(
     """
     checked = keyring.verify(token, now)
     if not checked.valid or checked.claims is None:
-        return CardVerdict(Verdict(checked.check.value), d.CardColour.RED)
+        return CardVerdict(checked.check, d.CardColour.RED)
     try:
         holder = await holders.holder(uuid.UUID(checked.claims.card_id))
     except ValueError:
-        return CardVerdict(Verdict.MALFORMED, d.CardColour.RED)
+        return CardVerdict(CardCheck.MALFORMED, d.CardColour.RED)
     if holder is None or holder.revoked or str(holder.worker_id) != checked.claims.worker_ref:
-        return CardVerdict(Verdict.REVOKED, d.CardColour.RED, (d.Reason.CARD_REVOKED,))
-    return CardVerdict(Verdict.VALID, holder.status.colour, tuple(holder.status.reasons), holder.view)
+        return CardVerdict(CardCheck.REVOKED, d.CardColour.RED, (d.Reason.CARD_REVOKED,))
+    return CardVerdict(CardCheck.VALID, holder.status.colour, tuple(holder.status.reasons), holder.view)

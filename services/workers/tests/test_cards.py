@@ -15,7 +15,7 @@ from libs.common.pii import mask_name
 from libs.common.testing import FixedClock
 from services.workers import domain as d
 from services.workers import service_layer as sl
-from services.workers.card_token import CardClaims, SigningKeyring
+from services.workers.card_token import CardCheck, CardClaims, SigningKeyring
 from services.workers.tests.fakes import FakeWorkersUnitOfWork
 from services.workers.tests.test_domain import USCC, id_born
 
@@ -188,7 +188,7 @@ async def test_a_valid_card_verifies_with_the_stored_colour_reasons_and_masked_v
 
     status = uow.records.statuses[worker]
     assert (verdict.verdict, verdict.colour, verdict.reasons) == (
-        sl.Verdict.VALID,
+        CardCheck.VALID,
         status.colour,
         status.reasons,
     )
@@ -204,15 +204,15 @@ async def test_a_revoked_card_verifies_as_revoked_and_red(
 
     verdict = await sl.verify_card(RecordHolders(uow), KEYRING, card.token, NOW)
 
-    assert verdict == sl.CardVerdict(sl.Verdict.REVOKED, d.CardColour.RED, (d.Reason.CARD_REVOKED,))
+    assert verdict == sl.CardVerdict(CardCheck.REVOKED, d.CardColour.RED, (d.Reason.CARD_REVOKED,))
 
 
 @pytest.mark.parametrize(
     ("at", "verdict"),
-    [(NOW + timedelta(days=365), sl.Verdict.EXPIRED), (NOW - timedelta(hours=1), sl.Verdict.NOT_YET_VALID)],
+    [(NOW + timedelta(days=365), CardCheck.EXPIRED), (NOW - timedelta(hours=1), CardCheck.NOT_YET_VALID)],
 )
 async def test_a_token_outside_its_validity_is_red_without_a_view(
-    uow: FakeWorkersUnitOfWork, worker: uuid.UUID, at: datetime, verdict: sl.Verdict
+    uow: FakeWorkersUnitOfWork, worker: uuid.UUID, at: datetime, verdict: CardCheck
 ) -> None:
     card = await sl.issue_card(uow, COMPANY, SIGNER, worker)
 
@@ -233,9 +233,9 @@ async def test_a_tampered_or_foreign_token_is_rejected_before_any_look_up(
 
     assert (
         await sl.verify_card(RecordHolders(uow), KEYRING, tampered, NOW)
-    ).verdict is sl.Verdict.BAD_SIGNATURE
-    assert (await sl.verify_card(RecordHolders(uow), KEYRING, foreign, NOW)).verdict is sl.Verdict.UNKNOWN_KEY
-    assert (await sl.verify_card(RecordHolders(uow), KEYRING, "x.y", NOW)).verdict is sl.Verdict.MALFORMED
+    ).verdict is CardCheck.BAD_SIGNATURE
+    assert (await sl.verify_card(RecordHolders(uow), KEYRING, foreign, NOW)).verdict is CardCheck.UNKNOWN_KEY
+    assert (await sl.verify_card(RecordHolders(uow), KEYRING, "x.y", NOW)).verdict is CardCheck.MALFORMED
 
 
 async def test_a_well_signed_token_of_no_card_on_record_or_of_another_worker_is_revoked(
@@ -246,4 +246,4 @@ async def test_a_well_signed_token_of_no_card_on_record_or_of_another_worker_is_
     misnamed = KEYRING.sign(CardClaims(str(card.card_id), str(uuid.uuid4()), NOW, NOW + timedelta(days=1)))
 
     for token in (unknown, misnamed):
-        assert (await sl.verify_card(RecordHolders(uow), KEYRING, token, NOW)).verdict is sl.Verdict.REVOKED
+        assert (await sl.verify_card(RecordHolders(uow), KEYRING, token, NOW)).verdict is CardCheck.REVOKED
