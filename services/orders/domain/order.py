@@ -1,4 +1,4 @@
-"""Orders domain: pure rules, no I/O, no protobuf."""
+"""An order: what a platform books, and the rules of its creation."""
 
 from __future__ import annotations
 
