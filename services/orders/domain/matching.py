@@ -19,14 +19,17 @@ the same answer from buckets without visiting most workers.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import heapq
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
+from typing import NamedTuple
 
 from libs.common.errors import InvalidArgument
 from services.orders.domain.catalogue import Catalogue, CatalogueEntry
@@ -53,8 +56,7 @@ class Rule(StrEnum):
 RULE_ORDER = tuple(Rule)
 
 
-@dataclass(frozen=True, order=True)
-class WeeklySlot:
+class WeeklySlot(NamedTuple):
     """A recurring period of the week a worker takes work in, Beijing time."""
 
     day_of_week: int  # 1 = Monday ... 7 = Sunday
@@ -100,7 +102,7 @@ class WorkerEligibility:
     def __post_init__(self) -> None:
         object.__setattr__(self, "weekly_slots", tuple(sorted(self.weekly_slots)))
 
-    @property
+    @functools.cached_property
     def busy(self) -> tuple[Interval, ...]:
         return self.leaves + self.bookings
 
@@ -336,34 +338,64 @@ def _static_failure(cls: _Class, needs: CatalogueEntry) -> Rule | None:
     return None if credit_ok else Rule.CREDIT_LEVEL
 
 
-class _Bucket:
-    """The workers of one (district, trade): ids grouped by class and weekly-slot mask, and each
-    one's rank key (minus its points for a minimum level of 0, then its id)."""
+class _Group:
+    """Workers of one bucket sharing a class and a weekly-slot mask: their rank keys (minus their
+    points for a minimum level of 0, then their id) in order, and who is busy on each Beijing day."""
 
-    __slots__ = ("groups", "rank", "sizes")
+    __slots__ = ("busy_days", "keys")
 
     def __init__(self) -> None:
-        self.groups: dict[_Class, dict[int, set[str]]] = {}
+        self.keys: list[tuple[int, str]] = []
+        self.busy_days: dict[int, set[str]] = {}
+
+
+class _Bucket:
+    """The workers of one (district, trade), grouped by class and weekly-slot mask."""
+
+    __slots__ = ("groups", "sizes")
+
+    def __init__(self) -> None:
+        self.groups: dict[_Class, dict[int, _Group]] = {}
         self.sizes: Counter[_Class] = Counter()
-        self.rank: dict[str, tuple[int, str]] = {}
 
     def __len__(self) -> int:
-        return len(self.rank)
+        return self.sizes.total()
 
-    def add(self, worker_id: str, cls: _Class, mask: int, points: int) -> None:
-        self.groups.setdefault(cls, {}).setdefault(mask, set()).add(worker_id)
+    def add(
+        self, worker_id: str, place: tuple[_Class, int], key: tuple[int, str], busy_days: set[int]
+    ) -> None:
+        cls, mask = place
+        by_mask = self.groups.setdefault(cls, {})
+        group = by_mask.get(mask) or by_mask.setdefault(mask, _Group())
+        bisect.insort(group.keys, key)
         self.sizes[cls] += 1
-        self.rank[worker_id] = (-points, worker_id)
+        for day in busy_days:
+            group.busy_days.setdefault(day, set()).add(worker_id)
 
-    def discard(self, worker_id: str, cls: _Class, mask: int) -> None:
+    def discard(
+        self, worker_id: str, place: tuple[_Class, int], key: tuple[int, str], busy_days: set[int]
+    ) -> None:
+        cls, mask = place
         by_mask = self.groups[cls]
-        by_mask[mask].discard(worker_id)
-        if not by_mask[mask]:
+        group = by_mask[mask]
+        del group.keys[bisect.bisect_left(group.keys, key)]
+        for day in busy_days:
+            group.busy_days[day].discard(worker_id)
+            if not group.busy_days[day]:
+                del group.busy_days[day]
+        if not group.keys:
             del by_mask[mask]
         if not by_mask:
             del self.groups[cls]
         self.sizes[cls] -= 1
-        del self.rank[worker_id]
+
+
+def _days_busy(worker: WorkerEligibility) -> set[int]:
+    return {day for busy in worker.busy for day in _beijing_days(busy.start, busy.end)}
+
+
+def _place(worker: WorkerEligibility) -> tuple[_Class, int]:
+    return _class_of(worker), _slots_mask(worker.weekly_slots)
 
 
 _NO_BUCKET = _Bucket()
@@ -373,17 +405,18 @@ class MatchingIndex:
     """Workers' eligibility kept for matching in a few milliseconds among 100,000.
 
     Each worker sits in the bucket of every (district, trade) they serve; within it, in the group
-    of their class (level, tier, colour, credit) and their weekly-slot mask. A match counts the
-    trade and district exclusions from totals and the class rules from group sizes, tests a
-    weekly-slot mask once per group, and checks leaves and bookings only of the workers busy on
-    the window's days. Updates cost O(districts × trades) of the worker.
+    of their class (level, tier, colour, credit) and their weekly-slot mask, kept in rank order.
+    A match counts the trade and district exclusions from totals and the class rules from group
+    sizes, tests a weekly-slot mask once per group, checks leaves and bookings only of the
+    bucket's workers busy on the window's days, and merges the groups' ranked lists until it has
+    the top N. Updates cost O(districts × trades × busy days) of the worker.
     """
 
     def __init__(self, workers: Iterable[WorkerEligibility] = ()) -> None:
         self._records: dict[str, WorkerEligibility] = {}
         self._buckets: dict[tuple[str, Trade], _Bucket] = {}
         self._per_trade: Counter[Trade] = Counter()
-        self._busy_days: dict[int, set[str]] = {}
+        self._places: dict[str, tuple[_Class, int]] = {}
         for worker in workers:
             self.upsert(worker)
 
@@ -397,31 +430,25 @@ class MatchingIndex:
         """Add ``worker``, or replace what the index holds of them."""
         self.remove(worker.worker_id)
         self._records[worker.worker_id] = worker
-        cls, mask = _class_of(worker), _slots_mask(worker.weekly_slots)
+        place, days = _place(worker), _days_busy(worker)
+        self._places[worker.worker_id] = place
         for district in worker.districts:
-            points = score_components(worker, district, 0).total
+            key = (-score_components(worker, district, 0).total, worker.worker_id)
             for trade in worker.trades:
-                self._buckets.setdefault((district, trade), _Bucket()).add(
-                    worker.worker_id, cls, mask, points
-                )
+                self._buckets.setdefault((district, trade), _Bucket()).add(worker.worker_id, place, key, days)
         self._per_trade.update(worker.trades)
-        for day in self._days_busy(worker):
-            self._busy_days.setdefault(day, set()).add(worker.worker_id)
 
     def remove(self, worker_id: str) -> None:
         """Forget the worker; nothing happens for a worker the index does not hold."""
         worker = self._records.pop(worker_id, None)
         if worker is None:
             return
-        cls, mask = _class_of(worker), _slots_mask(worker.weekly_slots)
+        place, days = self._places.pop(worker_id), _days_busy(worker)
         for district in worker.districts:
+            key = (-score_components(worker, district, 0).total, worker_id)
             for trade in worker.trades:
-                self._buckets[(district, trade)].discard(worker_id, cls, mask)
+                self._buckets[(district, trade)].discard(worker_id, place, key, days)
         self._per_trade.subtract(worker.trades)
-        for day in self._days_busy(worker):
-            self._busy_days[day].discard(worker_id)
-            if not self._busy_days[day]:
-                del self._busy_days[day]
 
     def set_card_colour(self, worker_id: str, colour: CardColour) -> None:
         """The card's colour changed (KeyError for a worker the index does not hold)."""
@@ -440,42 +467,42 @@ class MatchingIndex:
         excluded = dict.fromkeys(RULE_ORDER, 0)
         excluded[Rule.TRADE] = len(self._records) - self._per_trade[needs.trade]
         excluded[Rule.DISTRICT] = self._per_trade[needs.trade] - len(bucket)
-        in_slots = self._within_slots(bucket, needs, _window_mask(request.start, request.end), excluded)
+        in_slots = _within_slots(bucket, needs, _window_mask(request.start, request.end), excluded)
         busy = self._busy_among(in_slots, request)
         excluded[Rule.FREE_SLOT] += len(busy)
-        free = in_slots - busy
-        winners = heapq.nsmallest(top_n, free, key=bucket.rank.__getitem__)
-        return MatchResult(
-            tuple(_candidate(self._records[w], request, needs) for w in winners), excluded, len(free)
+        ranked = (key[1] for key in heapq.merge(*(g.keys for g in in_slots)) if key[1] not in busy)
+        candidates = tuple(
+            _candidate(self._records[w], request, needs) for w in itertools.islice(ranked, top_n)
         )
+        return MatchResult(candidates, excluded, sum(len(g.keys) for g in in_slots) - len(busy))
 
-    @staticmethod
-    def _within_slots(
-        bucket: _Bucket, needs: CatalogueEntry, window: int, excluded: dict[Rule, int]
-    ) -> set[str]:
-        """Ids of the bucket passing the class rules whose weekly slots hold the window; counts
-        the others under the rule they fail."""
-        found: list[set[str]] = []
-        for cls, by_mask in bucket.groups.items():
-            failed = _static_failure(cls, needs)
-            if failed is not None:
-                excluded[failed] += bucket.sizes[cls]
-                continue
-            for mask, ids in by_mask.items():
-                if mask & window == window:
-                    found.append(ids)
-                else:
-                    excluded[Rule.FREE_SLOT] += len(ids)
-        return set().union(*found)
-
-    def _busy_among(self, ids: set[str], request: MatchRequest) -> set[str]:
-        """Those of ``ids`` on leave or booked during the request's window."""
+    def _busy_among(self, groups: list[_Group], request: MatchRequest) -> set[str]:
+        """The workers of ``groups`` on leave or booked during the request's window."""
         days = _beijing_days(request.start, request.end)
-        touched = set().union(*(self._busy_days.get(day, ()) for day in days)) & ids
+        start, end = request.start, request.end
         return {
-            w for w in touched if any(b.overlaps(request.start, request.end) for b in self._records[w].busy)
+            w
+            for group in groups
+            for day in days
+            for w in group.busy_days.get(day, ())
+            if any(b.overlaps(start, end) for b in self._records[w].busy)
         }
 
-    @staticmethod
-    def _days_busy(worker: WorkerEligibility) -> set[int]:
-        return {day for busy in worker.busy for day in _beijing_days(busy.start, busy.end)}
+
+def _within_slots(
+    bucket: _Bucket, needs: CatalogueEntry, window: int, excluded: dict[Rule, int]
+) -> list[_Group]:
+    """The bucket's groups passing the class rules whose weekly slots hold the window; counts the
+    others' workers under the rule they fail."""
+    found = []
+    for cls, by_mask in bucket.groups.items():
+        failed = _static_failure(cls, needs)
+        if failed is not None:
+            excluded[failed] += bucket.sizes[cls]
+            continue
+        for mask, group in by_mask.items():
+            if mask & window == window:
+                found.append(group)
+            else:
+                excluded[Rule.FREE_SLOT] += len(group.keys)
+    return found
