@@ -2,10 +2,11 @@
 
     make bench                                    # everything (about 4 minutes)
     make bench ARGS=--quick                       # shorter runs, to check that it works
-    .venv/bin/python -m bench.run --only orders   # one benchmark: memory, orders, relay or credit
+    .venv/bin/python -m bench.run --only orders   # one benchmark: memory, orders, relay, credit or matching
 
 The stack is ``.stack/bench`` (Kafka + PostgreSQL, see docs/local-stack.md); it is started, and
-stopped at the end whatever happens. Every figure has a baseline measured in the same run.
+stopped at the end whatever happens; matching runs in-process first and needs no stack. Every figure has
+a baseline measured in the same run.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import credit_pipeline, idle_memory, orders_create, relay_drain
+from bench import credit_pipeline, idle_memory, matching, orders_create, relay_drain
 from bench.common import BENCH_HOME, RESULTS_DIR, BenchEnv, drop_leftover_databases, machine_info
 from deploy.local.stack import ROOT, LocalStack
 
-BENCHMARKS = ("memory", "orders", "relay", "credit")
+BENCHMARKS = ("memory", "orders", "relay", "credit", "matching")
+IN_PROCESS = ("matching",)  # benchmarks that need no stack
 
 
 # option: (full run, --quick); an option given on the command line wins over both.
@@ -35,8 +37,12 @@ SIZES: dict[str, tuple[float, float]] = {
     "events": (40_000, 5_000),
     "aggregates": (4_000, 1_000),
     "idle": (10.0, 3.0),
+    "workers": (100_000, 20_000),
+    "requests": (2_000, 500),
+    "baseline_requests": (50, 20),
+    "updates": (20_000, 5_000),
 }
-INTEGER_SIZES = ("events", "aggregates")
+INTEGER_SIZES = ("events", "aggregates", "workers", "requests", "baseline_requests", "updates")
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -60,6 +66,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         help="aggregates of 10 events each in the relay's backlog (4000; quick 1000)",
     )
     p.add_argument("--idle", type=float, help="idle seconds before reading RSS (10; quick 3)")
+    p.add_argument("--workers", type=int, help="workers in the matching index (100000; quick 20000)")
+    p.add_argument("--requests", type=int, help="match requests timed on the index (2000; quick 500)")
+    p.add_argument(
+        "--baseline-requests", type=int, help="of those, timed on the linear scan too (50; quick 20)"
+    )
+    p.add_argument("--updates", type=int, help="mixed colour/credit/load index updates (20000; quick 5000)")
     p.add_argument(
         "--output", type=Path, help="JSON result file (bench/results/latest.json; quick.tmp with --quick)"
     )
@@ -103,6 +115,16 @@ async def _run(env: BenchEnv, args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def _run_in_process(args: argparse.Namespace) -> dict[str, Any]:
+    """The benchmarks that need no stack, run before it starts so nothing competes with them."""
+    if "matching" not in (args.only or BENCHMARKS):
+        return {}
+    print(
+        f"matching: {args.workers} workers, {args.requests} requests, index and linear scan ...", flush=True
+    )
+    return {"matching": matching.run(args.workers, args.requests, args.baseline_requests, args.updates)}
+
+
 def _git_commit() -> str:
     result = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
@@ -121,7 +143,7 @@ def _fmt(value: Any, digits: int = 0) -> str:
 
 
 # Digits shown per unit; the JSON keeps what was measured.
-DIGITS = {"calls/s": 0, "events/s": 0, "ms": 1, "CPU ms": 3, "MB": 1}
+DIGITS = {"calls/s": 0, "events/s": 0, "updates/s": 0, "ms": 1, "CPU ms": 3, "MB": 1}
 # How the diagnostic table names each benchmark's runs.
 RUN_PREFIX = {"create_order": "CreateOrder ", "credit_pipeline": "credit "}
 
@@ -190,13 +212,15 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     for noisy in ("aiokafka", "kafka"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    stack = LocalStack(BENCH_HOME)
     started = datetime.now(UTC)
-    try:
-        env = BenchEnv(stack.up())
-        results = asyncio.run(_run(env, args))
-    finally:
-        stack.down()
+    results = _run_in_process(args)
+    if any(name not in IN_PROCESS for name in args.only or BENCHMARKS):
+        stack = LocalStack(BENCH_HOME)
+        try:
+            env = BenchEnv(stack.up())
+            results.update(asyncio.run(_run(env, args)))
+        finally:
+            stack.down()
     report = {
         "date": started.isoformat(timespec="seconds"),
         "duration_s": round((datetime.now(UTC) - started).total_seconds(), 1),
