@@ -14,7 +14,7 @@ from libs.common.errors import NotFound, PermissionDenied
 from libs.common.paging import decode_key_token, encode_key_token
 from services.workers import domain as d
 from services.workers.service_layer import CardHolder, PublicWorkerView, StoredStatus, may_manage
-from services.workers.store import company_from_row
+from services.workers.store import company_from_row, employment_from_row
 
 
 @dataclass(frozen=True)
@@ -136,9 +136,7 @@ async def _employments(
     )
     history: dict[uuid.UUID, list[d.Employment]] = {}
     for r in rows:
-        history.setdefault(r["worker_id"], []).append(
-            d.Employment(r["company_id"], r["started_at"], r["ended_at"])
-        )
+        history.setdefault(r["worker_id"], []).append(employment_from_row(r))
     return {k: tuple(v) for k, v in history.items()}
 
 

@@ -37,6 +37,10 @@ def company_from_row(row: asyncpg.Record) -> d.Company:
     )
 
 
+def employment_from_row(row: asyncpg.Record) -> d.Employment:
+    return d.Employment(row["company_id"], row["started_at"], row["ended_at"])
+
+
 def _same_request(stored: str, given: str, what: str) -> None:
     if stored != given:
         raise InvalidArgument("request_id", f"already used for a different {what}")
@@ -121,7 +125,7 @@ class PgWorkerRepository:
             " WHERE worker_id = $1 ORDER BY started_at",
             worker_id,
         )
-        return tuple(d.Employment(r["company_id"], r["started_at"], r["ended_at"]) for r in rows)
+        return tuple(employment_from_row(r) for r in rows)
 
     async def set_employments(self, worker_id: uuid.UUID, employments: tuple[d.Employment, ...]) -> None:
         await self._conn.executemany(

@@ -158,26 +158,35 @@ async def create_worker(
         return worker_id
 
 
-async def worker_company(uow: WorkersUnitOfWork, principal: Principal, worker_id: uuid.UUID) -> uuid.UUID:
-    """The worker's current company, once the caller may manage it (inside an open unit of work)."""
+async def managed_history(
+    uow: WorkersUnitOfWork, principal: Principal, worker_id: uuid.UUID
+) -> tuple[d.Employment, ...]:
+    """The worker's employment history, once the caller may manage its current company (inside an
+    open unit of work)."""
     history = await uow.workers.employments(worker_id)
     if not history:
         raise NotFound(f"workers/{worker_id}")
     may_manage(principal, history[-1].company_id)
-    return history[-1].company_id
+    return history
+
+
+async def worker_company(uow: WorkersUnitOfWork, principal: Principal, worker_id: uuid.UUID) -> uuid.UUID:
+    """The worker's current company, once the caller may manage it (inside an open unit of work)."""
+    return (await managed_history(uow, principal, worker_id))[-1].company_id
 
 
 async def transfer_worker(
     uow: WorkersUnitOfWork, principal: Principal, worker_id: uuid.UUID, to_company: uuid.UUID
 ) -> None:
     async with uow:
-        from_company = await worker_company(uow, principal, worker_id)
+        before = await managed_history(uow, principal, worker_id)
         if not await uow.companies.exists(to_company):
             raise NotFound(f"companies/{to_company}")
         now = uow.clock.now()
-        history = d.move_worker_history(await uow.workers.employments(worker_id), to_company, now)
+        history = d.move_worker_history(before, to_company, now)
         await uow.workers.set_employments(worker_id, history)
-        await uow.add_event(events.TOPIC, events.worker_transferred(worker_id, from_company, to_company, now))
+        event = events.worker_transferred(worker_id, before[-1].company_id, to_company, now)
+        await uow.add_event(events.TOPIC, event)
         await uow.commit()
 
 
