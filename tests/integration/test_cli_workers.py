@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -43,11 +41,6 @@ def run(workers: RunningService, key: str, *args: str) -> Run:
 
 async def jiazheng(workers: RunningService, key: str, *args: str) -> Run:
     return await asyncio.to_thread(run, workers, key, *args)
-
-
-def fresh_id_number() -> str:
-    """Born on a random day, so that it does not meet the other tests' numbers."""
-    return id_number(date(1970, 1, 1) + timedelta(days=random.randrange(30 * 365)))
 
 
 @pytest.fixture
@@ -82,7 +75,7 @@ def masked(number: str) -> str:
 async def test_a_worker_registered_from_the_command_line_is_shown_masked(
     harness: ServiceHarness, workers: RunningService, company: str
 ) -> None:
-    number = fresh_id_number()
+    number = id_number()
     args = ["workers", "register", "--company", company, "--id-number", number, "--name", "张三"]
     args += [
         "--mobile",
@@ -113,7 +106,7 @@ async def test_a_worker_registered_from_the_command_line_is_shown_masked(
 async def test_a_refused_command_prints_the_status_and_the_field_and_exits_non_zero(
     harness: ServiceHarness, workers: RunningService, company: str
 ) -> None:
-    wrong = fresh_id_number()[:-1] + "Z"  # passes nothing: the contract's pattern refuses it
+    wrong = id_number()[:-1] + "Z"  # passes nothing: the contract's pattern refuses it
     args = ["workers", "register", "--company", company, "--id-number", wrong, "--name", "李四"]
     args += ["--mobile", "13712345678", "--photo", "p.jpg", "--district", "110105", "--trade", "housekeeper"]
     refused = await jiazheng(workers, harness.key("operator"), *args)
@@ -144,8 +137,8 @@ async def test_an_import_reports_bad_rows_by_line_registers_the_good_ones_and_a_
     harness: ServiceHarness, workers: RunningService, company: str, tmp_path: Path
 ) -> None:
     operator = harness.key("operator")
-    good = [fresh_id_number() for _ in range(3)]
-    registered_elsewhere = fresh_id_number()
+    good = [id_number() for _ in range(3)]
+    registered_elsewhere = id_number()
     await create_worker(workers, operator, company, id_number=registered_elsewhere)
     wrong_check = good[0][:-1] + ("0" if good[0][-1] != "0" else "1")
     lines = [
@@ -157,7 +150,7 @@ async def test_an_import_reports_bad_rows_by_line_registers_the_good_ones_and_a_
         csv_line(good[1]),  # 6: the ID number of line 4 again
         csv_line(registered_elsewhere),  # 7: registered before, by another request
         csv_line(good[2], trades="housekeeper;family_carer"),  # 8
-        csv_line(fresh_id_number(), trades="gardener"),  # 9: no such trade
+        csv_line(id_number(), trades="gardener"),  # 9: no such trade
     ]
     file = tmp_path / "workers.csv"
     file.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -197,7 +190,7 @@ async def test_a_card_issued_verified_and_drawn_as_a_qr_code_from_the_command_li
     harness: ServiceHarness, workers: RunningService, company: str, tmp_path: Path
 ) -> None:
     operator = harness.key("operator")
-    worker = await create_worker(workers, operator, company, id_number=fresh_id_number())
+    worker = await create_worker(workers, operator, company, id_number=id_number())
     issued = await jiazheng(workers, operator, "card", "issue", worker.name, "--json")
     assert issued.code == 0, issued.out
     card = json.loads(issued.out)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from jiazheng.workers.v1 import workers_pb2 as pb
@@ -16,9 +17,15 @@ from tests.integration.harness import RunningService
 USCC_BODY = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 
-def id_number(born: date = date(1985, 4, 12)) -> str:
-    """A resident ID number with a correct check character, unique enough for a test run."""
-    first17 = f"110105{born:%Y%m%d}{random.randrange(1000):03d}"
+# With any one birth date, the sequence digits never repeat within a test session.
+_SEQUENCE = itertools.count(random.randrange(1000))
+
+
+def id_number(born: date | None = None) -> str:
+    """A resident ID number with a correct check character, unique within a test session; born on
+    ``born``, or on a random day that makes the worker 26 to 66 years old in 2026."""
+    born = born or date(1960, 1, 1) + timedelta(days=random.randrange(40 * 365))
+    first17 = f"110105{born:%Y%m%d}{next(_SEQUENCE) % 1000:03d}"
     return first17 + id_check_character(first17)
 
 
