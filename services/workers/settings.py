@@ -8,9 +8,9 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
+from libs.common.card_token import SigningKeyring
 from libs.common.settings import ServiceSettings
 from libs.common.uow import Clock, OffsetClock, SystemClock
-from services.workers.card_token import SigningKeyring
 from services.workers.domain import DEFAULT_PAY_BANDS, PayBand, SkillLevel, check_pay_bands
 from services.workers.domain.qualifications import DEFAULT_HEALTH_VALIDITY_MONTHS
 

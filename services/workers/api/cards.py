@@ -9,11 +9,11 @@ from collections.abc import Callable
 from jiazheng.workers.v1 import workers_pb2 as pb
 from jiazheng.workers.v1 import workers_pb2_grpc
 from libs.common.auth import Role, current_principal
+from libs.common.card_token import CardCheck
 from libs.common.protoutil import timestamp
 from libs.common.uow import Clock
 from services.workers import card_qr, service_layer
 from services.workers.api.workers import Context, resource_id
-from services.workers.card_token import CardCheck
 from services.workers.mapping import CARD_COLOUR, SKILL_LEVEL, TRADE
 from services.workers.service_layer import Card, CardHolders, CardSigner, CardsUnitOfWork, PublicWorkerView
 

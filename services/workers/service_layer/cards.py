@@ -1,7 +1,7 @@
 """Use cases: the electronic home-visit service card (居家上门服务证): issue, reissue, revoke, verify.
 
 One person, one card: a worker holds at most one card that is not revoked. The card's token
-(card_token.py) names the card and the worker's pseudonymous id; whether it was revoked, and the
+(libs/common/card_token.py) names the card and the worker's pseudonymous id; whether it was revoked, and the
 worker's colour now, are answered here from the database.
 """
 
@@ -14,10 +14,10 @@ from enum import StrEnum
 from typing import Protocol
 
 from libs.common.auth import Principal
+from libs.common.card_token import CardCheck, CardClaims, SigningKeyring
 from libs.common.errors import Aborted, FailedPrecondition, NotFound
 from services.workers import domain as d
 from services.workers import events
-from services.workers.card_token import CardCheck, CardClaims, SigningKeyring
 from services.workers.service_layer.workers import (
     StoredStatus,
     WorkersUnitOfWork,

@@ -14,8 +14,8 @@ import pytest
 import segno
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from libs.common.card_token import CardClaims, SigningKeyring
 from services.workers.card_qr import PNG_SCALE, card_png, card_qr, card_svg, verification_url
-from services.workers.card_token import CardClaims, SigningKeyring
 from services.workers.settings import DEFAULT_VERIFY_BASE_URL
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

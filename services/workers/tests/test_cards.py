@@ -10,12 +10,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from jiazheng.workers.events.v1 import events_pb2 as ev
 from libs.common.auth import Principal, Role
+from libs.common.card_token import CardCheck, CardClaims, SigningKeyring
 from libs.common.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
 from libs.common.pii import mask_name
 from libs.common.testing import FixedClock
 from services.workers import domain as d
 from services.workers import service_layer as sl
-from services.workers.card_token import CardCheck, CardClaims, SigningKeyring
 from services.workers.tests.fakes import FakeWorkersUnitOfWork
 from services.workers.tests.test_domain import USCC, id_born
 

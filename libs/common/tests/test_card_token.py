@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from services.workers.card_token import (
+from libs.common.card_token import (
     IAT_SKEW,
     MAX_TOKEN_CHARS,
     TOKEN_TYPE,

@@ -5,6 +5,10 @@ claims follow JWT names, so any standard JOSE library verifies it with the publi
 Set. It names the card and a pseudonymous worker id, never personal data. Whether a card is
 revoked is an online question the workers service answers from its database with the card id
 and worker id that a verification carries. Format and procedures: docs/service-card.md.
+
+The format is a published contract like the protos: the workers service signs with it, and the
+orders service (check-in, 确认入户) verifies with it offline, so it lives here rather than in
+either service.
 """
 
 from __future__ import annotations
