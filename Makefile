@@ -27,7 +27,7 @@ status: deps
 
 test: deps proto lint typecheck buf-lint unit integration
 
-deps: $(VENV)/.installed $(BUF) $(VALIDATE_PROTO)
+deps: $(VENV)/.installed $(BUF) $(VALIDATE_PROTO) $(BUILD)/fonts/.installed
 
 # setuptools announces every editable install with a banner (the filter drops only that one);
 # other warnings and errors still show.
@@ -49,6 +49,15 @@ $(VALIDATE_PROTO):
 	mkdir -p $(BUILD)/protodeps
 	mvn -q -B dependency:copy -Dartifact=build.buf:protovalidate:$(PROTOVALIDATE_VERSION) -DoutputDirectory=$(BUILD)/protodeps
 	cd $(BUILD)/protodeps && $(CURDIR)/$(BIN)/python -c "import zipfile; zipfile.ZipFile('protovalidate-$(PROTOVALIDATE_VERSION).jar').extract('buf/validate/validate.proto')"
+
+# The CJK font contract PDFs are set in (Debian's fonts-wqy-zenhei), unpacked into .build/fonts:
+# apt-get download and dpkg-deb -x need no root and install nothing system-wide. A fresh machine
+# may have no package lists yet; then (as root) they are read once and the download retried.
+$(BUILD)/fonts/.installed:
+	rm -rf $(BUILD)/fonts && mkdir -p $(BUILD)/fonts
+	cd $(BUILD)/fonts && { apt-get download fonts-wqy-zenhei || { apt-get update -qq && apt-get download fonts-wqy-zenhei; }; }
+	cd $(BUILD)/fonts && dpkg-deb -x fonts-wqy-zenhei_*.deb .
+	touch $@
 
 proto: $(GEN_STAMP) $(PROTOSET)
 
