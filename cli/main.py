@@ -125,6 +125,8 @@ async def _demo(orders_port: int, credit_port: int, keys: dict[str, str], worker
             worker_id=worker_id,
             scheduled_start_time=start,
             duration_hours=4,
+            contact=orders_pb2.Contact(full_name="王芳", mobile="13900001111"),
+            address="北京市朝阳区建国路1号",
         ),
     )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{orders_port}") as channel:

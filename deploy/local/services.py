@@ -35,6 +35,7 @@ from deploy.local.stack import (
     stop_pid,
 )
 from deploy.local.supervisor import SupervisorState
+from libs.common.card_token import SigningKeyring
 
 SERVICES = ("orders", "workers", "credit", "complaints", "insurance")
 SUPERVISOR = "deploy.local.supervisor"
@@ -98,6 +99,13 @@ def new_dev_card_keys() -> dict[str, str]:
         ),
         "JZ_CARD_ACTIVE_KEY": "dev-card-1",
     }
+
+
+def card_jwks(card_keys: Mapping[str, str]) -> str:
+    """The public JWK Set of the card keys ``new_dev_card_keys`` made: what the orders service
+    verifies check-ins with (JZ_CARD_JWKS)."""
+    ring = SigningKeyring.from_json(card_keys["JZ_CARD_SIGNING_KEYS"], card_keys["JZ_CARD_ACTIVE_KEY"])
+    return json.dumps(ring.jwks())
 
 
 def service_env(
@@ -317,7 +325,7 @@ class LocalServices:
                 metrics_port=_reusable(current.get("metrics_port")) or free_port(),
                 log=self.log(name),
                 supervised=True,
-                extra={**self.pii_keys(), **self.card_keys()},
+                extra={**self.pii_keys(), **self.card_keys(), "JZ_CARD_JWKS": card_jwks(self.card_keys())},
             )
             state[name] = {
                 "supervisor_pid": svc.proc.pid,

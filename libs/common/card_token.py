@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -295,3 +296,11 @@ def _instant(payload: dict[str, Any], name: str) -> datetime:
         return datetime.fromtimestamp(_integer(payload, name), UTC)
     except (OverflowError, OSError) as error:
         raise ValueError(f"claim {name!r} is out of range") from error
+
+
+def token_from_scan(scanned: str) -> str:
+    """The token of what a scanner read: the verification link's ``t`` parameter, or the token itself."""
+    if "?" not in scanned:
+        return scanned.strip()
+    values = parse_qs(urlsplit(scanned.strip()).query).get("t", [""])
+    return values[0]

@@ -155,6 +155,12 @@ def mask_name(value: str) -> str:
     return name[:1] + "*" * (len(name) - 1) if len(name) > 1 else "*" * len(name)
 
 
+def mask_address(value: str, shown: int = 6) -> str:
+    """An address with only its first characters kept (city and district): ``北京市朝阳区***``."""
+    address = value.strip()
+    return address[:shown] + "***" if address else ""
+
+
 def mask_in_text(text: str) -> str:
     """``text`` with whatever looks like an ID number or a mobile number masked."""
     text = _ID_NUMBER_SHAPE.sub(lambda m: mask_id_number(m.group()), text)

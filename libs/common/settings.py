@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from libs.common.uow import Clock, OffsetClock, SystemClock
 
 # Built by `make proto` (`make protoset`): the protos with their comments, for reflection and docs.
 DEFAULT_DESCRIPTOR_SET = Path(__file__).resolve().parents[2] / "gen" / "jiazheng.binpb"
@@ -74,3 +77,9 @@ class ServiceSettings(BaseSettings):
     timer_max_attempts: int = Field(default=10, ge=1)
     timer_retry_backoff_s: float = Field(default=1.0, gt=0)
     timer_max_backoff_s: float = Field(default=300.0, gt=0)
+    # Shifts this process's clock (drills and tests: what time alone changes); 0 in production.
+    clock_offset_s: float = 0.0
+
+    def clock(self) -> Clock:
+        """The clock use cases and timers read: the system's, shifted by ``clock_offset_s``."""
+        return OffsetClock(timedelta(seconds=self.clock_offset_s)) if self.clock_offset_s else SystemClock()

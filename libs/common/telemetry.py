@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
@@ -12,7 +13,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from libs.common.settings import ServiceSettings
+if TYPE_CHECKING:  # settings import telemetry's users (the clock), so only for the type
+    from libs.common.settings import ServiceSettings
 
 _configured = False
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Protocol, cast
+from typing import Protocol
 
 from libs.common.outages import backoff, is_outage
 from libs.common.uow import Clock, UnitOfWork
@@ -36,10 +36,6 @@ log = logging.getLogger(__name__)
 # A few thousand rows a query: the initial load of 100,000 workers in a few dozen of them.
 FEED_BATCH_SIZE = 5_000
 _MAX_RETRY_S = 30.0
-# SkillLevel has no "no certificate"; 0 compares below every level, so the skill-level rule and the
-# index's classes exclude such a worker under that rule (WorkerEligibility is typed for certified
-# workers only: see the report of the eligibility slice).
-NO_CERTIFICATE = cast(SkillLevel, 0)
 
 
 @dataclass(frozen=True)
@@ -96,7 +92,7 @@ def eligibility_of(record: EligibilityRecord, bookings: Sequence[Interval], toda
         home_district=record.home_district,
         districts=frozenset(record.districts),
         trades=frozenset(record.trades),
-        skill_level=SkillLevel(record.skill_level) if record.skill_level else NO_CERTIFICATE,
+        skill_level=SkillLevel(record.skill_level) if record.skill_level else None,
         health_tier=record.health_tier if valid else None,
         card_colour=record.card_colour,
         credit_level=record.credit_level,

@@ -13,12 +13,12 @@ from services.orders.store import stored_order
 
 
 class OrderReads(Protocol):
-    async def get(self, platform_id: str, order_id: uuid.UUID) -> Order | None: ...
+    async def find(self, platform_id: str, order_id: uuid.UUID) -> Order | None: ...
 
 
 async def get_order(reads: OrderReads, platform_id: str, order_id: uuid.UUID) -> Order:
     """One of the platform's orders; another platform's order does not exist for it."""
-    order = await reads.get(platform_id, order_id)
+    order = await reads.find(platform_id, order_id)
     if order is None:
         raise NotFound(f"orders/{order_id}")
     return order
@@ -28,7 +28,7 @@ class PgOrderReads:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def get(self, platform_id: str, order_id: uuid.UUID) -> Order | None:
+    async def find(self, platform_id: str, order_id: uuid.UUID) -> Order | None:
         row = await self._pool.fetchrow(
             "SELECT * FROM orders WHERE platform_id = $1 AND order_id = $2", platform_id, order_id
         )

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 
 from libs.common.card_token import SigningKeyring
 from libs.common.settings import ServiceSettings
-from libs.common.uow import Clock, OffsetClock, SystemClock
 from services.workers.domain import DEFAULT_PAY_BANDS, PayBand, SkillLevel, check_pay_bands
 from services.workers.domain.qualifications import DEFAULT_HEALTH_VALIDITY_MONTHS
 
@@ -36,16 +34,11 @@ class WorkersSettings(ServiceSettings):
     card_verify_base_url: str = DEFAULT_VERIFY_BASE_URL
     # How long a health check (体检) is valid from its issue date (our default: 12 months).
     health_check_validity_months: int = Field(default=DEFAULT_HEALTH_VALIDITY_MONTHS, ge=1, le=36)
-    # Shifts this process's clock (drills and tests: what time alone changes); 0 in production.
-    clock_offset_s: float = 0.0
     # Hourly pay guidance per skill level in fen: JSON [[level 1-4, min, max], ...]; empty: our default.
     pay_bands: str = ""
     # How long a service card's token is valid from issue (JZ_CARD_VALIDITY_DAYS); a card is
     # reissued before then. Our default: one year.
     card_validity_days: int = Field(default=365, ge=1, le=3650)
-
-    def clock(self) -> Clock:
-        return OffsetClock(timedelta(seconds=self.clock_offset_s)) if self.clock_offset_s else SystemClock()
 
     def pay_band_table(self) -> tuple[PayBand, ...]:
         if not self.pay_bands:

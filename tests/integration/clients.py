@@ -36,6 +36,8 @@ def order_request(
         worker_id=worker_id,
         scheduled_start_time=start,
         duration_hours=3,
+        contact=orders_pb2.Contact(full_name="张三", mobile="13812345678"),
+        address="北京市海淀区中关村大街1号",
     )
     for name, value in fields.items():
         setattr(order, name, value)

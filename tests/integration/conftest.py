@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local.services import new_dev_card_keys, new_dev_pii_keys
+from deploy.local.services import card_jwks, new_dev_card_keys, new_dev_pii_keys
 from deploy.local.stack import Endpoints, create_database, default_home, free_port
 from deploy.local.stack import scratch_database as new_scratch_database
 from tests.integration.harness import (
@@ -58,8 +58,21 @@ async def databases(endpoints: Endpoints) -> None:
 
 
 @pytest.fixture(scope="session")
-async def orders(harness: ServiceHarness, databases: None) -> RunningService:
-    return await harness.start("orders", log_level="DEBUG")  # its per-order log line is DEBUG
+def orders_keys(workers_keys: dict[str, str]) -> dict[str, str]:
+    """The orders service's settings for the session's keys: the personal-data keys, and the
+    public half of the workers service's card keys to verify check-ins with."""
+    card = {
+        "JZ_CARD_SIGNING_KEYS": workers_keys["card_signing_keys"],
+        "JZ_CARD_ACTIVE_KEY": workers_keys["card_active_key"],
+    }
+    pii = {k: v for k, v in workers_keys.items() if k.startswith("pii_")}
+    return {**pii, "card_jwks": card_jwks(card)}
+
+
+@pytest.fixture(scope="session")
+async def orders(harness: ServiceHarness, databases: None, orders_keys: dict[str, str]) -> RunningService:
+    # DEBUG: its per-order log line is DEBUG.
+    return await harness.start("orders", None, 0, False, log_level="DEBUG", **orders_keys)
 
 
 @pytest.fixture(scope="session")

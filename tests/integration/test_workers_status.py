@@ -11,13 +11,10 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.structs import RecordMetadata
 
 from deploy.local.services import stopped_after
 from deploy.local.stack import Endpoints
 from jiazheng.credit.events.v1 import events_pb2 as credit_events
-from jiazheng.insurance.events.v1 import events_pb2 as insurance_events
 from jiazheng.workers.events.v1 import events_pb2 as worker_events
 from jiazheng.workers.v1 import workers_pb2 as pb
 from libs.common.events import EventEnvelope, envelope_from_kafka, new_event
@@ -27,31 +24,20 @@ from services.workers.events import TOPIC as WORKERS_TOPIC
 from services.workers.service_layer import BEIJING, beijing_today
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import read_topic, wait_until_consumed
-from tests.integration.workers_client import call, create_company, create_worker
+from tests.integration.workers_client import (
+    becomes,
+    call,
+    card_colour,
+    coverage_event,
+    create_company,
+    create_worker,
+    produce,
+    uncovered_event,
+)
 
 CREDIT_TOPIC = events_topic("credit")
 INSURANCE_TOPIC = events_topic("insurance")
 SESSION_GROUP = "jiazheng-workers"  # the session workers process's consumer group
-
-
-def _coverage(worker: str, valid_until: date) -> EventEnvelope:
-    """insurance's event: ``worker`` (workers/{id}) covered through ``valid_until``."""
-    message = insurance_events.WorkerCoverageChanged(
-        worker_id=worker.removeprefix("workers/"),
-        covered=True,
-        valid_until=valid_until.isoformat(),
-        policy="policies/p-1",
-        change_time=timestamp(datetime.now(UTC)),
-    )
-    return new_event(message, source="/jiazheng/insurance", subject=worker)
-
-
-def _uncovered(worker: str) -> EventEnvelope:
-    """insurance's event: ``worker``'s cover ended."""
-    message = insurance_events.WorkerCoverageChanged(
-        worker_id=worker.removeprefix("workers/"), covered=False, change_time=timestamp(datetime.now(UTC))
-    )
-    return new_event(message, source="/jiazheng/insurance", subject=worker)
 
 
 def _credit_level(worker: str, level: credit_events.CreditLevel.ValueType) -> EventEnvelope:
@@ -73,31 +59,6 @@ def _suspension(worker: str, suspended: bool) -> EventEnvelope:
         change_time=timestamp(datetime.now(UTC)),
     )
     return new_event(message, source="/jiazheng/credit", subject=worker)
-
-
-async def _produce(bootstrap: str, topic: str, *events: EventEnvelope) -> list[RecordMetadata]:
-    """The records as the producers' relays send them (binary binding, key = subject)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
-    await producer.start()
-    try:
-        return [
-            await producer.send_and_wait(topic, value=e.data, key=e.key, headers=e.kafka_headers())
-            for e in events
-        ]
-    finally:
-        await producer.stop()
-
-
-async def _colour(svc: RunningService, key: str, worker: str) -> pb.CardColour.ValueType:
-    reply: pb.GetWorkerResponse = await call(svc, key, "GetWorker", pb.GetWorkerRequest(name=worker))
-    return reply.worker.card_colour
-
-
-async def _becomes(svc: RunningService, key: str, worker: str, colour: pb.CardColour.ValueType) -> None:
-    async def shown() -> bool:
-        return await _colour(svc, key, worker) == colour
-
-    await eventually(shown, within=60)
 
 
 async def _status_changes(bootstrap: str, worker: str) -> list[worker_events.CardStatusChanged]:
@@ -154,10 +115,10 @@ async def green_worker(endpoints: Endpoints, harness: ServiceHarness, workers: R
     """A worker of the session workers process made GREEN by insurance's coverage event."""
     operator = harness.key("operator")
     worker = await _checked_worker(workers, operator, date.today() - timedelta(days=10))
-    await _produce(
-        endpoints.kafka_bootstrap, INSURANCE_TOPIC, _coverage(worker.name, date.today() + timedelta(365))
+    await produce(
+        endpoints.kafka_bootstrap, INSURANCE_TOPIC, coverage_event(worker.name, date.today() + timedelta(365))
     )
-    await _becomes(workers, operator, worker.name, pb.CARD_COLOUR_GREEN)
+    await becomes(workers, operator, worker.name, pb.CARD_COLOUR_GREEN)
     return worker.name
 
 
@@ -173,11 +134,11 @@ async def test_coverage_turns_a_checked_worker_green(
 async def test_credit_level_d_turns_the_card_red_with_its_reason(
     endpoints: Endpoints, harness: ServiceHarness, workers: RunningService, green_worker: str
 ) -> None:
-    await _produce(
+    await produce(
         endpoints.kafka_bootstrap, CREDIT_TOPIC, _credit_level(green_worker, credit_events.CREDIT_LEVEL_D)
     )
 
-    await _becomes(workers, harness.key("operator"), green_worker, pb.CARD_COLOUR_RED)
+    await becomes(workers, harness.key("operator"), green_worker, pb.CARD_COLOUR_RED)
     changes = await _published_until(endpoints.kafka_bootstrap, green_worker, pb.CARD_COLOUR_RED, 1)
     assert list(changes[-1].reasons) == ["credit_level_d"]
     assert changes[-1].previous_colour == pb.CARD_COLOUR_GREEN
@@ -186,9 +147,9 @@ async def test_credit_level_d_turns_the_card_red_with_its_reason(
 async def test_an_uncovered_worker_turns_yellow_for_want_of_insurance(
     endpoints: Endpoints, harness: ServiceHarness, workers: RunningService, green_worker: str
 ) -> None:
-    await _produce(endpoints.kafka_bootstrap, INSURANCE_TOPIC, _uncovered(green_worker))
+    await produce(endpoints.kafka_bootstrap, INSURANCE_TOPIC, uncovered_event(green_worker))
 
-    await _becomes(workers, harness.key("operator"), green_worker, pb.CARD_COLOUR_YELLOW)
+    await becomes(workers, harness.key("operator"), green_worker, pb.CARD_COLOUR_YELLOW)
     changes = await _published_until(endpoints.kafka_bootstrap, green_worker, pb.CARD_COLOUR_YELLOW, 3)
     assert list(changes[-1].reasons) == ["insurance_missing"]
     assert changes[-1].previous_colour == pb.CARD_COLOUR_GREEN
@@ -198,11 +159,11 @@ async def test_a_suspension_turns_the_card_red_until_it_ends(
     endpoints: Endpoints, harness: ServiceHarness, workers: RunningService, green_worker: str
 ) -> None:
     operator = harness.key("operator")
-    await _produce(endpoints.kafka_bootstrap, CREDIT_TOPIC, _suspension(green_worker, True))
-    await _becomes(workers, operator, green_worker, pb.CARD_COLOUR_RED)
+    await produce(endpoints.kafka_bootstrap, CREDIT_TOPIC, _suspension(green_worker, True))
+    await becomes(workers, operator, green_worker, pb.CARD_COLOUR_RED)
 
-    await _produce(endpoints.kafka_bootstrap, CREDIT_TOPIC, _suspension(green_worker, False))
-    await _becomes(workers, operator, green_worker, pb.CARD_COLOUR_GREEN)
+    await produce(endpoints.kafka_bootstrap, CREDIT_TOPIC, _suspension(green_worker, False))
+    await becomes(workers, operator, green_worker, pb.CARD_COLOUR_GREEN)
     changes = await _published_until(endpoints.kafka_bootstrap, green_worker, pb.CARD_COLOUR_GREEN, 2)
     assert [list(c.reasons) for c in changes[-2:]] == [["suspended"], []]
 
@@ -212,14 +173,14 @@ async def test_a_redelivered_event_changes_nothing_twice(
 ) -> None:
     bootstrap = endpoints.kafka_bootstrap
     level_d = _credit_level(green_worker, credit_events.CREDIT_LEVEL_D)
-    await _produce(bootstrap, CREDIT_TOPIC, level_d)
-    await _becomes(workers, harness.key("operator"), green_worker, pb.CARD_COLOUR_RED)
+    await produce(bootstrap, CREDIT_TOPIC, level_d)
+    await becomes(workers, harness.key("operator"), green_worker, pb.CARD_COLOUR_RED)
     before = await _published_until(bootstrap, green_worker, pb.CARD_COLOUR_RED, 1)
 
-    *_, last = await _produce(bootstrap, CREDIT_TOPIC, level_d, level_d)  # the same event id twice more
+    *_, last = await produce(bootstrap, CREDIT_TOPIC, level_d, level_d)  # the same event id twice more
     await wait_until_consumed(bootstrap, SESSION_GROUP, CREDIT_TOPIC, last.partition, last.offset)
     # A later change on the same partition: had a redelivery published anything, it would come first.
-    await _produce(bootstrap, CREDIT_TOPIC, _credit_level(green_worker, credit_events.CREDIT_LEVEL_B))
+    await produce(bootstrap, CREDIT_TOPIC, _credit_level(green_worker, credit_events.CREDIT_LEVEL_B))
 
     after = await _published_until(bootstrap, green_worker, pb.CARD_COLOUR_GREEN, len(before) + 1)
     assert after[: len(before)] == before
@@ -243,9 +204,9 @@ async def _green_through_today(
     ) as svc:
         today = beijing_today(datetime.now(UTC))
         worker = await _checked_worker(svc, operator, _issued_for_last_day(today))
-        coverage = _coverage(worker.name, today + timedelta(days=365))
-        await _produce(endpoints.kafka_bootstrap, INSURANCE_TOPIC, coverage)
-        await _becomes(svc, operator, worker.name, pb.CARD_COLOUR_GREEN)
+        coverage = coverage_event(worker.name, today + timedelta(days=365))
+        await produce(endpoints.kafka_bootstrap, INSURANCE_TOPIC, coverage)
+        await becomes(svc, operator, worker.name, pb.CARD_COLOUR_GREEN)
     return worker.name
 
 
@@ -263,7 +224,7 @@ async def test_a_health_check_that_lapsed_while_the_service_was_down_is_yellow_a
     offset = str(_seconds_until_beijing_midnight() + 60)  # started a minute after the lapse
     env = {**workers_keys, **_group_of(group), "clock_offset_s": offset}
     async with stopped_after(await harness.start("workers", scratch_database, 0, False, **env)) as svc:
-        await _becomes(svc, harness.key("operator"), worker, pb.CARD_COLOUR_YELLOW)
+        await becomes(svc, harness.key("operator"), worker, pb.CARD_COLOUR_YELLOW)
         changes = await _published_until(endpoints.kafka_bootstrap, worker, pb.CARD_COLOUR_YELLOW, 2)
 
     assert list(changes[-1].reasons) == ["health_check_expired"]
@@ -282,8 +243,8 @@ async def test_a_health_check_lapsing_while_the_service_runs_turns_yellow_with_n
     offset = str(_seconds_until_beijing_midnight() - 20)
     env = {**workers_keys, **_group_of(group), "clock_offset_s": offset}
     async with stopped_after(await harness.start("workers", scratch_database, 0, False, **env)) as svc:
-        assert await _colour(svc, operator, worker) == pb.CARD_COLOUR_GREEN
-        await _becomes(svc, operator, worker, pb.CARD_COLOUR_YELLOW)
+        assert await card_colour(svc, operator, worker) == pb.CARD_COLOUR_GREEN
+        await becomes(svc, operator, worker, pb.CARD_COLOUR_YELLOW)
         changes = await _published_until(endpoints.kafka_bootstrap, worker, pb.CARD_COLOUR_YELLOW, 2)
 
     assert list(changes[-1].reasons) == ["health_check_expired"]

@@ -5,14 +5,20 @@ from __future__ import annotations
 import itertools
 import random
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
+
+from jiazheng.insurance.events.v1 import events_pb2 as insurance_events
 from jiazheng.workers.v1 import workers_pb2 as pb
 from jiazheng.workers.v1 import workers_pb2_grpc
+from libs.common.events import EventEnvelope, new_event
+from libs.common.protoutil import timestamp
 from services.workers.domain.identity import id_check_character, uscc_check_character
 from tests.integration.clients import auth
-from tests.integration.harness import RunningService
+from tests.integration.harness import RunningService, eventually
 
 USCC_BODY = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
@@ -82,3 +88,48 @@ def worker_request(company: str, **fields: Any) -> pb.CreateWorkerRequest:
 async def create_worker(svc: RunningService, key: str, company: str, **fields: Any) -> pb.Worker:
     reply: pb.CreateWorkerResponse = await call(svc, key, "CreateWorker", worker_request(company, **fields))
     return reply.worker
+
+
+def coverage_event(worker: str, valid_until: date) -> EventEnvelope:
+    """insurance's event: ``worker`` (workers/{id}) covered through ``valid_until``."""
+    message = insurance_events.WorkerCoverageChanged(
+        worker_id=worker.removeprefix("workers/"),
+        covered=True,
+        valid_until=valid_until.isoformat(),
+        policy="policies/p-1",
+        change_time=timestamp(datetime.now(UTC)),
+    )
+    return new_event(message, source="/jiazheng/insurance", subject=worker)
+
+
+def uncovered_event(worker: str) -> EventEnvelope:
+    """insurance's event: ``worker``'s cover ended."""
+    message = insurance_events.WorkerCoverageChanged(
+        worker_id=worker.removeprefix("workers/"), covered=False, change_time=timestamp(datetime.now(UTC))
+    )
+    return new_event(message, source="/jiazheng/insurance", subject=worker)
+
+
+async def produce(bootstrap: str, topic: str, *events: EventEnvelope) -> list[RecordMetadata]:
+    """The records as the producers' relays send them (binary binding, key = subject)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        return [
+            await producer.send_and_wait(topic, value=e.data, key=e.key, headers=e.kafka_headers())
+            for e in events
+        ]
+    finally:
+        await producer.stop()
+
+
+async def card_colour(svc: RunningService, key: str, worker: str) -> pb.CardColour.ValueType:
+    reply: pb.GetWorkerResponse = await call(svc, key, "GetWorker", pb.GetWorkerRequest(name=worker))
+    return reply.worker.card_colour
+
+
+async def becomes(svc: RunningService, key: str, worker: str, colour: pb.CardColour.ValueType) -> None:
+    async def shown() -> bool:
+        return await card_colour(svc, key, worker) == colour
+
+    await eventually(shown, within=60)

@@ -35,7 +35,9 @@ def _order(worker_id: str | None) -> Order:
         scheduled_start=datetime(2024, 6, 3, tzinfo=UTC),
         duration_hours=2,
     )
-    return Order(uuid.uuid4(), "p-1", draft, OrderState.CREATED, CREATED)
+    return Order(
+        uuid.uuid4(), "p-1", draft, OrderState.CREATED, CREATED, price_fen=9_000, catalogue_version=1
+    )
 
 
 def _published(order: Order) -> EventEnvelope:

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from libs.common.errors import InvalidArgument
-from services.orders.domain.order import ServiceType
-from services.orders.domain.vocabulary import HealthTier, SkillLevel, Trade
+from services.orders.domain.vocabulary import HealthTier, ServiceType, SkillLevel, Trade
 
 MONTH_HOURS = 26 * 24  # the 26-day month of live-in and maternity contracts
 

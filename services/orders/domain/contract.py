@@ -112,6 +112,30 @@ class Contract:
         return hashlib.sha256(self.canonical_json()).hexdigest()
 
 
+def contract_from_canonical(content: bytes) -> Contract:
+    """The contract ``canonical_json`` wrote: the store keeps that text and reads it back."""
+    data = json.loads(content)
+    service, terms, replaces = data["service"], data["terms"], data["replaces_contract_id"]
+    return Contract(
+        contract_id=uuid.UUID(data["contract_id"]),
+        order_id=uuid.UUID(data["order_id"]),
+        parties=ContractParties(**data["parties"]),
+        service=ContractService(
+            **service
+            | {
+                "service_type": ServiceType(service["service_type"]),
+                "start": datetime.fromisoformat(service["start"]),
+                "end": datetime.fromisoformat(service["end"]),
+                "special_needs": tuple(service["special_needs"]),
+            }
+        ),
+        terms=ContractTerms(**terms | {"payment_cycle": PaymentCycle(terms["payment_cycle"])}),
+        trial_ends_at=datetime.fromisoformat(data["trial_ends_at"]),
+        replaces_contract_id=uuid.UUID(replaces) if replaces else None,
+        created_at=datetime.fromisoformat(data["created_at"]),
+    )
+
+
 def _plain(value: object) -> object:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}

@@ -34,8 +34,14 @@ from typing import NamedTuple
 from libs.common.errors import InvalidArgument
 from services.orders.domain.catalogue import Catalogue, CatalogueEntry
 from services.orders.domain.districts import district_distance
-from services.orders.domain.order import ServiceType
-from services.orders.domain.vocabulary import CardColour, CreditLevel, HealthTier, SkillLevel, Trade
+from services.orders.domain.vocabulary import (
+    CardColour,
+    CreditLevel,
+    HealthTier,
+    ServiceType,
+    SkillLevel,
+    Trade,
+)
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # China keeps no daylight saving time
 DEFAULT_TOP_N = 10
@@ -79,16 +85,17 @@ class Interval:
 class WorkerEligibility:
     """What orders keeps of a worker, from the workers, credit and orders events, to match them.
 
-    ``health_tier`` is the highest tier of a valid health check (None: none valid); ``credit_level``
-    None means credit has published no level yet; ``rating_total`` is the sum of the stars of
-    ``rating_count`` ratings; ``load`` is the worker's booked orders in the matching horizon.
+    ``skill_level`` None means no certificate yet; ``health_tier`` is the highest tier of a valid
+    health check (None: none valid); ``credit_level`` None means credit has published no level
+    yet; ``rating_total`` is the sum of the stars of ``rating_count`` ratings; ``load`` is the
+    worker's current bookings (assigned or checked in).
     """
 
     worker_id: str
     home_district: str
     districts: frozenset[str]
     trades: frozenset[Trade]
-    skill_level: SkillLevel
+    skill_level: SkillLevel | None
     health_tier: HealthTier | None
     card_colour: CardColour
     credit_level: CreditLevel | None
@@ -186,7 +193,7 @@ def score_components(worker: WorkerEligibility, district_code: str, min_level: i
     return ScoreComponents(
         credit=CREDIT_POINTS[worker.credit_level],
         rating=rating_points(worker.rating_total, worker.rating_count),
-        skill_above_minimum=LEVEL_POINTS * (worker.skill_level - min_level),
+        skill_above_minimum=LEVEL_POINTS * ((worker.skill_level or 0) - min_level),
         district_distance=DISTANCE_POINTS[hops] if hops < len(DISTANCE_POINTS) else 0,
         load=max(0, LOAD_POINTS - LOAD_STEP * worker.load),
     )
@@ -240,7 +247,7 @@ _Check = Callable[[WorkerEligibility, MatchRequest, CatalogueEntry], bool]
 RULES: tuple[tuple[Rule, _Check], ...] = (
     (Rule.TRADE, lambda w, r, n: n.trade in w.trades),
     (Rule.DISTRICT, lambda w, r, n: r.district_code in w.districts),
-    (Rule.SKILL_LEVEL, lambda w, r, n: w.skill_level >= n.min_skill_level),
+    (Rule.SKILL_LEVEL, lambda w, r, n: w.skill_level is not None and w.skill_level >= n.min_skill_level),
     (Rule.HEALTH_TIER, lambda w, r, n: w.health_tier is not None and w.health_tier >= n.health_tier),
     (Rule.CARD_COLOUR, lambda w, r, n: w.card_colour is CardColour.GREEN),
     (Rule.CREDIT_LEVEL, lambda w, r, n: w.credit_level is not CreditLevel.D),
@@ -319,7 +326,7 @@ def _window_mask(start: datetime, end: datetime) -> int:
 def _class_of(worker: WorkerEligibility) -> _Class:
     tier = 0 if worker.health_tier is None else int(worker.health_tier)
     return (
-        int(worker.skill_level),
+        0 if worker.skill_level is None else int(worker.skill_level),
         tier,
         worker.card_colour is CardColour.GREEN,
         worker.credit_level is not CreditLevel.D,

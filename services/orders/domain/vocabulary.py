@@ -10,6 +10,20 @@ from __future__ import annotations
 from enum import IntEnum, StrEnum
 
 
+class ServiceType(StrEnum):
+    """Kinds of household service (家政服务类型) from the Beijing model contract."""
+
+    CLEANING = "cleaning"  # 保洁/钟点工
+    LIVE_IN_HOUSEKEEPER = "live_in_housekeeper"  # 住家保姆
+    MATERNITY = "maternity"  # 月嫂
+    INFANT_CARE = "infant_care"  # 育儿嫂
+    ELDERLY_CARE = "elderly_care"  # 养老护理
+    PATIENT_CARE = "patient_care"  # 病患护理
+    APPLIANCE_CLEANING = "appliance_cleaning"  # 家电清洗
+    ORGANISING = "organising"  # 整理收纳
+    AGE_FRIENDLY_ADAPTATION = "age_friendly_adaptation"  # 适老化改造
+
+
 class Trade(StrEnum):
     """The three trades of the national standard (家政服务员国家职业技能标准 2019)."""
 

@@ -21,6 +21,7 @@ from services.orders.domain.contract import (
     ContractTerms,
     PaymentCycle,
     breach_clauses,
+    contract_from_canonical,
     default_terms,
     draft_contract,
     format_yuan,
@@ -178,33 +179,11 @@ def test_canonical_json_has_sorted_keys_no_spaces_utc_instants_and_integer_money
     assert data["replaces_contract_id"] is None
 
 
-def _rebuilt(data: dict[str, Any]) -> Contract:
-    service, terms, replaces = data["service"], data["terms"], data["replaces_contract_id"]
-    return Contract(
-        contract_id=uuid.UUID(data["contract_id"]),
-        order_id=uuid.UUID(data["order_id"]),
-        parties=ContractParties(**data["parties"]),
-        service=ContractService(
-            **service
-            | {
-                "service_type": ServiceType(service["service_type"]),
-                "start": datetime.fromisoformat(service["start"]),
-                "end": datetime.fromisoformat(service["end"]),
-                "special_needs": tuple(service["special_needs"]),
-            }
-        ),
-        terms=ContractTerms(**terms | {"payment_cycle": PaymentCycle(terms["payment_cycle"])}),
-        trial_ends_at=datetime.fromisoformat(data["trial_ends_at"]),
-        replaces_contract_id=uuid.UUID(replaces) if replaces else None,
-        created_at=datetime.fromisoformat(data["created_at"]),
-    )
-
-
 @pytest.mark.parametrize("replaces", [None, uuid.UUID(int=7)])
 def test_canonical_json_round_trips_to_the_same_values(replaces: uuid.UUID | None) -> None:
     contract = dataclasses.replace(make_contract(), replaces_contract_id=replaces)
 
-    assert _rebuilt(json.loads(contract.canonical_json())) == contract
+    assert contract_from_canonical(contract.canonical_json()) == contract
 
 
 def test_a_draft_runs_its_trial_from_the_service_start() -> None:

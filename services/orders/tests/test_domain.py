@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from libs.common.errors import InvalidArgument
-from services.orders.domain import OrderDraft, OrderState, ServiceType, create_order
+from services.orders.domain import DEFAULT_CATALOGUE, OrderDraft, OrderState, ServiceType, create_order
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -30,7 +30,7 @@ def _draft(**changes: Any) -> OrderDraft:
 def test_valid_draft_creates_an_order_in_created_state() -> None:
     draft = _draft()
 
-    order = create_order(draft, "p-meituan", NOW)
+    order = create_order(draft, "p-meituan", NOW, DEFAULT_CATALOGUE)
 
     assert order.state is OrderState.CREATED
     assert order.platform_id == "p-meituan"
@@ -43,7 +43,10 @@ def test_valid_draft_creates_an_order_in_created_state() -> None:
 def test_each_order_gets_its_own_id() -> None:
     draft = _draft()
 
-    assert create_order(draft, "p", NOW).order_id != create_order(draft, "p", NOW).order_id
+    assert (
+        create_order(draft, "p", NOW, DEFAULT_CATALOGUE).order_id
+        != create_order(draft, "p", NOW, DEFAULT_CATALOGUE).order_id
+    )
 
 
 @pytest.mark.parametrize(
@@ -58,7 +61,7 @@ def test_each_order_gets_its_own_id() -> None:
     ],
 )
 def test_start_inside_the_booking_window_is_accepted(start: datetime) -> None:
-    order = create_order(_draft(scheduled_start=start), "p", NOW)
+    order = create_order(_draft(scheduled_start=start), "p", NOW, DEFAULT_CATALOGUE)
 
     assert order.draft.scheduled_start == start
 
@@ -73,7 +76,7 @@ def test_start_inside_the_booking_window_is_accepted(start: datetime) -> None:
 )
 def test_start_more_than_an_hour_in_the_past_is_rejected(start: datetime) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        create_order(_draft(scheduled_start=start), "p", NOW)
+        create_order(_draft(scheduled_start=start), "p", NOW, DEFAULT_CATALOGUE)
 
     assert caught.value.field == "order.scheduled_start_time"
     assert "past" in caught.value.description
@@ -89,7 +92,7 @@ def test_start_more_than_an_hour_in_the_past_is_rejected(start: datetime) -> Non
 )
 def test_start_more_than_a_year_ahead_is_rejected(start: datetime) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        create_order(_draft(scheduled_start=start), "p", NOW)
+        create_order(_draft(scheduled_start=start), "p", NOW, DEFAULT_CATALOGUE)
 
     assert caught.value.field == "order.scheduled_start_time"
     assert "366 days" in caught.value.description
@@ -99,10 +102,14 @@ def test_booking_window_compares_instants_across_time_zones() -> None:
     beijing = timezone(timedelta(hours=8))
 
     # 19:30 in Beijing is 11:30 UTC, half an hour before NOW: accepted.
-    assert create_order(_draft(scheduled_start=datetime(2024, 6, 1, 19, 30, tzinfo=beijing)), "p", NOW)
+    assert create_order(
+        _draft(scheduled_start=datetime(2024, 6, 1, 19, 30, tzinfo=beijing)), "p", NOW, DEFAULT_CATALOGUE
+    )
     # 18:00 in Beijing is 10:00 UTC, two hours before NOW, though its wall clock is later: rejected.
     with pytest.raises(InvalidArgument):
-        create_order(_draft(scheduled_start=datetime(2024, 6, 1, 18, 0, tzinfo=beijing)), "p", NOW)
+        create_order(
+            _draft(scheduled_start=datetime(2024, 6, 1, 18, 0, tzinfo=beijing)), "p", NOW, DEFAULT_CATALOGUE
+        )
 
 
 def test_equal_drafts_have_equal_fingerprints() -> None:

@@ -28,7 +28,13 @@ def _order(worker_id: str | None = "w-42") -> Order:
         duration_hours=8,
     )
     return Order(
-        order_id=ORDER_ID, platform_id="p-meituan", draft=draft, state=OrderState.CREATED, created_at=CREATED
+        order_id=ORDER_ID,
+        platform_id="p-meituan",
+        draft=draft,
+        state=OrderState.CREATED,
+        created_at=CREATED,
+        price_fen=24_000,
+        catalogue_version=1,
     )
 
 

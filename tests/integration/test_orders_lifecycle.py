@@ -1,0 +1,289 @@
+"""An order's life on the real stack: workers publish who may work, orders matches from what it keeps,
+offers (timing out by the clock alone), the worker accepts, the contract is made and rendered, the
+consumer checks the worker in by scanning the real signed card, the service completes and both sides
+rate; a replacement links two contracts; a card turning YELLOW drops the worker from matching."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from deploy.local.services import stopped_after
+from deploy.local.stack import Endpoints
+from jiazheng.orders.v1 import orders_pb2 as o
+from jiazheng.orders.v1 import orders_pb2_grpc
+from jiazheng.type.v1 import service_type_pb2
+from jiazheng.workers.v1 import workers_pb2 as w
+from libs.common.kafka import events_topic
+from services.orders.domain.matching import BEIJING
+from tests.integration.clients import auth
+from tests.integration.harness import RunningService, ServiceHarness, eventually
+from tests.integration.workers_client import (
+    becomes,
+    call,
+    coverage_event,
+    create_company,
+    create_worker,
+    produce,
+    uncovered_event,
+)
+
+pytestmark = pytest.mark.integration
+OFFER_TIMEOUT_S = 900  # the service's default
+
+
+async def orders_call(svc: RunningService, key: str, method: str, request: Any) -> Any:
+    async with svc.channel() as channel:
+        stub: Any = (
+            orders_pb2_grpc.CatalogueServiceStub(channel)
+            if method in o.DESCRIPTOR.services_by_name["CatalogueService"].methods_by_name
+            else orders_pb2_grpc.OrderServiceStub(channel)
+        )
+        return await getattr(stub, method)(request, metadata=auth(key))
+
+
+async def _ready_worker(
+    endpoints: Endpoints, workers: RunningService, operator: str, company: str
+) -> tuple[str, str]:
+    """A GREEN family carer (level 4, elderly-care health check) serving 朝阳 all week; its id and
+    the verification link its card's QR code encodes."""
+    worker = await create_worker(
+        workers, operator, company, service_districts=["110105"], trades=[w.TRADE_FAMILY_CARER]
+    )
+    today = date.today()
+    steps = [
+        (
+            "RecordBackgroundCheck",
+            w.RecordBackgroundCheckRequest(
+                worker=worker.name, identity_genuine=True, check_date=(today - timedelta(days=30)).isoformat()
+            ),
+        ),
+        (
+            "RecordHealthCheck",
+            w.RecordHealthCheckRequest(
+                worker=worker.name,
+                tier=w.HEALTH_TIER_ELDERLY_CARE,
+                issue_date=(today - timedelta(days=10)).isoformat(),
+                hospital="北京协和医院",
+                certificate_number="TJ-1",
+            ),
+        ),
+        (
+            "RecordSkillCertificate",
+            w.RecordSkillCertificateRequest(
+                worker=worker.name,
+                trade=w.TRADE_FAMILY_CARER,
+                level=w.SKILL_LEVEL_4,
+                certificate_number="ZS-4",
+                issue_date=(today - timedelta(days=5)).isoformat(),
+            ),
+        ),
+        (
+            "SetAvailability",
+            w.SetAvailabilityRequest(
+                worker=worker.name,
+                weekly_slots=[
+                    w.WeeklySlot(day_of_week=d, start_minute=0, end_minute=1440) for d in range(1, 8)
+                ],
+            ),
+        ),
+    ]
+    for method, request in steps:
+        await call(workers, operator, method, request)
+    card = (await call(workers, operator, "IssueCard", w.IssueCardRequest(worker=worker.name))).card
+    await produce(
+        endpoints.kafka_bootstrap,
+        events_topic("insurance"),
+        coverage_event(worker.name, today + timedelta(days=365)),
+    )
+    await becomes(workers, operator, worker.name, w.CARD_COLOUR_GREEN)
+    return worker.name.removeprefix("workers/"), card.verification_url
+
+
+@pytest.fixture
+async def pair(
+    endpoints: Endpoints, harness: ServiceHarness, workers: RunningService
+) -> list[tuple[str, str]]:
+    """Two ready workers of one new company."""
+    operator = harness.key("operator")
+    company = await create_company(workers, operator)
+    return [await _ready_worker(endpoints, workers, operator, company.name) for _ in range(2)]
+
+
+def _start(days_ahead: int) -> Timestamp:
+    """10:00 in Beijing, ``days_ahead`` days from today."""
+    day = datetime.now(BEIJING).date() + timedelta(days=days_ahead)
+    stamp = Timestamp()
+    stamp.FromDatetime(datetime(day.year, day.month, day.day, 10, tzinfo=BEIJING).astimezone(UTC))
+    return stamp
+
+
+async def _order(orders: RunningService, key: str, days_ahead: int, **fields: Any) -> o.Order:
+    order = o.Order(
+        service_type=service_type_pb2.SERVICE_TYPE_ELDERLY_CARE,
+        district_code="110105",
+        consumer_ref=f"c-{uuid.uuid4().hex[:8]}",
+        scheduled_start_time=_start(days_ahead),
+        duration_hours=4,
+        contact=o.Contact(full_name="李奶奶", mobile="13800001234"),
+        address="北京市朝阳区望京西路8号",
+        special_needs=[o.SPECIAL_NEED_ELDERLY_CLIENT],
+        **fields,
+    )
+    request = o.CreateOrderRequest(request_id=str(uuid.uuid4()), order=order)
+    reply: o.CreateOrderResponse = await orders_call(orders, key, "CreateOrder", request)
+    return reply.order
+
+
+async def _candidates(
+    orders: RunningService, key: str, order: o.Order, expected: set[str]
+) -> o.MatchOrderResponse:
+    """The match once the expected workers are among the candidates (the events take a moment)."""
+
+    async def matched() -> o.MatchOrderResponse | None:
+        reply: o.MatchOrderResponse = await orders_call(
+            orders, key, "MatchOrder", o.MatchOrderRequest(name=order.name, max_candidates=50)
+        )
+        found = {c.worker.removeprefix("workers/") for c in reply.candidates}
+        return reply if expected <= found else None
+
+    return await eventually(matched, within=60)
+
+
+async def test_an_order_from_creation_to_ratings(
+    harness: ServiceHarness, orders: RunningService, pair: list[tuple[str, str]], orders_keys: dict[str, str]
+) -> None:
+    platform = harness.key("demo-platform")
+    order = await _order(orders, platform, days_ahead=3)
+    assert order.price_fen == 24_000  # 4 hours of elderly care at the catalogue's 60 yuan
+    assert order.contact.mobile == "138****1234"
+    match = await _candidates(orders, platform, order, {worker for worker, _ in pair})
+    assert all(c.passed_rules[-1] == "free_slot" and c.score > 0 for c in match.candidates)
+    assert next(e.rule for e in match.exclusions) == "trade"
+
+    first = (await orders_call(orders, platform, "OfferOrder", o.OfferOrderRequest(name=order.name))).offer
+    # A process whose clock runs past the offer timeout fires the offer's timer: no sleep, no call.
+    offset = {**orders_keys, "clock_offset_s": str(OFFER_TIMEOUT_S + 60)}
+    async with stopped_after(await harness.start("orders", None, 0, False, **offset)):
+
+        async def next_offer() -> str:
+            current = (
+                await orders_call(orders, platform, "GetOrder", o.GetOrderRequest(name=order.name))
+            ).order
+            return current.pending_offer if current.pending_offer not in ("", first.name) else ""
+
+        second_name = await eventually(next_offer, within=60)
+
+    accepted = await orders_call(orders, platform, "AcceptOffer", o.AcceptOfferRequest(name=second_name))
+    worker = accepted.order.assigned_worker_id
+    assert worker != first.worker.removeprefix("workers/")
+    assert accepted.order.state == o.ORDER_STATE_ASSIGNED
+    assert len(accepted.contract.content_sha256) == 64
+
+    pdf = await orders_call(
+        orders,
+        platform,
+        "GetContract",
+        o.GetContractRequest(name=accepted.order.contract, format=o.CONTRACT_FORMAT_PDF),
+    )
+    html = await orders_call(
+        orders,
+        platform,
+        "GetContract",
+        o.GetContractRequest(name=accepted.order.contract, format=o.CONTRACT_FORMAT_HTML),
+    )
+    assert pdf.document.startswith(b"%PDF")
+    assert pdf.media_type == "application/pdf"
+    assert accepted.contract.content_sha256 in html.document.decode()
+    assert "李奶奶" in html.document.decode()
+
+    cards = dict(pair)
+    other = next(link for wid, link in pair if wid != worker)
+    with pytest.raises(grpc.aio.AioRpcError) as wrong_card:
+        await orders_call(orders, platform, "CheckIn", o.CheckInRequest(name=order.name, card_token=other))
+    assert wrong_card.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    checked_in = (
+        await orders_call(
+            orders, platform, "CheckIn", o.CheckInRequest(name=order.name, card_token=cards[worker])
+        )
+    ).order
+    assert checked_in.state == o.ORDER_STATE_CHECKED_IN
+    completed = (await orders_call(orders, platform, "CheckOut", o.CheckOutRequest(name=order.name))).order
+    assert completed.state == o.ORDER_STATE_COMPLETED
+
+    for rater in (o.PARTY_CONSUMER, o.PARTY_WORKER):
+        await orders_call(
+            orders, platform, "RateOrder", o.RateOrderRequest(name=order.name, rater=rater, stars=5)
+        )
+    with pytest.raises(grpc.aio.AioRpcError) as twice:
+        await orders_call(
+            orders,
+            platform,
+            "RateOrder",
+            o.RateOrderRequest(name=order.name, rater=o.PARTY_CONSUMER, stars=1),
+        )
+    assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "already rated" in (twice.value.details() or "")
+
+
+async def test_a_replacement_links_two_contracts_and_tenants_are_apart(
+    harness: ServiceHarness, orders: RunningService, pair: list[tuple[str, str]]
+) -> None:
+    platform = harness.key("demo-platform")
+    order = await _order(orders, platform, days_ahead=5)
+    await _candidates(orders, platform, order, {worker for worker, _ in pair})
+    with pytest.raises(grpc.aio.AioRpcError) as hidden:
+        await orders_call(
+            orders, harness.key("other-platform"), "GetOrder", o.GetOrderRequest(name=order.name)
+        )
+    assert hidden.value.code() == grpc.StatusCode.NOT_FOUND
+
+    offer = (
+        await orders_call(
+            orders, platform, "OfferOrder", o.OfferOrderRequest(name=order.name, worker_id=pair[0][0])
+        )
+    ).offer
+    first = await orders_call(orders, platform, "AcceptOffer", o.AcceptOfferRequest(name=offer.name))
+    replaced = await orders_call(
+        orders, platform, "ReplaceWorker", o.ReplaceWorkerRequest(name=order.name, reason="consumer asked")
+    )
+    assert replaced.order.state == o.ORDER_STATE_CREATED
+    offer = (await orders_call(orders, platform, "OfferOrder", o.OfferOrderRequest(name=order.name))).offer
+    assert offer.worker != f"workers/{pair[0][0]}"  # the replaced worker is not offered it again
+    second = await orders_call(orders, platform, "AcceptOffer", o.AcceptOfferRequest(name=offer.name))
+
+    assert second.contract.replaces == first.contract.name
+    ended = (
+        await orders_call(orders, platform, "GetContract", o.GetContractRequest(name=first.contract.name))
+    ).contract
+    assert ended.HasField("end_time")
+
+
+async def test_a_worker_whose_card_turns_yellow_drops_out_of_matching(
+    endpoints: Endpoints,
+    harness: ServiceHarness,
+    orders: RunningService,
+    workers: RunningService,
+    pair: list[tuple[str, str]],
+) -> None:
+    platform = harness.key("demo-platform")
+    order = await _order(orders, platform, days_ahead=7)
+    await _candidates(orders, platform, order, {worker for worker, _ in pair})
+    leaving = pair[0][0]
+
+    await produce(endpoints.kafka_bootstrap, events_topic("insurance"), uncovered_event(f"workers/{leaving}"))
+
+    async def dropped() -> o.MatchOrderResponse | None:
+        reply: o.MatchOrderResponse = await orders_call(
+            orders, platform, "MatchOrder", o.MatchOrderRequest(name=order.name, max_candidates=50)
+        )
+        return None if any(c.worker == f"workers/{leaving}" for c in reply.candidates) else reply
+
+    reply = await eventually(dropped, within=60)
+    assert {e.rule: e.excluded for e in reply.exclusions}["card_colour"] >= 1
+    assert f"workers/{pair[1][0]}" in {c.worker for c in reply.candidates}
