@@ -1,12 +1,15 @@
 """Baseline server: the cheapest grpc.aio CreateOrder that does the service's transaction.
 
 The real ``OrderService.CreateOrder`` contract (same request, same response), serving the
-service's transaction: ``PgOrderRepository.add_once`` + ``outbox.add_event`` (insert, insert
-with ``NOTIFY``) on a pool made like the service's (``libs.common.db.create_pool``, as large as
-``JZ_DB_POOL_MAX``). No interceptor (no auth, validation, tracing, metrics), no logging, no
-relay: the floor for one Python gRPC process doing this work, which the CreateOrder target is
-stated against. ``python -m bench.bare_orders_server``, configured by ``JZ_DATABASE_URL`` and
-``JZ_GRPC_PORT`` like a service; runs until SIGTERM.
+service's transaction: the current catalogue read (``PgCatalogueRepository.current``), the order
+priced (``domain.create_order``), its contact and address sealed and the order inserted
+(``PgOrderRepository.add_once`` with a ``Keyring``), and its OrderCreated outbox row
+(``outbox.add_event``, insert with ``NOTIFY``), on a pool made like the service's
+(``libs.common.db.create_pool``, as large as ``JZ_DB_POOL_MAX``). Only CreateOrder is served,
+registered as the service registers its methods. No interceptor (no auth, validation, tracing,
+metrics), no logging, no relay: the floor for one Python gRPC process doing this work, which the
+CreateOrder target is stated against. ``python -m bench.bare_orders_server``, configured by
+``JZ_DATABASE_URL``, ``JZ_GRPC_PORT`` and the ``JZ_PII_*`` keys like a service; runs until SIGTERM.
 """
 
 from __future__ import annotations
@@ -20,35 +23,56 @@ import asyncpg
 import grpc
 
 from bench.bare_service import serve
-from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
+from jiazheng.orders.v1 import orders_pb2
 from libs.common.db import create_pool
 from libs.common.outbox import add_event
+from libs.common.pii import Keyring
 from libs.common.settings import ServiceSettings
 from services.orders import domain, events
-from services.orders.api import draft_from_proto, order_to_proto
-from services.orders.store import PgOrderRepository
+from services.orders.api import ORDER_SERVICE, draft_from_proto, order_to_proto
+from services.orders.store import PgCatalogueRepository, PgOrderRepository
 
 PLATFORM = "demo-platform"
 
 
-class BareOrders(orders_pb2_grpc.OrderServiceServicer):
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+async def create_order(
+    conn: asyncpg.Connection, keyring: Keyring, draft: domain.OrderDraft, request_id: uuid.UUID
+) -> domain.Order:
+    """The service's CreateOrder transaction on ``conn`` and nothing else; the order (the first one
+    on a retried ``request_id``)."""
+    async with conn.transaction():
+        catalogue = await PgCatalogueRepository(conn).current()
+        order = domain.create_order(draft, PLATFORM, datetime.now(UTC), catalogue)
+        earlier = await PgOrderRepository(conn, keyring).add_once(order, request_id)
+        if earlier is not None:
+            return earlier.order
+        await add_event(conn, events.TOPIC, events.order_created(order))
+    return order
 
-    async def CreateOrder(
-        self, request: orders_pb2.CreateOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
+
+def register(server: grpc.aio.Server, pool: asyncpg.Pool) -> None:
+    """CreateOrder alone on ``server``, with generic and registered handlers as ``GrpcServer.add`` does."""
+    keyring = Keyring.from_settings(ServiceSettings())
+
+    async def create(
+        request: orders_pb2.CreateOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> orders_pb2.CreateOrderResponse:
-        order = domain.create_order(draft_from_proto(request.order), PLATFORM, datetime.now(UTC))
-        async with self._pool.acquire() as conn, conn.transaction():
-            await PgOrderRepository(conn).add_once(order, uuid.UUID(request.request_id))
-            await add_event(conn, events.TOPIC, events.order_created(order))
+        async with pool.acquire() as conn:
+            order = await create_order(
+                conn, keyring, draft_from_proto(request.order), uuid.UUID(request.request_id)
+            )
         return orders_pb2.CreateOrderResponse(order=order_to_proto(order))
 
-    async def GetOrder(
-        self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> orders_pb2.GetOrderResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of the benchmark")
-        raise AssertionError("unreachable")
+    handlers = {
+        "CreateOrder": grpc.unary_unary_rpc_method_handler(
+            create,
+            request_deserializer=orders_pb2.CreateOrderRequest.FromString,
+            response_serializer=orders_pb2.CreateOrderResponse.SerializeToString,
+        )
+    }
+    name = ORDER_SERVICE.full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+    server.add_registered_method_handlers(name, handlers)  # type: ignore[attr-defined]
 
 
 async def _pool(dsn: str) -> asyncpg.Pool:
@@ -56,9 +80,4 @@ async def _pool(dsn: str) -> asyncpg.Pool:
 
 
 if __name__ == "__main__":
-    asyncio.run(
-        serve(
-            lambda server, pool: orders_pb2_grpc.add_OrderServiceServicer_to_server(BareOrders(pool), server),
-            _pool,
-        )
-    )
+    asyncio.run(serve(register, _pool))

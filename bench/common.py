@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import os
 import platform
@@ -20,10 +21,11 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from deploy.local.services import DevKey, api_keys_setting, new_dev_keys
+from deploy.local.services import DevKey, api_keys_setting, new_dev_keys, new_dev_pii_keys
 from deploy.local.services import ServiceProcess as ServiceProcess  # the benchmarks' process type
 from deploy.local.services import stopped_after as stopped_after
 from deploy.local.stack import ROOT, Endpoints, drop_database, free_port
+from libs.common.pii import Keyring
 
 BENCH_HOME = ROOT / ".stack" / "bench"
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -32,13 +34,24 @@ TOPIC_PARTITIONS = 3  # the services' default (JZ_TOPIC_PARTITIONS)
 
 @dataclass
 class BenchEnv:
-    """The bench stack's endpoints and the API keys handed (hashed) to the services."""
+    """The bench stack's endpoints, the API keys handed (hashed) to the services, and the throw-away
+    personal-data keys every process of the run (and this one) seals with."""
 
     endpoints: Endpoints
     keys: list[DevKey] = field(default_factory=new_dev_keys)
+    pii_keys: dict[str, str] = field(default_factory=new_dev_pii_keys)  # as a service's environment
 
     def key(self, principal: str) -> str:
         return next(k.key for k in self.keys if k.principal == principal)
+
+    def keyring(self) -> Keyring:
+        """The keyring ``pii_keys`` configure, for what the bench writes in this process."""
+        entries = {
+            "keys": json.loads(self.pii_keys["JZ_PII_KEYS"]),
+            "active_key": self.pii_keys["JZ_PII_ACTIVE_KEY"],
+            "hmac_key": self.pii_keys["JZ_PII_HMAC_KEY"],
+        }
+        return Keyring.from_entries(entries, source="the bench's throw-away keys")
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
@@ -73,7 +86,7 @@ def spawn_service(
         BENCH_HOME,
         database=database,
         metrics_port=free_port(),
-        extra={"JZ_RELAY_POLL_INTERVAL_S": "0.2", **(extra or {})},
+        extra={"JZ_RELAY_POLL_INTERVAL_S": "0.2", **env.pii_keys, **(extra or {})},
     )
 
 
@@ -81,7 +94,13 @@ def spawn_module(env: BenchEnv, module: str, database: str, argv: list[str] | No
     """A bench helper process (``python -m <module>`` or ``python <argv>``) configured like a service."""
     name = module.rsplit(".", 1)[-1]
     return ServiceProcess.spawn(
-        name, env.endpoints, "[]", BENCH_HOME, database=database, command=argv or ["-m", module]
+        name,
+        env.endpoints,
+        "[]",
+        BENCH_HOME,
+        database=database,
+        extra=env.pii_keys,
+        command=argv or ["-m", module],
     )
 
 

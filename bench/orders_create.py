@@ -36,6 +36,7 @@ import asyncpg
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from bench.bare_orders_server import PLATFORM, create_order
 from bench.common import (
     BenchEnv,
     LoadResult,
@@ -57,16 +58,16 @@ from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
 from jiazheng.type.v1 import service_type_pb2
 from libs.common.db import create_pool, migrate
 from libs.common.grpc_server import violations_of
-from libs.common.outbox import add_event
 from libs.common.settings import ServiceSettings
 from services.orders import domain, events
 from services.orders.app import MIGRATIONS
-from services.orders.store import PgOrderRepository
 
-PLATFORM = "demo-platform"
 TARGET_RATIO = 0.8  # of the bare gRPC server's calls/s, both at `concurrency` in flight
 TARGET_P99_MS = 30.0  # at `p99_concurrency` in flight
 RELAY_ELSEWHERE = {"JZ_RELAY_ENABLED": "false"}
+# The consumer's particulars every order carries (sealed by the store: their cost is in every run).
+CONTACT = domain.Contact(full_name="张三", mobile="13812345678")
+ADDRESS = "北京市海淀区中关村大街1号"  # in the orders' district, 110108 (海淀区)
 
 
 def draft() -> domain.OrderDraft:
@@ -77,6 +78,8 @@ def draft() -> domain.OrderDraft:
         worker_id=f"w-{uuid.uuid4().hex[:8]}",
         scheduled_start=datetime.now(UTC) + timedelta(days=1),
         duration_hours=3,
+        contact=CONTACT,
+        address=ADDRESS,
     )
 
 
@@ -92,6 +95,8 @@ def _request() -> orders_pb2.CreateOrderRequest:
             worker_id=f"w-{uuid.uuid4().hex[:8]}",
             scheduled_start_time=start,
             duration_hours=3,
+            contact=orders_pb2.Contact(full_name=CONTACT.full_name, mobile=CONTACT.mobile),
+            address=ADDRESS,
         ),
     )
 
@@ -256,13 +261,11 @@ async def _bare_asyncpg(env: BenchEnv, concurrency: int, load: Load) -> Run:
         dsn = env.endpoints.dsn(db)
         await migrate(dsn, MIGRATIONS)
         pool = await create_pool(dsn, 2, ServiceSettings().db_pool_max)
+        keyring = env.keyring()
 
         async def call() -> None:
-            order = domain.create_order(draft(), PLATFORM, datetime.now(UTC))
-            async with pool.acquire() as conn, conn.transaction():
-                earlier = await PgOrderRepository(conn).add_once(order, uuid.uuid4())
-                assert earlier is None
-                await add_event(conn, events.TOPIC, events.order_created(order))
+            async with pool.acquire() as conn:
+                await create_order(conn, keyring, draft(), uuid.uuid4())
 
         try:
             result = await closed_loop(call, concurrency, load.warmup_s, load.duration_s)

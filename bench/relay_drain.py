@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from bench.bare_orders_server import PLATFORM
 from bench.common import (
     BenchEnv,
     ServiceProcess,
@@ -37,7 +38,7 @@ from bench.common import (
     stopped_after,
     watch_outbox,
 )
-from bench.orders_create import PLATFORM, draft
+from bench.orders_create import draft
 from deploy.local.stack import scratch_database
 from jiazheng.orders.events.v1 import events_pb2 as order_events
 from libs.common.db import migrate
@@ -76,7 +77,9 @@ async def _write_backlog(dsn: str, aggregates: int, per_aggregate: int) -> float
     aggregates ``a`` with ``a % WRITERS == w``."""
     await migrate(dsn, MIGRATIONS)
     now = datetime.now(UTC)
-    orders = [domain.create_order(draft(), PLATFORM, now) for _ in range(aggregates)]
+    orders = [
+        domain.create_order(draft(), PLATFORM, now, domain.DEFAULT_CATALOGUE) for _ in range(aggregates)
+    ]
     sequence = _write_order(aggregates, per_aggregate)
     conns = [await asyncpg.connect(dsn) for _ in range(WRITERS)]
     t0 = time.perf_counter()
