@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 
-from cli import cards, workers
+from cli import cards, orders, workers
 from deploy.local.services import SERVICES, LocalServices, health_status
 from deploy.local.stack import ROOT, LocalStack, StackError, default_home
 from libs.common.errors import PermanentEventError
@@ -29,6 +29,7 @@ app = typer.Typer(help="jiazheng household-services platform: local stack and to
 console = Console()
 app.add_typer(workers.app, name="workers")
 app.add_typer(cards.app, name="card")
+app.add_typer(orders.app, name="orders")
 
 
 def _stack() -> tuple[LocalStack, LocalServices]:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NoReturn, cast
+from types import ModuleType
+from typing import Any, NoReturn, cast
 
 import grpc
 import typer
 from google.protobuf import json_format
-from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
+from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor, FileDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
@@ -29,6 +30,7 @@ from deploy.local.stack import default_home
 
 console = Console()
 Metadata = tuple[tuple[str, str | bytes], ...]
+Row = tuple[str, str]  # a field's name and its value as text
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,15 @@ def reported_errors() -> Iterator[None]:
         fail(describe_error(err))
 
 
+def invoke(target: Target, api: FileDescriptor, stubs: ModuleType, method: str, request: Message) -> Any:
+    """``method`` of whichever service of ``api`` declares it (its stub from the ``*_pb2_grpc``
+    module ``stubs``); a failure prints its status and exits 1."""
+    service = next(s for s in api.services_by_name.values() if method in s.methods_by_name)
+    with reported_errors(), target.channel() as channel:
+        stub = getattr(stubs, f"{service.name}Stub")(channel)
+        return getattr(stub, method)(request, metadata=target.metadata())
+
+
 def enum_word(enum: EnumDescriptor, number: int) -> str:
     """An enum value as a person writes it: TRADE_FAMILY_CARER is family_carer."""
     name = enum.values_by_number[number].name if number in enum.values_by_number else str(number)
@@ -128,23 +139,26 @@ def as_json(message: Message) -> str:
     return json_format.MessageToJson(message, preserving_proto_field_name=True, ensure_ascii=False)
 
 
-def show(message: Message, as_json_text: bool) -> None:
-    """A message for a script (its JSON) or for a person (a table of its fields that are set)."""
+def show(
+    message: Message, as_json_text: bool, rows: Callable[[Message], Iterable[Row]] | None = None
+) -> None:
+    """A message for a script (its JSON) or for a person (a table of its fields that are set, or of
+    the ``rows`` given for it)."""
     if as_json_text:
         typer.echo(as_json(message))
         return
     table = Table(show_header=False, box=None)
-    for name, text in _field_rows(message):
+    for name, text in (rows or field_rows)(message):
         table.add_row(name, text)
     console.print(table)
 
 
-def _field_rows(message: Message, prefix: str = "") -> Iterator[tuple[str, str]]:
+def field_rows(message: Message, prefix: str = "") -> Iterator[Row]:
     """The fields that are set, a nested message's (not a timestamp's) as ``outer.inner``."""
     for field, value in message.ListFields():
         kind = field.message_type.full_name if field.message_type and not field.is_repeated else None
         if kind and kind != Timestamp.DESCRIPTOR.full_name:
-            yield from _field_rows(value, f"{prefix}{field.name}.")
+            yield from field_rows(value, f"{prefix}{field.name}.")
         else:
             yield f"{prefix}{field.name}", cell(field, value)
 
