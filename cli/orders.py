@@ -273,6 +273,18 @@ def write_document(ctx: typer.Context, request: o.GetContractRequest, path: Path
     )
 
 
+@app.command("replace-worker")
+def replace_worker(
+    ctx: typer.Context,
+    order: str = ORDER,
+    reason: str = typer.Option(..., help="why, in a few words (no personal data)"),
+    as_json: bool = JSON,
+) -> None:
+    """换阿姨: end the contract; the order waits for a new worker, whose contract links this one."""
+    request = o.ReplaceWorkerRequest(name=resource("orders", order), reason=reason)
+    show(call(ctx, "ReplaceWorker", request), as_json, in_yuan)
+
+
 @app.command("check-in")
 def check_in(
     ctx: typer.Context,

@@ -42,6 +42,19 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
         await consumer.stop()
 
 
+async def start_group_at_end(bootstrap: str, group: str, topic: str) -> None:
+    """Commit ``group``'s offsets at the end of ``topic``: a new group then consumes only what is
+    published from now on, however much earlier tests left there (poison records included)."""
+    ends = await end_offsets(bootstrap, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(ends))
+        await consumer.commit(dict(ends))
+    finally:
+        await consumer.stop()
+
+
 async def read_topic(bootstrap: str, topic: str) -> list[Record]:
     """Everything currently in ``topic``, from the beginning, without joining a group."""
     ends = await end_offsets(bootstrap, topic)

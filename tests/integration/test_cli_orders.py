@@ -21,8 +21,7 @@ import pytest
 from deploy.local.stack import Endpoints
 from services.orders.domain.matching import BEIJING
 from tests.integration.harness import RunningService, ServiceHarness, eventually
-from tests.integration.test_orders_lifecycle import _ready_worker
-from tests.integration.workers_client import create_company
+from tests.integration.workers_client import create_company, ready_worker
 
 pytestmark = pytest.mark.integration
 CLI = Path(sys.executable).with_name("jiazheng")
@@ -95,7 +94,7 @@ async def ready(endpoints: Endpoints, harness: ServiceHarness, workers: RunningS
     """A GREEN family carer serving 朝阳 all week: its id and its card's verification link."""
     operator = harness.key("operator")
     company = await create_company(workers, operator)
-    return await _ready_worker(endpoints, workers, operator, company.name)
+    return await ready_worker(endpoints, workers, operator, company.name)
 
 
 async def test_an_order_created_is_read_back_priced_in_yuan_and_masked_and_a_retry_creates_nothing(

@@ -30,6 +30,7 @@ from tests.integration.clients import (
     order_request,
 )
 from tests.integration.harness import RunningService, ServiceHarness, eventually
+from tests.integration.kafka_tools import ORDERS_TOPIC, start_group_at_end
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,13 @@ async def orders_and_credit(
         orders = await harness.start(
             "orders", database=orders_db, log_level="DEBUG", otlp_endpoint=otlp_endpoint
         )
+        prefix = f"test-{uuid.uuid4().hex[:8]}"
+        await start_group_at_end(harness.endpoints.kafka_bootstrap, f"{prefix}-credit", ORDERS_TOPIC)
         credit = await harness.start(
             "credit",
             database=credit_db,
             log_level="DEBUG",
-            consumer_group_prefix=f"test-{uuid.uuid4().hex[:8]}",
+            consumer_group_prefix=prefix,
             otlp_endpoint=otlp_endpoint,
         )
         try:

@@ -5,8 +5,9 @@ rate; a replacement links two contracts; a card turning YELLOW drops the worker 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -18,18 +19,15 @@ from deploy.local.stack import Endpoints
 from jiazheng.orders.v1 import orders_pb2 as o
 from jiazheng.orders.v1 import orders_pb2_grpc
 from jiazheng.type.v1 import service_type_pb2
-from jiazheng.workers.v1 import workers_pb2 as w
 from libs.common.kafka import events_topic
 from services.orders.domain.matching import BEIJING
 from tests.integration.clients import auth
 from tests.integration.harness import RunningService, ServiceHarness, eventually
+from tests.integration.kafka_tools import ORDERS_TOPIC, read_topic
 from tests.integration.workers_client import (
-    becomes,
-    call,
-    coverage_event,
     create_company,
-    create_worker,
     produce,
+    ready_worker,
     uncovered_event,
 )
 
@@ -47,64 +45,6 @@ async def orders_call(svc: RunningService, key: str, method: str, request: Any) 
         return await getattr(stub, method)(request, metadata=auth(key))
 
 
-async def _ready_worker(
-    endpoints: Endpoints, workers: RunningService, operator: str, company: str
-) -> tuple[str, str]:
-    """A GREEN family carer (level 4, elderly-care health check) serving 朝阳 all week; its id and
-    the verification link its card's QR code encodes."""
-    worker = await create_worker(
-        workers, operator, company, service_districts=["110105"], trades=[w.TRADE_FAMILY_CARER]
-    )
-    today = date.today()
-    steps = [
-        (
-            "RecordBackgroundCheck",
-            w.RecordBackgroundCheckRequest(
-                worker=worker.name, identity_genuine=True, check_date=(today - timedelta(days=30)).isoformat()
-            ),
-        ),
-        (
-            "RecordHealthCheck",
-            w.RecordHealthCheckRequest(
-                worker=worker.name,
-                tier=w.HEALTH_TIER_ELDERLY_CARE,
-                issue_date=(today - timedelta(days=10)).isoformat(),
-                hospital="北京协和医院",
-                certificate_number="TJ-1",
-            ),
-        ),
-        (
-            "RecordSkillCertificate",
-            w.RecordSkillCertificateRequest(
-                worker=worker.name,
-                trade=w.TRADE_FAMILY_CARER,
-                level=w.SKILL_LEVEL_4,
-                certificate_number="ZS-4",
-                issue_date=(today - timedelta(days=5)).isoformat(),
-            ),
-        ),
-        (
-            "SetAvailability",
-            w.SetAvailabilityRequest(
-                worker=worker.name,
-                weekly_slots=[
-                    w.WeeklySlot(day_of_week=d, start_minute=0, end_minute=1440) for d in range(1, 8)
-                ],
-            ),
-        ),
-    ]
-    for method, request in steps:
-        await call(workers, operator, method, request)
-    card = (await call(workers, operator, "IssueCard", w.IssueCardRequest(worker=worker.name))).card
-    await produce(
-        endpoints.kafka_bootstrap,
-        events_topic("insurance"),
-        coverage_event(worker.name, today + timedelta(days=365)),
-    )
-    await becomes(workers, operator, worker.name, w.CARD_COLOUR_GREEN)
-    return worker.name.removeprefix("workers/"), card.verification_url
-
-
 @pytest.fixture
 async def pair(
     endpoints: Endpoints, harness: ServiceHarness, workers: RunningService
@@ -112,7 +52,7 @@ async def pair(
     """Two ready workers of one new company."""
     operator = harness.key("operator")
     company = await create_company(workers, operator)
-    return [await _ready_worker(endpoints, workers, operator, company.name) for _ in range(2)]
+    return [await ready_worker(endpoints, workers, operator, company.name) for _ in range(2)]
 
 
 def _start(days_ahead: int) -> Timestamp:
@@ -264,7 +204,7 @@ async def test_a_replacement_links_two_contracts_and_tenants_are_apart(
     assert ended.HasField("end_time")
 
 
-async def test_a_worker_whose_card_turns_yellow_drops_out_of_matching(
+async def test_a_worker_whose_card_turns_yellow_drops_out_of_matching_and_cannot_check_in(
     endpoints: Endpoints,
     harness: ServiceHarness,
     orders: RunningService,
@@ -273,17 +213,63 @@ async def test_a_worker_whose_card_turns_yellow_drops_out_of_matching(
 ) -> None:
     platform = harness.key("demo-platform")
     order = await _order(orders, platform, days_ahead=7)
+    booked = await _order(orders, platform, days_ahead=9)
     await _candidates(orders, platform, order, {worker for worker, _ in pair})
-    leaving = pair[0][0]
+    leaving, card_link = pair[0]
+    offer = await orders_call(
+        orders, platform, "OfferOrder", o.OfferOrderRequest(name=booked.name, worker_id=leaving)
+    )
+    await orders_call(orders, platform, "AcceptOffer", o.AcceptOfferRequest(name=offer.offer.name))
 
     await produce(endpoints.kafka_bootstrap, events_topic("insurance"), uncovered_event(f"workers/{leaving}"))
 
     async def dropped() -> o.MatchOrderResponse | None:
-        reply: o.MatchOrderResponse = await orders_call(
-            orders, platform, "MatchOrder", o.MatchOrderRequest(name=order.name, max_candidates=50)
-        )
+        request = o.MatchOrderRequest(name=order.name, max_candidates=50)
+        reply: o.MatchOrderResponse = await orders_call(orders, platform, "MatchOrder", request)
         return None if any(c.worker == f"workers/{leaving}" for c in reply.candidates) else reply
 
     reply = await eventually(dropped, within=60)
     assert {e.rule: e.excluded for e in reply.exclusions}["card_colour"] >= 1
     assert f"workers/{pair[1][0]}" in {c.worker for c in reply.candidates}
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await orders_call(
+            orders, platform, "CheckIn", o.CheckInRequest(name=booked.name, card_token=card_link)
+        )
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "YELLOW" in (refused.value.details() or "")
+
+
+async def test_of_two_concurrent_accepts_one_wins_and_the_events_carry_no_personal_data(
+    endpoints: Endpoints, harness: ServiceHarness, orders: RunningService, pair: list[tuple[str, str]]
+) -> None:
+    platform = harness.key("demo-platform")
+    order = await _order(orders, platform, days_ahead=11)
+    await _candidates(orders, platform, order, {worker for worker, _ in pair})
+    request = o.OfferOrderRequest(name=order.name, worker_id=pair[0][0])
+    offer = (await orders_call(orders, platform, "OfferOrder", request)).offer
+
+    accept = o.AcceptOfferRequest(name=offer.name)
+    results = await asyncio.gather(
+        *(orders_call(orders, platform, "AcceptOffer", accept) for _ in range(2)), return_exceptions=True
+    )
+
+    refused = [r.code() for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert refused == [grpc.StatusCode.ABORTED]
+
+    async def published() -> list[str]:
+        records = [
+            r
+            for r in await read_topic(endpoints.kafka_bootstrap, ORDERS_TOPIC)
+            if r.key == order.name.encode()
+        ]
+        kinds = [
+            r.headers["ce_type"].decode().rsplit(".", 1)[-1] for r in sorted(records, key=lambda r: r.offset)
+        ]
+        leaked = [r for r in records if any(p in r.value for p in PERSONAL)]
+        assert leaked == []
+        return kinds if "OrderAssigned" in kinds else []
+
+    assert await eventually(published, within=60) == ["OrderCreated", "OfferMade", "OrderAssigned"]
+
+
+PERSONAL = ["李奶奶".encode(), b"13800001234", "望京西路".encode()]

@@ -11,10 +11,12 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
+from deploy.local.stack import Endpoints
 from jiazheng.insurance.events.v1 import events_pb2 as insurance_events
 from jiazheng.workers.v1 import workers_pb2 as pb
 from jiazheng.workers.v1 import workers_pb2_grpc
 from libs.common.events import EventEnvelope, new_event
+from libs.common.kafka import events_topic
 from libs.common.protoutil import timestamp
 from services.workers.domain.identity import id_check_character, uscc_check_character
 from tests.integration.clients import auth
@@ -133,3 +135,61 @@ async def becomes(svc: RunningService, key: str, worker: str, colour: pb.CardCol
         return await card_colour(svc, key, worker) == colour
 
     await eventually(shown, within=60)
+
+
+async def ready_worker(
+    endpoints: Endpoints, workers: RunningService, operator: str, company: str
+) -> tuple[str, str]:
+    """A GREEN family carer (level 4, elderly-care health check) serving 朝阳 all week; its id and
+    the verification link its card's QR code encodes."""
+    worker = await create_worker(
+        workers, operator, company, service_districts=["110105"], trades=[pb.TRADE_FAMILY_CARER]
+    )
+    today = date.today()
+    steps = [
+        (
+            "RecordBackgroundCheck",
+            pb.RecordBackgroundCheckRequest(
+                worker=worker.name, identity_genuine=True, check_date=(today - timedelta(days=30)).isoformat()
+            ),
+        ),
+        (
+            "RecordHealthCheck",
+            pb.RecordHealthCheckRequest(
+                worker=worker.name,
+                tier=pb.HEALTH_TIER_ELDERLY_CARE,
+                issue_date=(today - timedelta(days=10)).isoformat(),
+                hospital="北京协和医院",
+                certificate_number="TJ-1",
+            ),
+        ),
+        (
+            "RecordSkillCertificate",
+            pb.RecordSkillCertificateRequest(
+                worker=worker.name,
+                trade=pb.TRADE_FAMILY_CARER,
+                level=pb.SKILL_LEVEL_4,
+                certificate_number="ZS-4",
+                issue_date=(today - timedelta(days=5)).isoformat(),
+            ),
+        ),
+        (
+            "SetAvailability",
+            pb.SetAvailabilityRequest(
+                worker=worker.name,
+                weekly_slots=[
+                    pb.WeeklySlot(day_of_week=d, start_minute=0, end_minute=1440) for d in range(1, 8)
+                ],
+            ),
+        ),
+    ]
+    for method, request in steps:
+        await call(workers, operator, method, request)
+    card = (await call(workers, operator, "IssueCard", pb.IssueCardRequest(worker=worker.name))).card
+    await produce(
+        endpoints.kafka_bootstrap,
+        events_topic("insurance"),
+        coverage_event(worker.name, today + timedelta(days=365)),
+    )
+    await becomes(workers, operator, worker.name, pb.CARD_COLOUR_GREEN)
+    return worker.name.removeprefix("workers/"), card.verification_url
