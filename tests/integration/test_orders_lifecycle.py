@@ -21,7 +21,7 @@ from jiazheng.orders.v1 import orders_pb2_grpc
 from jiazheng.type.v1 import service_type_pb2
 from libs.common.kafka import events_topic
 from services.orders.domain.matching import BEIJING
-from tests.integration.clients import auth
+from tests.integration.clients import auth, field_violations, order_request
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import ORDERS_TOPIC, read_topic
 from tests.integration.workers_client import (
@@ -273,3 +273,22 @@ async def test_of_two_concurrent_accepts_one_wins_and_the_events_carry_no_person
 
 
 PERSONAL = ["李奶奶".encode(), b"13800001234", "望京西路".encode()]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"price_fen": 10**9}, "order.price_fen"),  # far above ten times the catalogue price
+        ({"duration_hours": 9}, "order.duration_hours"),  # cleaning books at most 8 hours
+        ({"service_type": 99}, "order.service_type"),
+        ({"address": ""}, "order.address"),
+    ],
+)
+async def test_bad_orders_are_refused_naming_the_field(
+    harness: ServiceHarness, orders: RunningService, fields: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await orders_call(orders, harness.key("demo-platform"), "CreateOrder", order_request(**fields))
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(refused.value) == [field]

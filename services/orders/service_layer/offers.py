@@ -62,15 +62,24 @@ async def match_order(
 async def offer_order(
     uow: OrdersUnitOfWork, dispatch: Dispatch, platform_id: str, order_id: uuid.UUID, worker_id: str | None
 ) -> domain.Offer:
-    """Offer the order to ``worker_id`` (who must be eligible) or to the best candidate not yet offered it."""
+    """Offer the order to ``worker_id`` (who must be eligible), else to the worker the platform
+    booked when the order was created (the first time), else to the best candidate not yet offered it."""
     async with uow:
         order = await locked_order(uow, order_id, platform_id)
         order.require(domain.OrderState.CREATED, doing="offer")
-        offer = await (_offer_named if worker_id else _offer_next)(uow, dispatch, order, worker_id or "")
+        named = worker_id or await _booked_worker(uow, order)
+        offer = await (_offer_named if named else _offer_next)(uow, dispatch, order, named or "")
         if offer is None:
             raise FailedPrecondition("no eligible worker is left who was not offered this order")
         await uow.commit()
     return offer
+
+
+async def _booked_worker(uow: OrdersUnitOfWork, order: domain.Order) -> str | None:
+    booked = order.draft.worker_id
+    if booked and booked not in await uow.offers.offered_workers(order.order_id):
+        return booked
+    return None
 
 
 async def _offer_named(

@@ -198,6 +198,20 @@ async def test_an_offer_goes_to_the_best_candidate_with_a_timer(
     assert made.worker_id == "w-best"
 
 
+async def test_the_worker_booked_at_creation_gets_the_first_offer_only(
+    uow: FakeOrdersUnitOfWork, dispatch: service_layer.Dispatch
+) -> None:
+    order = await _order(uow, worker_id="w-next")
+
+    first = await service_layer.offer_order(uow, dispatch, "p-1", order.order_id, None)
+    await service_layer.decline_offer(uow, dispatch, PLATFORM, order.order_id, first.offer_id)
+    second = await uow.offers.get((await uow.orders.get(order.order_id)).pending_offer_id)  # type: ignore[arg-type,union-attr]
+
+    assert (first.worker_id, first.rank) == ("w-next", 0)
+    assert second is not None
+    assert second.worker_id == "w-best"
+
+
 async def test_a_named_worker_who_is_not_eligible_is_refused_with_the_rule(
     uow: FakeOrdersUnitOfWork, dispatch: service_layer.Dispatch
 ) -> None:
