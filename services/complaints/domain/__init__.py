@@ -1,0 +1,1 @@
+"""Complaints domain: pure rules, no I/O, no protobuf."""
