@@ -26,6 +26,7 @@ class Role(StrEnum):
     REGULATOR = "regulator"
     OPERATOR = "operator"
     SERVICE = "service"
+    UNION = "union"  # a trade union (工会) principal, filing disputes for workers
 
 
 @dataclass(frozen=True)

@@ -188,3 +188,21 @@ def rating_posted(order: domain.Order, rater: domain.Party, stars: int, at: date
         time=timestamp(at),
     )
     return _about(order.order_id, message, at)
+
+
+def charge_disputed(
+    order: domain.Order, charge: str, by: domain.Party, reason: str, company_id: str, at: datetime
+) -> EventEnvelope:
+    message = ev.ChargeDisputed(
+        order_id=str(order.order_id),
+        platform_id=order.platform_id,
+        charge=charge,
+        disputed_by=PARTY_TO_PROTO[by],
+        amount_fen=order.cancellation_fee_fen if charge == "cancellation_fee" else 0,
+        worker_id=order.assigned_worker_id or "",
+        company_id=company_id,
+        district_code=order.draft.district_code,
+        reason=reason,
+        time=timestamp(at),
+    )
+    return _about(order.order_id, message, at)

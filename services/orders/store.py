@@ -68,6 +68,7 @@ def stored_order(row: asyncpg.Record) -> StoredOrder:
         cancellation_fee_fen=row["cancellation_fee_fen"],
         consumer_rating=row["consumer_rating"],
         worker_rating=row["worker_rating"],
+        charge_disputed=row["charge_disputed"],
     )
     return StoredOrder(order, row["request_fingerprint"])
 
@@ -83,7 +84,8 @@ _INSERT_ORDER = (
 _UPDATE_ORDER = (
     "UPDATE orders SET state = $2, assigned_worker_id = $3, contract_id = $4, pending_offer_id = $5,"
     " check_in_at = $6, check_out_at = $7, card_id = $8, ended_by = $9, ended_at = $10,"
-    " cancellation_fee_fen = $11, consumer_rating = $12, worker_rating = $13 WHERE order_id = $1"
+    " cancellation_fee_fen = $11, consumer_rating = $12, worker_rating = $13, charge_disputed = $14"
+    " WHERE order_id = $1"
 )
 
 
@@ -156,6 +158,7 @@ class PgOrderRepository:
             order.cancellation_fee_fen,
             order.consumer_rating,
             order.worker_rating,
+            order.charge_disputed,
         )
 
     async def particulars(self, order_id: uuid.UUID) -> tuple[domain.Contact, str]:

@@ -171,3 +171,16 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             self._uow(), current_principal().tenant, order_id, PARTY_FROM_PROTO[request.rater], request.stars
         )
         return pb.RateOrderResponse(order=order_to_proto(order))
+
+    async def DisputeCharge(
+        self, request: pb.DisputeChargeRequest, context: Context
+    ) -> pb.DisputeChargeResponse:
+        [order_id] = resource_ids(request.name, "name")
+        order = await service_layer.dispute_charge(
+            self._uow(),
+            current_principal().tenant,
+            order_id,
+            PARTY_FROM_PROTO[request.disputed_by],
+            request.reason,
+        )
+        return pb.DisputeChargeResponse(order=order_to_proto(order))

@@ -138,6 +138,7 @@ class Order:
     cancellation_fee_fen: int = 0
     consumer_rating: int | None = None
     worker_rating: int | None = None
+    charge_disputed: bool = False
 
     @property
     def name(self) -> str:
@@ -366,3 +367,17 @@ def rate(order: Order, rater: Party, stars: int) -> Order:
     if rater is Party.CONSUMER:
         return dataclasses.replace(order, consumer_rating=stars)
     return dataclasses.replace(order, worker_rating=stars)
+
+
+def dispute_charge(order: Order, by: Party) -> tuple[Order, str]:
+    """The side charged disputes it, once: the fee of a cancellation it made, or a no-show it was
+    found at fault for. The charge disputed: ``cancellation_fee`` or ``no_show``."""
+    order.require(OrderState.CANCELLED, OrderState.NO_SHOW, doing="dispute a charge of")
+    if order.charge_disputed:
+        raise FailedPrecondition("this order's charge is already disputed")
+    if order.ended_by is not by:
+        raise FailedPrecondition(f"only the side charged ({order.ended_by}) disputes it")
+    if order.state is OrderState.CANCELLED and order.cancellation_fee_fen == 0:
+        raise FailedPrecondition("this cancellation charged no fee")
+    charge = "cancellation_fee" if order.state is OrderState.CANCELLED else "no_show"
+    return dataclasses.replace(order, charge_disputed=True), charge

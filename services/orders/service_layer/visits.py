@@ -159,3 +159,20 @@ async def get_contract(
     ):
         raise NotFound(f"orders/{order_id}/contracts/{contract_id}")
     return stored.contract, stored.content_sha256, stored.ended_at
+
+
+async def dispute_charge(
+    uow: OrdersUnitOfWork, platform_id: str, order_id: uuid.UUID, by: domain.Party, reason: str
+) -> domain.Order:
+    """The side charged disputes the fee or the no-show; the complaints service takes it up."""
+    async with uow:
+        order = await locked_order(uow, order_id, platform_id)
+        disputed, charge = domain.dispute_charge(order, by)
+        await uow.orders.update(disputed)
+        company = await uow.eligibility.company_of(disputed.assigned_worker_id or "")
+        now = uow.clock.now()
+        await uow.add_event(
+            events.TOPIC, events.charge_disputed(disputed, charge, by, reason, company or "", now)
+        )
+        await uow.commit()
+    return disputed

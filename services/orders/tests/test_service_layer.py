@@ -504,3 +504,31 @@ async def test_an_operator_changes_the_catalogue_and_a_stale_change_is_aborted(
     [event] = _published(uow, ev.CatalogueChanged)
     assert event.version == 2
     assert event.entry.price.fen_per_hour == 5_000
+
+
+async def test_the_side_charged_disputes_the_fee_once(
+    uow: FakeOrdersUnitOfWork, dispatch: service_layer.Dispatch
+) -> None:
+    assigned, _ = await _assigned(uow, dispatch)
+    uow.clock.advance(timedelta(days=1, hours=23))  # an hour before the start: 20 %
+    await service_layer.cancel_order(uow, "p-1", assigned.order_id, domain.Party.CONSUMER, "plans changed")
+
+    with pytest.raises(FailedPrecondition, match="only the side charged"):
+        await service_layer.dispute_charge(uow, "p-1", assigned.order_id, domain.Party.WORKER, "not me")
+    await service_layer.dispute_charge(
+        uow, "p-1", assigned.order_id, domain.Party.CONSUMER, "the worker was late"
+    )
+    with pytest.raises(FailedPrecondition, match="already disputed"):
+        await service_layer.dispute_charge(uow, "p-1", assigned.order_id, domain.Party.CONSUMER, "again")
+
+    [event] = _published(uow, ev.ChargeDisputed)
+    assert (event.charge, event.amount_fen, event.worker_id) == ("cancellation_fee", 4_800, "w-best")
+
+
+async def test_a_charge_of_an_order_still_running_cannot_be_disputed(
+    uow: FakeOrdersUnitOfWork, dispatch: service_layer.Dispatch
+) -> None:
+    assigned, _ = await _assigned(uow, dispatch)
+
+    with pytest.raises(FailedPrecondition, match="assigned"):
+        await service_layer.dispute_charge(uow, "p-1", assigned.order_id, domain.Party.CONSUMER, "why")
