@@ -77,9 +77,11 @@ class FakeTimers:
         due = [t for t in self.pending.values() if t.due_at <= now and t.timer_id not in self.parked]
         return sorted(due, key=lambda t: t.due_at)[:limit]
 
-    async def mark_fired(self, timer_ids: Sequence[uuid.UUID]) -> None:
-        for timer in [t for t in self.pending.values() if t.timer_id in timer_ids]:
-            self.fired.append(self.pending.pop((timer.kind, timer.key)))
+    async def mark_fired(self, timers: Sequence[DueTimer]) -> None:
+        for claimed in timers:
+            pending = self.pending.get((claimed.kind, claimed.key))
+            if pending is not None and pending.due_at == claimed.due_at:
+                self.fired.append(self.pending.pop((claimed.kind, claimed.key)))
 
     async def record_failure(self, timer: DueTimer, error: str, retry_in_s: float, park: bool) -> None:
         if self.pending.get((timer.kind, timer.key)) != timer:

@@ -115,7 +115,10 @@ class TimerQueue(Timers, Protocol):
         """Lock up to ``limit`` due timers, oldest due first, passing over those another worker holds."""
         ...
 
-    async def mark_fired(self, timer_ids: Sequence[uuid.UUID]) -> None: ...
+    async def mark_fired(self, timers: Sequence[DueTimer]) -> None:
+        """Mark the timers fired as claimed; one its handler rescheduled (a new due time under the
+        same kind and key, e.g. the next deadline of the same case) stays pending."""
+        ...
 
     async def record_failure(self, timer: DueTimer, error: str, retry_in_s: float, park: bool) -> None:
         """Count a failed firing of ``timer`` if it is still as claimed: due again in ``retry_in_s``, or
@@ -149,9 +152,12 @@ class PgTimers:
         rows = await self._conn.fetch(_CLAIM, limit, self._clock.now())
         return [DueTimer(**{**r, "payload": json.loads(r["payload"])}) for r in rows]
 
-    async def mark_fired(self, timer_ids: Sequence[uuid.UUID]) -> None:
+    async def mark_fired(self, timers: Sequence[DueTimer]) -> None:
         await self._conn.execute(
-            "UPDATE timers SET fired_at = now() WHERE timer_id = ANY($1::uuid[])", timer_ids
+            "UPDATE timers SET fired_at = now() FROM unnest($1::uuid[], $2::timestamptz[]) AS c(id, due)"
+            " WHERE timer_id = c.id AND due_at = c.due",
+            [t.timer_id for t in timers],
+            [t.due_at for t in timers],
         )
 
     async def record_failure(self, timer: DueTimer, error: str, retry_in_s: float, park: bool) -> None:
@@ -237,7 +243,7 @@ class TimerWorker(Generic[U]):
                 return 0
             for timer in due:
                 await self._fire(uow, timer)
-            await uow.timers.mark_fired([t.timer_id for t in due])
+            await uow.timers.mark_fired(due)
             await uow.commit()
             now = uow.clock.now()
         for timer in due:

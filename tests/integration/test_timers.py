@@ -207,3 +207,23 @@ async def test_a_failing_handler_is_retried_with_attempts_recorded_then_parked(
     assert (bad["attempts"], bad["fired_at"], expire.calls) == (3, None, 3)
     assert bad["last_error"] == "ValueError: cannot expire workers/bad"
     assert await effects_of(pool, "workers/bad") == 0
+
+
+async def test_a_handler_rescheduling_its_own_timer_leaves_the_next_deadline_pending(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    await schedule(pool, "cases/c1", in_s=0, payload={"tier": "first"})
+
+    async def next_deadline(uow: PgUnitOfWork, timer: DueTimer) -> None:
+        later = uow.clock.now() + timedelta(hours=1)
+        await uow.timers.schedule(KIND, timer.key, later, {"tier": "second"})
+
+    async with running(timer_worker(pool, dsn, next_deadline, timer_poll_interval_s=0.2)):
+        await eventually(
+            lambda: pool.fetchval("SELECT payload->>'tier' = 'second' FROM timers WHERE key = 'cases/c1'"),
+            within=20,
+        )
+
+    row = await pool.fetchrow("SELECT fired_at, due_at > now() + interval '50 minutes' AS later FROM timers")
+    assert row["fired_at"] is None
+    assert row["later"]

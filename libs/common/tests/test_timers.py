@@ -173,3 +173,24 @@ async def test_an_outage_is_raised_to_be_waited_out_and_never_charged(
         await worker(uow, Outage(poison), healthy).fire_due()
     assert uow.timers.pending[EXPIRY, "workers/w1"].attempts == 0
     assert uow.published == []
+
+
+async def test_a_handler_that_reschedules_its_own_timer_keeps_the_next_deadline(uow: FakeUnitOfWork) -> None:
+    """A case's first deadline passing sets its next one under the same kind and key: that one stays."""
+
+    async def next_deadline(unit: FakeUnitOfWork, timer: DueTimer) -> None:
+        await unit.timers.schedule(EXPIRY, timer.key, unit.clock.now() + timedelta(hours=1), {"tier": "next"})
+
+    await schedule(uow, "cases/c1", in_s=60)
+    uow.clock.advance(timedelta(seconds=60))
+    assert await worker(uow, next_deadline).fire_due() == 1
+
+    [pending] = uow.timers.pending.values()
+    assert pending.payload == {"tier": "next"}
+    uow.clock.advance(timedelta(hours=1))
+    assert await worker(uow, next_deadline).fire_due() == 1
+    # Each firing rescheduled the same row (one pending timer per kind and key), so none is
+    # marked fired and the latest deadline is pending, as in the table.
+    assert uow.timers.fired == []
+    [again] = uow.timers.pending.values()
+    assert again.due_at == uow.clock.now() + timedelta(hours=1)
