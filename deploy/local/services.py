@@ -67,6 +67,13 @@ def new_dev_keys() -> list[DevKey]:
             ("regulator", "regulator", ""),
             ("demo-company", "company", DEMO_COMPANY_ID),
             ("other-company", "company", OTHER_COMPANY_ID),
+            # Mediators act for their mediation body; the union files disputes for workers.
+            ("consumer-mediator", "mediator", "consumer_association"),
+            ("consumer-mediator-2", "mediator", "consumer_association"),
+            ("peoples-mediator", "mediator", "peoples_mediation"),
+            ("industry-mediator", "mediator", "industry_association"),
+            ("union", "union", "beijing-union"),
+            ("demo-insurer", "insurer", "demo-insurer"),
         ]
     ]
 
@@ -290,8 +297,13 @@ class LocalServices:
         self.card_keys_file = self.home / "card-keys.json"
 
     def api_keys(self) -> list[DevKey]:
-        keys = _kept(self.keys_file, lambda: [k.__dict__ for k in new_dev_keys()])
-        return [DevKey(**k) for k in keys]
+        """The stack's keys; principals added to ``new_dev_keys`` since they were made get a key too."""
+        kept = [DevKey(**k) for k in _kept(self.keys_file, lambda: [k.__dict__ for k in new_dev_keys()])]
+        known = {k.principal for k in kept}
+        added = [k for k in new_dev_keys() if k.principal not in known]
+        if added:
+            self.keys_file.write_text(json.dumps([k.__dict__ for k in kept + added], indent=2))
+        return kept + added
 
     def pii_keys(self) -> dict[str, str]:
         keys: dict[str, str] = _kept(self.pii_keys_file, new_dev_pii_keys)

@@ -76,6 +76,12 @@ async def orders(harness: ServiceHarness, databases: None, orders_keys: dict[str
 
 
 @pytest.fixture(scope="session")
+async def complaints(harness: ServiceHarness, databases: None, orders_keys: dict[str, str]) -> RunningService:
+    pii = {k: v for k, v in orders_keys.items() if k.startswith("pii_")}
+    return await harness.start("complaints", None, 0, False, **pii)
+
+
+@pytest.fixture(scope="session")
 async def credit(harness: ServiceHarness, databases: None) -> RunningService:
     # DEBUG: its per-event log lines are DEBUG.
     return await harness.start("credit", metrics_port=free_port(), log_level="DEBUG")

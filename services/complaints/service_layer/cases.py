@@ -74,6 +74,8 @@ async def file_worker_dispute(
     uow: ComplaintsUnitOfWork, principal: Principal, request_id: uuid.UUID, filing: domain.Filing
 ) -> domain.Case:
     """A worker's dispute, filed by the worker's platform, the worker's company (an outlet) or a union."""
+    if filing.respondent is domain.PartyKind.COMPANY and not filing.company_id:
+        raise InvalidArgument("company", "is required against a company")
     against_another = filing.company_id and filing.company_id != principal.tenant
     if principal.role is Role.COMPANY and filing.respondent is domain.PartyKind.COMPANY and against_another:
         raise PermissionDenied("a company files a dispute against a company only as that company")

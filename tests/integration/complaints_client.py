@@ -1,0 +1,23 @@
+"""A thin client of the complaints service's APIs for the integration tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jiazheng.complaints.v1 import complaints_pb2 as c
+from jiazheng.complaints.v1 import complaints_pb2_grpc
+from tests.integration.clients import auth
+from tests.integration.harness import RunningService
+
+MEDIATION_METHODS = c.DESCRIPTOR.services_by_name["MediationService"].methods_by_name
+
+
+async def complaints_call(svc: RunningService, key: str, method: str, request: Any) -> Any:
+    """``method`` of ComplaintService or MediationService, with ``key``'s authorisation."""
+    async with svc.channel() as channel:
+        stub: Any = (
+            complaints_pb2_grpc.MediationServiceStub(channel)
+            if method in MEDIATION_METHODS
+            else complaints_pb2_grpc.ComplaintServiceStub(channel)
+        )
+        return await getattr(stub, method)(request, metadata=auth(key))
