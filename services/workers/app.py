@@ -25,8 +25,8 @@ from services.workers.store import PgWorkersUnitOfWork
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 CONSUMER = "workers"
-# Card-status inputs: credit levels and suspensions, insurance coverage.
-SOURCES = [events_topic("credit"), events_topic("insurance")]
+# Card-status inputs: credit levels and suspensions, insurance coverage, complaints' suspension requests.
+SOURCES = [events_topic("credit"), events_topic("insurance"), events_topic("complaints")]
 
 
 async def card_status_due(uow: PgWorkersUnitOfWork, timer: DueTimer) -> None:

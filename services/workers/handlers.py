@@ -1,4 +1,5 @@
-"""Event effects: credit's and insurance's events set a card-status input, then the colour is refreshed.
+"""Event effects: credit's, insurance's and complaints' events set a card-status input, then the colour
+is refreshed.
 
 Each effect remembers what the event says (credit level, suspension, last day of insurance
 cover) and re-evaluates the worker's colour in the consumer's unit of work, so the input, the
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date
 
+from jiazheng.complaints.events.v1 import events_pb2 as complaint_events
 from jiazheng.credit.events.v1 import events_pb2 as credit_events
 from jiazheng.insurance.events.v1 import events_pb2 as insurance_events
 from libs.common.errors import PermanentEventError
@@ -57,6 +59,14 @@ def _suspension(event: EventEnvelope) -> Reading:
     return worker, lambda status: status.set_suspended(worker, changed.suspended)
 
 
+def _suspension_requested(event: EventEnvelope) -> Reading:
+    """A substantiated severe complaint: the worker is suspended pending review (RED); credit's
+    WorkerSuspensionChanged ends it after the review."""
+    requested = event.parse(complaint_events.WorkerSuspensionRequested)
+    worker = _worker_id(event, requested.worker_id)
+    return worker, lambda status: status.set_suspended(worker, True)
+
+
 def _coverage(event: EventEnvelope) -> Reading:
     changed = event.parse(insurance_events.WorkerCoverageChanged)
     worker = _worker_id(event, changed.worker_id)
@@ -86,4 +96,5 @@ EFFECTS: Mapping[str, Effect[WorkersUnitOfWork]] = {
     event_type_of(credit_events.CreditLevelChanged()): _card_status_effect(_credit_level),
     event_type_of(credit_events.WorkerSuspensionChanged()): _card_status_effect(_suspension),
     event_type_of(insurance_events.WorkerCoverageChanged()): _card_status_effect(_coverage),
+    event_type_of(complaint_events.WorkerSuspensionRequested()): _card_status_effect(_suspension_requested),
 }

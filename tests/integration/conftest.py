@@ -76,9 +76,16 @@ async def orders(harness: ServiceHarness, databases: None, orders_keys: dict[str
 
 
 @pytest.fixture(scope="session")
-async def complaints(harness: ServiceHarness, databases: None, orders_keys: dict[str, str]) -> RunningService:
+async def complaints(
+    harness: ServiceHarness, endpoints: Endpoints, orders_keys: dict[str, str]
+) -> AsyncIterator[RunningService]:
+    """A database of the session's own: what it seals is sealed with the session's keys (a queue
+    listing opens every case of the body)."""
     pii = {k: v for k, v in orders_keys.items() if k.startswith("pii_")}
-    return await harness.start("complaints", None, 0, False, **pii)
+    async with new_scratch_database(endpoints, "jz_complaints_test") as database:
+        svc = await harness.start("complaints", database, 0, False, **pii)
+        yield svc
+        svc.stop()  # before its scratch database is dropped
 
 
 @pytest.fixture(scope="session")

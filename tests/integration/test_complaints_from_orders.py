@@ -15,13 +15,14 @@ from jiazheng.complaints.events.v1 import events_pb2 as ce
 from jiazheng.complaints.v1 import complaints_pb2 as c
 from jiazheng.orders.v1 import orders_pb2 as o
 from jiazheng.type.v1 import service_type_pb2
+from jiazheng.workers.v1 import workers_pb2 as w
 from libs.common.events import envelope_from_kafka
 from libs.common.kafka import events_topic
 from tests.integration.complaints_client import complaints_call
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import read_topic
 from tests.integration.test_orders_lifecycle import orders_call
-from tests.integration.workers_client import create_company, ready_worker
+from tests.integration.workers_client import becomes, create_company, ready_worker
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +104,29 @@ async def test_a_disputed_no_show_arrives_as_an_event_and_enters_the_queue(
         complaints, harness.key("consumer-mediator"), "ListQueue", c.ListQueueRequest(page_size=200)
     )
     assert name in [q.name for q in queue.cases]
+
+
+async def test_a_substantiated_severe_complaint_turns_the_workers_card_red(
+    endpoints: Endpoints, harness: ServiceHarness, workers: RunningService, complaints: RunningService
+) -> None:
+    operator = harness.key("operator")
+    company = await create_company(workers, operator)
+    worker_id, _ = await ready_worker(endpoints, workers, operator, company.name)
+    complaint = c.FileComplaintRequest(
+        request_id=str(uuid.uuid4()),
+        respondent=c.PARTY_KIND_WORKER,
+        worker=f"workers/{worker_id}",
+        company=company.name,
+        category=c.CATEGORY_ABUSE,
+        severity=c.SEVERITY_SEVERE,
+        description="服务中辱骂老人",
+    )
+    filed = (
+        await complaints_call(complaints, harness.key("demo-platform"), "FileComplaint", complaint)
+    ).complaint_case
+    outcome = c.Outcome(result=c.OUTCOME_RESULT_SUBSTANTIATED, at_fault=c.PARTY_KIND_WORKER)
+    await complaints_call(
+        complaints, operator, "ResolveCase", c.ResolveCaseRequest(name=filed.name, outcome=outcome)
+    )
+
+    await becomes(workers, operator, f"workers/{worker_id}", w.CARD_COLOUR_RED)

@@ -71,14 +71,18 @@ async def _case(svc: RunningService, key: str, name: str) -> c.Case:
 
 
 async def _case_events(bootstrap: str, name: str) -> list[tuple[str, Any]]:
+    """The case's events in order, each once: the relay delivers at least once (a process stopped
+    between sending and marking sent sends again), consumers and this reader dedupe by event id."""
     records = sorted(
         (r for r in await read_topic(bootstrap, TOPIC) if r.key == name.encode()), key=lambda r: r.offset
     )
-    found = []
+    found, seen = [], set()
     for record in records:
         event = envelope_from_kafka(record.headers, record.value)
-        kind = event.type.rsplit(".", 1)[-1]
-        found.append((kind, event.parse(getattr(ce, kind))))
+        if event.id not in seen:
+            seen.add(event.id)
+            kind = event.type.rsplit(".", 1)[-1]
+            found.append((kind, event.parse(getattr(ce, kind))))
     return found
 
 

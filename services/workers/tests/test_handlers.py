@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from google.protobuf.message import Message
 
+from jiazheng.complaints.events.v1 import events_pb2 as complaint_events
+from jiazheng.complaints.v1 import complaints_pb2
 from jiazheng.credit.events.v1 import events_pb2 as credit_events
 from jiazheng.insurance.events.v1 import events_pb2 as insurance_events
 from jiazheng.workers.events.v1 import events_pb2 as worker_events
@@ -23,6 +25,7 @@ from libs.common.auth import Principal, Role
 from libs.common.events import EventEnvelope, new_event
 from libs.common.inbox import IdempotentConsumer, KafkaRecord
 from libs.common.kafka import events_topic
+from libs.common.protoutil import timestamp
 from libs.common.testing import FakeDeadLetters, FixedClock
 from services.workers import domain as d
 from services.workers import service_layer as sl
@@ -188,6 +191,25 @@ async def test_a_suspension_is_red_until_it_ends(
 
     await consumer.handle_batch([_record(_suspension(checked_worker, False))])
     assert uow.records.statuses[checked_worker] == sl.StoredStatus(d.CardColour.GREEN, ())
+
+
+async def test_a_suspension_requested_by_a_complaint_is_red_until_credit_ends_it(
+    uow: FakeWorkersUnitOfWork, consumer: IdempotentConsumer[FakeWorkersUnitOfWork], checked_worker: uuid.UUID
+) -> None:
+    await consumer.handle_batch([_record(_coverage(checked_worker))])
+    requested = complaint_events.WorkerSuspensionRequested(
+        worker_id=str(checked_worker),
+        case_id=str(uuid.uuid4()),
+        category=complaints_pb2.CATEGORY_ABUSE,
+        time=timestamp(NOW),
+    )
+    event = new_event(requested, source="/jiazheng/complaints", subject=f"workers/{checked_worker}")
+
+    await consumer.handle_batch([_record(event)])
+    assert uow.records.statuses[checked_worker] == sl.StoredStatus(d.CardColour.RED, (d.Reason.SUSPENDED,))
+
+    await consumer.handle_batch([_record(_suspension(checked_worker, False))])
+    assert uow.records.statuses[checked_worker].colour is d.CardColour.GREEN
 
 
 async def test_coverage_ended_is_yellow_and_expired_cover_too(
