@@ -285,6 +285,19 @@ def replace_worker(
     show(call(ctx, "ReplaceWorker", request), as_json, in_yuan)
 
 
+@app.command("dispute")
+def dispute(
+    ctx: typer.Context,
+    order: str = ORDER,
+    by: str = typer.Option(..., help=f"the side charged, who disputes: {PARTIES}"),
+    reason: str = typer.Option(..., help="why, in a few words (no personal data)"),
+    as_json: bool = JSON,
+) -> None:
+    """Dispute a cancellation fee or a no-show: the complaints service opens a case from it."""
+    request = o.DisputeChargeRequest(name=resource("orders", order), disputed_by=party(by), reason=reason)
+    show_order(ctx, "DisputeCharge", request, as_json)
+
+
 @app.command("check-in")
 def check_in(
     ctx: typer.Context,
