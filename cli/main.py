@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 
-from cli import cards, orders, workers
+from cli import cards, complaints, orders, workers
 from deploy.local.services import SERVICES, LocalServices, health_status
 from deploy.local.stack import ROOT, LocalStack, StackError, default_home
 from libs.common.errors import PermanentEventError
@@ -30,6 +30,8 @@ console = Console()
 app.add_typer(workers.app, name="workers")
 app.add_typer(cards.app, name="card")
 app.add_typer(orders.app, name="orders")
+app.add_typer(complaints.app, name="complaints")
+app.add_typer(complaints.mediation_app, name="mediation")
 
 
 def _stack() -> tuple[LocalStack, LocalServices]:

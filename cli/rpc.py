@@ -49,6 +49,17 @@ class Target:
         return (("authorization", f"Bearer {key}"),)
 
 
+def address_option(service: str) -> Any:
+    """A group's ``--address`` option for ``service``: JZ_<SERVICE>_ADDRESS when set, otherwise the
+    local stack's."""
+    return typer.Option(
+        None,
+        "--address",
+        envvar=f"JZ_{service.upper()}_ADDRESS",
+        help="host:port of the service (default: the local stack's)",
+    )
+
+
 def _local_address(service: str) -> str:
     state = LocalServices(default_home("dev")).state()
     if service not in state:
