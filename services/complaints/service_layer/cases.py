@@ -27,12 +27,17 @@ async def schedule_deadline(uow: ComplaintsUnitOfWork, case: domain.Case) -> Non
 
 
 async def open_case(
-    uow: ComplaintsUnitOfWork, case: domain.Case, filer: str, request_id: uuid.UUID
+    uow: ComplaintsUnitOfWork,
+    case: domain.Case,
+    filer: str,
+    request_id: uuid.UUID,
+    submitted: domain.Filing | None = None,
 ) -> domain.Case:
-    """Store a new case (or answer the one this request made), its first deadline and CaseFiled."""
+    """Store a new case (or answer the one this request made), its first deadline and CaseFiled.
+    ``submitted`` is the filing as the caller sent it, before the order filled it in."""
     earlier = await uow.cases.add_once(case, filer, request_id)
     if earlier is not None:
-        if earlier.filing != case.filing:
+        if not _same_request(earlier.filing, submitted or case.filing):
             raise AlreadyExists(f"request_id {request_id} was used for {earlier.name}")
         return earlier
     await schedule_deadline(uow, case)
@@ -40,23 +45,33 @@ async def open_case(
     return case
 
 
+def _same_request(stored: domain.Filing, submitted: domain.Filing) -> bool:
+    """Whether a retry asks for what the first request did: every field the caller gave is the
+    stored one (fields the order filled in later, e.g. once it was assigned, do not count)."""
+    given = {f.name: getattr(submitted, f.name) for f in dataclasses.fields(submitted)}
+    return all(getattr(stored, name) == value for name, value in given.items() if value not in ("", (), None))
+
+
 async def file_complaint(
     uow: ComplaintsUnitOfWork, platform_id: str, request_id: uuid.UUID, filing: domain.Filing
 ) -> domain.Case:
     """A consumer's complaint through ``platform_id``; its order must be one of the platform's."""
     async with uow:
-        filing = await _with_order(uow, platform_id, filing)
-        if not (filing.worker_id if filing.respondent is domain.PartyKind.WORKER else filing.company_id):
-            field = "worker" if filing.respondent is domain.PartyKind.WORKER else "company"
+        completed = await _with_order(uow, platform_id, filing)
+        if not (
+            completed.worker_id if completed.respondent is domain.PartyKind.WORKER else completed.company_id
+        ):
+            field = "worker" if completed.respondent is domain.PartyKind.WORKER else "company"
             raise InvalidArgument(field, "is required: name it, or give an order whose worker is known")
-        case = domain.file_case(uuid.uuid4(), filing, uow.clock.now())
-        stored = await open_case(uow, case, platform_id, request_id)
+        case = domain.file_case(uuid.uuid4(), completed, uow.clock.now())
+        stored = await open_case(uow, case, platform_id, request_id, filing)
         await uow.commit()
     return stored
 
 
 async def _with_order(uow: ComplaintsUnitOfWork, platform_id: str, filing: domain.Filing) -> domain.Filing:
-    """The filing completed from its order (worker, company, district), which must be the platform's."""
+    """The filing completed from its order (platform, worker, company, district), which must be the
+    platform's: the order's platform answers for a consumer respondent."""
     if not filing.order_id:
         return filing
     order = await uow.orders.get(filing.order_id)
@@ -64,6 +79,7 @@ async def _with_order(uow: ComplaintsUnitOfWork, platform_id: str, filing: domai
         raise NotFound(f"orders/{filing.order_id}")
     return dataclasses.replace(
         filing,
+        platform_id=filing.platform_id or order.platform_id,
         worker_id=filing.worker_id or order.worker_id,
         company_id=filing.company_id or order.company_id,
         district_code=order.district_code,
@@ -81,10 +97,13 @@ async def file_worker_dispute(
         raise PermissionDenied("a company files a dispute against a company only as that company")
     async with uow:
         platform = principal.tenant if principal.role is Role.PLATFORM else ""
+        completed = filing
         if filing.order_id:
-            filing = await _with_order(uow, platform or (await _order_platform(uow, filing.order_id)), filing)
-        case = domain.file_case(uuid.uuid4(), filing, uow.clock.now())
-        stored = await open_case(uow, case, principal.tenant, request_id)
+            completed = await _with_order(
+                uow, platform or (await _order_platform(uow, filing.order_id)), filing
+            )
+        case = domain.file_case(uuid.uuid4(), completed, uow.clock.now())
+        stored = await open_case(uow, case, principal.tenant, request_id, filing)
         await uow.commit()
     return stored
 

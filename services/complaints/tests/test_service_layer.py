@@ -224,12 +224,6 @@ async def test_a_retry_returns_the_first_case_and_another_filing_under_its_reque
     assert len(_published(uow, ev.CaseFiled)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AlreadyExists,
-    reason="open_case compares the filing as completed from the local copy of the order, which an "
-    "OrderAssigned between the attempts changes: a genuine retry is refused",
-)
 async def test_a_retry_is_the_same_request_even_when_the_order_became_assigned_meanwhile(
     uow: FakeComplaintsUnitOfWork,
 ) -> None:
