@@ -1,0 +1,40 @@
+"""The credit model (信用模型): facts the ledger records, and the current model that scores them.
+
+Callers import from here; ``MODEL_VERSION`` names the model in force, and each evaluation carries
+the version that produced it.
+"""
+
+from services.credit.model.facts import BEIJING, Fact, FactKind, Substantiation
+from services.credit.model.v1 import (
+    MODEL_VERSION,
+    CompanyGrade,
+    CompanyRecord,
+    Evaluation,
+    Grade,
+    GradeLine,
+    Level,
+    Line,
+    evaluate,
+    grade_company,
+    level_of,
+    next_change,
+)
+
+__all__ = [
+    "BEIJING",
+    "MODEL_VERSION",
+    "CompanyGrade",
+    "CompanyRecord",
+    "Evaluation",
+    "Fact",
+    "FactKind",
+    "Grade",
+    "GradeLine",
+    "Level",
+    "Line",
+    "Substantiation",
+    "evaluate",
+    "grade_company",
+    "level_of",
+    "next_change",
+]

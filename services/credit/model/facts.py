@@ -1,0 +1,77 @@
+"""Credit facts (信用事实): what the ledger records about a worker, free of any scoring model.
+
+A fact says what happened and when, with one number (its magnitude) and, for complaints, how
+far the complaint was substantiated. Models (``v1`` ...) turn the same facts into points; a new
+model version rescores the same ledger without rewriting it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+
+from libs.common.errors import InvalidArgument
+
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # China keeps no daylight saving time
+
+
+class FactKind(StrEnum):
+    """What a fact records, and what its magnitude counts."""
+
+    ORDER_COMPLETED = "order_completed"  # magnitude 1
+    RATING = "rating"  # the consumer's stars, 1..5
+    NO_SHOW = "no_show"  # the worker at fault; magnitude 1
+    COMPLAINT_UPHELD = "complaint_upheld"  # severity 1 minor, 2 major, 3 severe; detail: how substantiated
+    AGREEMENT_BREACHED = "agreement_breached"  # the worker (or their company) broke a mediation agreement
+    SUSPENSION_REQUESTED = "suspension_requested"  # kept and shown; the complaint behind it is what scores
+    TRAINING_COMPLETED = "training_completed"  # hours of a course whose exam was passed
+    CERTIFICATE_GRANTED = "certificate_granted"  # skill level 1 (五级) .. 4 (二级)
+    BACKGROUND_FLAGGED = "background_flagged"  # the number of flags a background check raised
+    CLAIM_PAID_AT_FAULT = "claim_paid_at_fault"  # fen an insurer paid for damage the worker caused
+    AWARD = "award"  # operators: awards, skills-competition results; rank tier 1..3
+    UNSCORED = "unscored"  # an event of a type no model knows yet: kept, scores nothing
+
+
+class Substantiation(StrEnum):
+    """How far mediation or an operator found an upheld complaint true (属实 / 部分属实)."""
+
+    SUBSTANTIATED = "substantiated"
+    PARTLY_SUBSTANTIATED = "partly_substantiated"
+
+
+# The magnitudes a fact of each kind may carry, both ends included; other kinds: any count >= 0.
+MAGNITUDE_RANGES: Mapping[FactKind, tuple[int, int]] = {
+    FactKind.RATING: (1, 5),
+    FactKind.COMPLAINT_UPHELD: (1, 3),
+    FactKind.CERTIFICATE_GRANTED: (1, 4),
+    FactKind.AWARD: (1, 3),
+}
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One entry of a worker's credit ledger (信用记录): an event that happened to their record.
+
+    ``fact_id`` is stable (the source event's id, or the operator entry's); ``source`` names the
+    source event's type, or "operator".
+    """
+
+    fact_id: str
+    worker_id: str
+    kind: FactKind
+    occurred_at: datetime
+    magnitude: int = 1
+    detail: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.occurred_at.tzinfo is None:
+            raise InvalidArgument("occurred_at", "must carry a time zone")
+        low, high = MAGNITUDE_RANGES.get(self.kind, (0, sys.maxsize))
+        if not low <= self.magnitude <= high:
+            raise InvalidArgument("magnitude", f"{self.magnitude} is out of range for {self.kind}")
+        if self.kind is FactKind.COMPLAINT_UPHELD and self.detail not in set(Substantiation):
+            raise InvalidArgument("detail", f"an upheld complaint is {' or '.join(Substantiation)}")
