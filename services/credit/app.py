@@ -1,16 +1,20 @@
-"""Composition root of the credit service: ledger store, queries, API, and the ingest of events."""
+"""Composition root of the credit service: ledger store, queries, API, the ingest of the events that
+move credit, the re-evaluation timers, and the outbox relay of the level changes."""
 
 from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
 
-from libs.common.db import create_pool
+from libs.common.db import create_pool, database_answers
 from libs.common.grpc_server import GrpcServer
 from libs.common.ingest import idempotent_consumer, kafka_consumer, run_ingest
 from libs.common.kafka import dlq_topic, ensure_topics, events_topic, idempotent_producer
+from libs.common.outbox import OutboxRelay
 from libs.common.runtime import Components, run_service
 from libs.common.settings import ServiceSettings
+from libs.common.timers import TimerWorker
+from services.credit import events, scoring
 from services.credit.api import POLICY, SERVICE, CreditServicer
 from services.credit.handlers import EFFECTS
 from services.credit.queries import PgLedgerReads
@@ -18,7 +22,9 @@ from services.credit.store import PgCreditUnitOfWork
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 CONSUMER = "credit"
-SOURCES = [events_topic("orders")]
+# Everything that moves credit: orders, complaints, the workers' records (and employers, cards,
+# consent grants), insurance's claims.
+SOURCES = [events_topic(s) for s in ("orders", "complaints", "workers", "insurance")]
 
 
 class CreditSettings(ServiceSettings):
@@ -27,15 +33,20 @@ class CreditSettings(ServiceSettings):
 
 async def build(settings: CreditSettings) -> Components:
     pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
-    await ensure_topics(settings, [*SOURCES, dlq_topic(CONSUMER)])
+    await ensure_topics(settings, [events.TOPIC, *SOURCES, dlq_topic(CONSUMER)])
     server = GrpcServer.from_settings(settings, POLICY)
     server.add(CreditServicer(PgLedgerReads(pool)), SERVICE)
     dlq = idempotent_producer(settings)
     await dlq.start()
-    uow = partial(PgCreditUnitOfWork, pool, acquire_timeout_s=settings.db_acquire_timeout_s)
+    uow = partial(PgCreditUnitOfWork, pool, settings.clock(), settings.db_acquire_timeout_s)
     consumer = idempotent_consumer(CONSUMER, pool, uow, EFFECTS, dlq, settings)
     ingest = run_ingest(kafka_consumer(settings, CONSUMER, SOURCES), consumer, settings)
-    return Components(server=server, background=[ingest], closers=[pool.close, dlq.stop])
+    handlers = {scoring.REEVALUATION_TIMER: scoring.reevaluation_due}
+    timers = TimerWorker(uow, handlers, settings, lambda: database_answers(pool))
+    components = Components(server=server, background=[ingest, timers.run()], closers=[pool.close, dlq.stop])
+    if settings.relay_enabled:
+        components.background.append(OutboxRelay(pool, idempotent_producer(settings), settings).run())
+    return components
 
 
 def main() -> None:

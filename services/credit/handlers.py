@@ -1,17 +1,28 @@
-"""Event effects: each applies a run of consumed events inside the consumer's unit of work."""
+"""Event effects: every event that moves credit becomes a fact on the worker's ledger, in the
+consumer's unit of work (inbox, entries and the re-evaluation commit together); the workers it
+scored are then re-evaluated, and their level changes published. What credit keeps of workers
+(employer, card colour, consent grants) comes from the workers service's events.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
+from jiazheng.complaints.events.v1 import events_pb2 as complaint_events
+from jiazheng.complaints.v1 import complaints_pb2
+from jiazheng.insurance.events.v1 import events_pb2 as insurance_events
 from jiazheng.orders.events.v1 import events_pb2 as order_events
+from jiazheng.orders.v1 import orders_pb2
+from jiazheng.workers.events.v1 import events_pb2 as worker_events
+from jiazheng.workers.v1 import workers_pb2
 from libs.common.events import EventEnvelope, event_type_of
 from libs.common.inbox import Effect
 from libs.common.telemetry import trace_id_of
-from libs.common.uow import UnitOfWork
-from services.credit import domain
+from services.credit import domain, scoring
+from services.credit.model import FactKind
+from services.credit.scoring import Grant, ScoringUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -20,42 +31,205 @@ class LedgerRepository(Protocol):
     async def add_many(self, entries: Sequence[domain.LedgerEntry]) -> None: ...
 
 
-class CreditUnitOfWork(UnitOfWork, Protocol):
+class Profiles(Protocol):
+    async def set_company(self, worker_id: str, company_id: str) -> None: ...
+
+    async def set_card_colour(self, worker_id: str, colour: str) -> None: ...
+
+    async def grant(self, grant: Grant) -> None: ...
+
+    async def revoke(self, grant_id: str) -> None: ...
+
+
+class CreditUnitOfWork(ScoringUnitOfWork, Protocol):
     @property
     def ledger(self) -> LedgerRepository: ...
 
-
-async def on_orders_created(uow: CreditUnitOfWork, events: Sequence[EventEnvelope]) -> None:
-    entries = [entry for event in events if (entry := _booking(event)) is not None]
-    await uow.ledger.add_many(entries)
-    if log.isEnabledFor(logging.DEBUG):
-        for entry in entries:
-            log.debug(
-                "ledger entry recorded",
-                extra={
-                    "fields": {
-                        "event_id": entry.event_id,
-                        "worker_id": entry.worker_id,
-                        "trace_id": entry.trace_id,
-                    }
-                },
-            )
+    @property
+    def profiles(self) -> Profiles: ...
 
 
-def _booking(event: EventEnvelope) -> domain.LedgerEntry | None:
+Source = tuple[str, str, str, object]
+ToEntries = Callable[[EventEnvelope], list[domain.LedgerEntry]]
+
+
+def _source(event: EventEnvelope) -> tuple[str, str, str, object]:
+    return event.id, event.type, trace_id_of(event.traceparent), event.time
+
+
+def _entry(
+    event: EventEnvelope, worker_id: str, kind: FactKind, reason: str, magnitude: int = 1, detail: str = ""
+) -> list[domain.LedgerEntry]:
+    if not worker_id:
+        return []
+    return [domain.recorded(worker_id, kind, reason, _source(event), magnitude, detail)]  # type: ignore[arg-type]
+
+
+def _facts_effect(to_entries: ToEntries) -> Effect[CreditUnitOfWork]:
+    """Record the entries of a run of events; re-evaluate the workers whose record they score."""
+
+    async def apply(uow: CreditUnitOfWork, batch: Sequence[EventEnvelope]) -> None:
+        entries = [entry for event in batch for entry in to_entries(event)]
+        await uow.ledger.add_many(entries)
+        scored = {e.worker_id for e in entries if e.kind is not FactKind.UNSCORED}
+        if scored:
+            await scoring.rescore(uow, scored)
+        if log.isEnabledFor(logging.DEBUG):
+            for entry in entries:
+                fields = {
+                    "event_id": entry.event_id,
+                    "worker_id": entry.worker_id,
+                    "trace_id": entry.trace_id,
+                }
+                log.debug("ledger entry recorded", extra={"fields": fields})
+
+    return apply
+
+
+def _booked(event: EventEnvelope) -> list[domain.LedgerEntry]:
     created = event.parse(order_events.OrderCreated)
-    if not created.worker_id:
-        return None
-    return domain.order_booked(
-        worker_id=created.worker_id,
-        order_id=created.order_id,
-        event_id=event.id,
-        event_type=event.type,
-        trace_id=trace_id_of(event.traceparent),
-        occurred_at=event.time,
-    )
+    return _entry(event, created.worker_id, FactKind.UNSCORED, f"booked for order {created.order_id}")
+
+
+def _completed(event: EventEnvelope) -> list[domain.LedgerEntry]:
+    done = event.parse(order_events.OrderCompleted)
+    return _entry(event, done.worker_id, FactKind.ORDER_COMPLETED, f"completed order {done.order_id}")
+
+
+def _rated(event: EventEnvelope) -> list[domain.LedgerEntry]:
+    rating = event.parse(order_events.RatingPosted)
+    if rating.rater != orders_pb2.PARTY_CONSUMER or not 1 <= rating.stars <= 5:
+        return []
+    return _entry(event, rating.worker_id, FactKind.RATING, f"rated {rating.stars} stars", rating.stars)
+
+
+def _no_show(event: EventEnvelope) -> list[domain.LedgerEntry]:
+    no_show = event.parse(order_events.NoShowReported)
+    if no_show.at_fault != orders_pb2.PARTY_WORKER:
+        return []
+    return _entry(event, no_show.worker_id, FactKind.NO_SHOW, f"no-show for order {no_show.order_id}")
+
+
+_UPHELD = {
+    complaints_pb2.OUTCOME_RESULT_SUBSTANTIATED: "substantiated",
+    complaints_pb2.OUTCOME_RESULT_PARTLY_SUBSTANTIATED: "partly_substantiated",
+}
+
+
+def _complaint(event: EventEnvelope) -> list[domain.LedgerEntry]:
+    """An upheld complaint with the worker at fault (or no party named against a named worker)."""
+    resolved = event.parse(complaint_events.CaseResolved)
+    detail = _UPHELD.get(resolved.outcome.result)
+    at_fault = resolved.outcome.at_fault
+    worker_side = at_fault in (complaints_pb2.PARTY_KIND_WORKER, complaints_pb2.PARTY_KIND_UNSPECIFIED)
+    if detail is None or not worker_side or not 1 <= resolved.severity <= 3:
+        return []
+    reason = f"complaint {resolved.case_id} {detail.replace('_', ' ')}"
+    return _entry(event, resolved.worker_id, FactKind.COMPLAINT_UPHELD, reason, resolved.severity, detail)
+
+
+def _breach(event: EventEnvelope) -> list[domain.LedgerEntry]:
+    followed = event.parse(complaint_events.AgreementFollowedUp)
+    if followed.performed or followed.breached_by != complaints_pb2.PARTY_KIND_WORKER:
+        return []
+    reason = f"mediation agreement of case {followed.case_id} breached"
+    return _entry(event, followed.worker_id, FactKind.AGREEMENT_BREACHED, reason)
+
+
+def _suspension(event: EventEnvelope) -> list[domain.LedgerEntry]:
+    requested = event.parse(complaint_events.WorkerSuspensionRequested)
+    reason = f"suspension requested by case {requested.case_id}"
+    return _entry(event, requested.worker_id, FactKind.SUSPENSION_REQUESTED, reason)
+
+
+def _training(event: EventEnvelope) -> list[domain.LedgerEntry]:
+    training = event.parse(worker_events.TrainingRecorded)
+    if not training.exam_passed or training.hours <= 0:
+        return []
+    reason = f"training of {training.hours} hours passed"
+    return _entry(event, training.worker_id, FactKind.TRAINING_COMPLETED, reason, training.hours)
+
+
+def _certificate(event: EventEnvelope) -> list[domain.LedgerEntry]:
+    certificate = event.parse(worker_events.SkillCertificateRecorded)
+    if not 1 <= certificate.level <= 4:
+        return []
+    reason = f"skill certificate {workers_pb2.SkillLevel.Name(certificate.level)}"
+    return _entry(event, certificate.worker_id, FactKind.CERTIFICATE_GRANTED, reason, certificate.level)
+
+
+def _background(event: EventEnvelope) -> list[domain.LedgerEntry]:
+    check = event.parse(worker_events.BackgroundCheckRecorded)
+    if check.passed or not check.flags:
+        return []
+    reason = f"background check flagged: {', '.join(check.flags)}"
+    return _entry(event, check.worker_id, FactKind.BACKGROUND_FLAGGED, reason, len(check.flags))
+
+
+def _claim(event: EventEnvelope) -> list[domain.LedgerEntry]:
+    paid = event.parse(insurance_events.ClaimPaid)
+    if not paid.worker_at_fault or paid.paid_fen <= 0:
+        return []
+    reason = f"at-fault claim {paid.claim_id} paid"
+    return _entry(event, paid.worker_id, FactKind.CLAIM_PAID_AT_FAULT, reason, paid.paid_fen)
+
+
+ProfileChange = Callable[[CreditUnitOfWork, EventEnvelope], Awaitable[None]]
+
+
+def _profile_effect(change: ProfileChange) -> Effect[CreditUnitOfWork]:
+    async def apply(uow: CreditUnitOfWork, batch: Sequence[EventEnvelope]) -> None:
+        for event in batch:
+            await change(uow, event)
+
+    return apply
+
+
+async def _registered(uow: CreditUnitOfWork, event: EventEnvelope) -> None:
+    registered = event.parse(worker_events.WorkerRegistered)
+    await uow.profiles.set_company(registered.worker_id, registered.company_id)
+
+
+async def _transferred(uow: CreditUnitOfWork, event: EventEnvelope) -> None:
+    moved = event.parse(worker_events.WorkerTransferred)
+    await uow.profiles.set_company(moved.worker_id, moved.to_company_id)
+
+
+async def _card(uow: CreditUnitOfWork, event: EventEnvelope) -> None:
+    changed = event.parse(worker_events.CardStatusChanged)
+    colour = workers_pb2.CardColour.Name(changed.colour).removeprefix("CARD_COLOUR_")
+    await uow.profiles.set_card_colour(changed.worker_id, colour)
+
+
+async def _granted(uow: CreditUnitOfWork, event: EventEnvelope) -> None:
+    g = event.parse(worker_events.ConsentGranted)
+    expires = g.expire_time.ToDatetime(tzinfo=event.time.tzinfo)
+    await uow.profiles.grant(Grant(g.grant_id, g.worker_id, g.platform_id, g.consumer_ref, expires))
+
+
+async def _revoked(uow: CreditUnitOfWork, event: EventEnvelope) -> None:
+    await uow.profiles.revoke(event.parse(worker_events.ConsentRevoked).grant_id)
+
+
+def _type(message: object) -> str:
+    return event_type_of(message)  # type: ignore[arg-type]
 
 
 EFFECTS: Mapping[str, Effect[CreditUnitOfWork]] = {
-    event_type_of(order_events.OrderCreated()): on_orders_created,
+    _type(order_events.OrderCreated()): _facts_effect(_booked),
+    _type(order_events.OrderCompleted()): _facts_effect(_completed),
+    _type(order_events.RatingPosted()): _facts_effect(_rated),
+    _type(order_events.NoShowReported()): _facts_effect(_no_show),
+    _type(complaint_events.CaseResolved()): _facts_effect(_complaint),
+    _type(complaint_events.AgreementFollowedUp()): _facts_effect(_breach),
+    _type(complaint_events.WorkerSuspensionRequested()): _facts_effect(_suspension),
+    _type(worker_events.TrainingRecorded()): _facts_effect(_training),
+    _type(worker_events.SkillCertificateRecorded()): _facts_effect(_certificate),
+    _type(worker_events.BackgroundCheckRecorded()): _facts_effect(_background),
+    _type(insurance_events.ClaimPaid()): _facts_effect(_claim),
+    _type(worker_events.WorkerRegistered()): _profile_effect(_registered),
+    _type(worker_events.WorkerTransferred()): _profile_effect(_transferred),
+    _type(worker_events.CardStatusChanged()): _profile_effect(_card),
+    _type(worker_events.ConsentGranted()): _profile_effect(_granted),
+    _type(worker_events.ConsentRevoked()): _profile_effect(_revoked),
 }

@@ -8,13 +8,15 @@ import asyncpg
 
 from libs.common.db import PgUnitOfWork
 from services.credit.domain import LedgerEntry
+from services.credit.model import Fact, FactKind, Level
+from services.credit.scoring import Grant, StoredScore
 
 # One statement for a whole batch of entries: the rows travel as arrays.
 _ADD_MANY = """
 INSERT INTO ledger_entries (worker_id, event_id, event_type, score_delta, reason, rule_version,
-                            trace_id, occurred_at)
+                            trace_id, occurred_at, kind, magnitude, detail)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
-                     $7::text[], $8::timestamptz[])
+                     $7::text[], $8::timestamptz[], $9::text[], $10::int[], $11::text[])
 """
 
 
@@ -35,11 +37,111 @@ class PgLedgerRepository:
             [e.rule_version for e in entries],
             [e.trace_id for e in entries],
             [e.occurred_at for e in entries],
+            [e.kind.value for e in entries],
+            [e.magnitude for e in entries],
+            [e.detail for e in entries],
         )
+
+
+def fact_of(row: asyncpg.Record) -> Fact:
+    return Fact(
+        row["event_id"],
+        row["worker_id"],
+        FactKind(row["kind"]),
+        row["occurred_at"],
+        row["magnitude"],
+        row["detail"],
+        row["event_type"],
+    )
+
+
+class PgFactReads:
+    """A worker's facts, for evaluation (in the unit of work's transaction)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def facts_of(self, worker_id: str) -> list[Fact]:
+        rows = await self._conn.fetch(
+            "SELECT event_id, worker_id, kind, occurred_at, magnitude, detail, event_type FROM ledger_entries"
+            " WHERE worker_id = $1 ORDER BY seq",
+            worker_id,
+        )
+        return [fact_of(r) for r in rows]
+
+
+class PgScores:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def get(self, worker_id: str) -> StoredScore | None:
+        row = await self._conn.fetchrow(
+            "SELECT * FROM worker_scores WHERE worker_id = $1 FOR UPDATE", worker_id
+        )
+        if row is None:
+            return None
+        return StoredScore(row["score"], Level(row["level"]), row["model_version"], row["evaluated_at"])
+
+    async def put(self, worker_id: str, score: StoredScore) -> None:
+        await self._conn.execute(
+            "INSERT INTO worker_scores (worker_id, score, level, model_version, evaluated_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (worker_id) DO UPDATE SET score = EXCLUDED.score,"
+            " level = EXCLUDED.level, model_version = EXCLUDED.model_version,"
+            " evaluated_at = EXCLUDED.evaluated_at",
+            worker_id,
+            score.score,
+            score.level.value,
+            score.model_version,
+            score.evaluated_at,
+        )
+
+
+class PgProfiles:
+    """The employer and the card colour of each worker, from the workers service's events; and the
+    workers' consent grants."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def set_company(self, worker_id: str, company_id: str) -> None:
+        await self._conn.execute(
+            "INSERT INTO worker_profiles (worker_id, company_id) VALUES ($1, $2)"
+            " ON CONFLICT (worker_id) DO UPDATE SET company_id = EXCLUDED.company_id",
+            worker_id,
+            company_id,
+        )
+
+    async def set_card_colour(self, worker_id: str, colour: str) -> None:
+        await self._conn.execute(
+            "INSERT INTO worker_profiles (worker_id, card_colour) VALUES ($1, $2)"
+            " ON CONFLICT (worker_id) DO UPDATE SET card_colour = EXCLUDED.card_colour",
+            worker_id,
+            colour,
+        )
+
+    async def grant(self, grant: Grant) -> None:
+        await self._conn.execute(
+            "INSERT INTO consent_grants (grant_id, worker_id, platform_id, consumer_ref, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (grant_id) DO NOTHING",
+            grant.grant_id,
+            grant.worker_id,
+            grant.platform_id,
+            grant.consumer_ref,
+            grant.expires_at,
+        )
+
+    async def revoke(self, grant_id: str) -> None:
+        await self._conn.execute("UPDATE consent_grants SET revoked = true WHERE grant_id = $1", grant_id)
 
 
 class PgCreditUnitOfWork(PgUnitOfWork):
     ledger: PgLedgerRepository
+    facts: PgFactReads
+    scores: PgScores
+    profiles: PgProfiles
 
     def _bind(self, conn: asyncpg.Connection) -> None:
         self.ledger = PgLedgerRepository(conn)
+        self.facts = PgFactReads(conn)
+        self.scores = PgScores(conn)
+        self.profiles = PgProfiles(conn)

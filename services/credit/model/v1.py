@@ -289,6 +289,7 @@ SCORERS: dict[FactKind, _Scorer] = {
 RESOLUTION_POINTS = 30  # × the share of complaints received that were resolved
 RESPONSE_POINTS = ((24, 20), (72, 10))  # median first response within 24 h: 20, within 72 h: 10
 PENALTY_POINTS = 15  # lost per administrative penalty
+RED_LIST_POINTS = 10  # 红名单: the regulator's list of trusted companies (守信激励)
 DESIGNATION_POINTS, DESIGNATION_CAP = 5, 10
 WORKER_POINTS, WORKER_MEAN_FLOOR, WORKER_MEAN_SPAN = 40, 500, 300  # mean 500 → 0 ... 800 → 40
 MAX_COMPANY_POINTS = 100
@@ -349,21 +350,24 @@ class CompanyGrade:
 
 
 def grade_company(own: CompanyRecord, worker_scores: Sequence[int], at: datetime) -> CompanyGrade:
-    """The company's grade from its own record and its workers' scores: the black list makes it
-    C, the red list holds it at B or below."""
+    """The company's grade from its own record and its workers' scores: the red list (红名单,
+    trusted) adds points; the black list (黑名单, 失信) makes it C whatever the points."""
     lines = (
         _resolution(own),
         _response(own),
         GradeLine("penalties", -PENALTY_POINTS * own.penalties, f"{own.penalties} penalties"),
         _designations(own.brand_designations),
+        GradeLine(
+            "red_list",
+            RED_LIST_POINTS if own.red_listed else 0,
+            "on the red list" if own.red_listed else "not on the red list",
+        ),
         _workers(worker_scores),
     )
     points = min(MAX_COMPANY_POINTS, max(0, sum(line.points for line in lines)))
     grade = next((grade for grade, floor in GRADE_FLOORS if points >= floor), Grade.C)
     if own.black_listed:
         grade = Grade.C
-    elif own.red_listed and grade in (Grade.AAA, Grade.AA, Grade.A):
-        grade = Grade.B
     return CompanyGrade(grade, points, lines, at)
 
 

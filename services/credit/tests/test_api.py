@@ -9,7 +9,7 @@ import pytest
 
 from jiazheng.credit.v1 import credit_pb2
 from services.credit.api import entry_to_proto
-from services.credit.domain import LedgerEntry, order_booked
+from services.credit.domain import RULE_VERSION, LedgerEntry, order_booked
 from services.credit.queries import RecordedEntry
 
 ENTRY_ID = uuid.UUID("7c9e6679-7425-40de-944b-e07fc1f90ae7")
@@ -39,7 +39,7 @@ def test_entry_to_proto_fills_every_field() -> None:
     assert proto.event_type == "jiazheng.orders.events.v1.OrderCreated"
     assert proto.score_delta == 0
     assert proto.reason == "booked for order 0b5e6a3c-1f7d-4c1e-9a51-6d2f3e4a5b6c"
-    assert proto.rule_version == "2024.1"
+    assert proto.rule_version == RULE_VERSION
     assert proto.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert proto.occur_time.ToDatetime(tzinfo=UTC) == OCCURRED
     assert proto.record_time.ToDatetime(tzinfo=UTC) == RECORDED

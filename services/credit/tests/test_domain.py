@@ -26,7 +26,7 @@ def test_order_booked_records_activity_without_moving_the_score() -> None:
         event_type="jiazheng.orders.events.v1.OrderCreated",
         score_delta=0,
         reason="booked for order 0b5e6a3c-1f7d-4c1e-9a51-6d2f3e4a5b6c",
-        rule_version="2024.1",
+        rule_version=RULE_VERSION,
         trace_id=TRACE_ID,
         occurred_at=WHEN,
     )

@@ -394,6 +394,7 @@ def test_a_company_is_graded_from_its_lines() -> None:
         ("response", 20),
         ("penalties", 0),
         ("designations", 5),
+        ("red_list", 0),
         ("workers", 32),
     ]
     assert (grade.grade, grade.points, grade.graded_at) == (Grade.AA, 84, T0)
@@ -404,7 +405,7 @@ def test_a_company_is_graded_from_its_lines() -> None:
     [
         ({}, 88, Grade.AA),
         ({"brand_designations": ("北京市家政服务品牌", "领跑者", "巾帼家政")}, 93, Grade.AAA),
-        ({"red_listed": True, "brand_designations": ("a", "b")}, 93, Grade.B),
+        ({"red_listed": True}, 98, Grade.AAA),
         ({"black_listed": True}, 88, Grade.C),
         ({"penalties": 2}, 58, Grade.B),
         ({"median_response_hours": 73, "complaints_resolved": 3}, 50, Grade.B),

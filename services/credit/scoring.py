@@ -1,0 +1,87 @@
+"""Use cases: a worker's score re-evaluated from the ledger, and level changes published.
+
+Whenever facts that score are recorded for a worker, and when a durable timer says a fading
+penalty or a passing window changes the level with no new fact, the worker is evaluated with the
+model in force at the unit of work's clock; a level that differs from the one stored is published
+as ``CreditLevelChanged`` (workers recolours the card, orders updates matching) in the same
+transaction, and the next such instant is scheduled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from libs.common.timers import DueTimer
+from libs.common.uow import UnitOfWork
+from services.credit import events, model
+
+REEVALUATION_TIMER = "credit.reevaluation"
+
+
+@dataclass(frozen=True)
+class StoredScore:
+    score: int
+    level: model.Level
+    model_version: str
+    evaluated_at: datetime
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A worker's consent (授权查询) for a platform's consumer to see the full record."""
+
+    grant_id: str
+    worker_id: str
+    platform_id: str
+    consumer_ref: str
+    expires_at: datetime
+
+
+class FactReads(Protocol):
+    async def facts_of(self, worker_id: str) -> list[model.Fact]: ...
+
+
+class Scores(Protocol):
+    async def get(self, worker_id: str) -> StoredScore | None:
+        """The stored evaluation, its row locked until the unit of work ends."""
+        ...
+
+    async def put(self, worker_id: str, score: StoredScore) -> None: ...
+
+
+class ScoringUnitOfWork(UnitOfWork, Protocol):
+    @property
+    def facts(self) -> FactReads: ...
+
+    @property
+    def scores(self) -> Scores: ...
+
+
+async def rescore(uow: ScoringUnitOfWork, worker_ids: Iterable[str]) -> list[StoredScore]:
+    """Evaluate each worker now; publish the level changes; schedule each next re-evaluation."""
+    return [await _rescore_one(uow, worker_id) for worker_id in sorted(set(worker_ids))]
+
+
+async def _rescore_one(uow: ScoringUnitOfWork, worker_id: str) -> StoredScore:
+    previous = await uow.scores.get(worker_id)  # locks the worker's row: one evaluation at a time
+    facts = await uow.facts.facts_of(worker_id)
+    now = uow.clock.now()
+    evaluation = model.evaluate(facts, now)
+    stored = StoredScore(evaluation.score, evaluation.level, evaluation.model_version, now)
+    await uow.scores.put(worker_id, stored)
+    if previous is None or previous.level is not evaluation.level:
+        await uow.add_event(events.TOPIC, events.level_changed(worker_id, stored, previous, now))
+    following = model.next_change(facts, now)
+    if following is None:
+        await uow.timers.cancel(REEVALUATION_TIMER, worker_id)
+    else:
+        await uow.timers.schedule(REEVALUATION_TIMER, worker_id, following, {})
+    return stored
+
+
+async def reevaluation_due(uow: ScoringUnitOfWork, timer: DueTimer) -> None:
+    """A fading penalty or a passing window changes the level today: re-evaluate, no new fact."""
+    await rescore(uow, [timer.key])

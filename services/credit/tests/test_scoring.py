@@ -1,0 +1,245 @@
+"""What moves credit, through the consumer as in production: each event kind becomes a fact, the
+worker is re-evaluated with the model, a level change is published once, and the re-evaluation
+timer lifts a level when a penalty fades, with no new event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from google.protobuf.message import Message
+
+from jiazheng.complaints.events.v1 import events_pb2 as complaint_events
+from jiazheng.complaints.v1 import complaints_pb2 as c
+from jiazheng.credit.events.v1 import events_pb2 as credit_events
+from jiazheng.insurance.events.v1 import events_pb2 as insurance_events
+from jiazheng.orders.events.v1 import events_pb2 as order_events
+from jiazheng.orders.v1 import orders_pb2
+from jiazheng.workers.events.v1 import events_pb2 as worker_events
+from jiazheng.workers.v1 import workers_pb2
+from libs.common.events import EventEnvelope, new_event
+from libs.common.inbox import IdempotentConsumer, KafkaRecord
+from libs.common.protoutil import timestamp
+from libs.common.settings import ServiceSettings
+from libs.common.testing import FakeDeadLetters, FixedClock
+from libs.common.timers import TimerWorker
+from services.credit import scoring
+from services.credit.handlers import EFFECTS
+from services.credit.model import FactKind, Level
+from services.credit.tests.fakes import FakeCreditUnitOfWork
+
+NOW = datetime(2026, 3, 2, 2, tzinfo=UTC)
+WORKER = "0f4d9c2e-8a57-4b61-9a0e-5c3b2f1e7d10"
+
+
+@pytest.fixture
+def uow() -> FakeCreditUnitOfWork:
+    return FakeCreditUnitOfWork(FixedClock(NOW))
+
+
+async def _healthy() -> bool:
+    return True
+
+
+def _consume(uow: FakeCreditUnitOfWork) -> IdempotentConsumer[FakeCreditUnitOfWork]:
+    return IdempotentConsumer("credit", lambda: uow, EFFECTS, FakeDeadLetters(), _healthy)
+
+
+def _event(message: Message, source: str) -> EventEnvelope:
+    return new_event(message, source=source, subject=f"workers/{WORKER}", time=NOW)
+
+
+async def _apply(uow: FakeCreditUnitOfWork, *events: EventEnvelope) -> list[str]:
+    records = [KafkaRecord("t", e.key, e.data, e.kafka_headers()) for e in events]
+    return await _consume(uow).handle_batch(records)
+
+
+def _levels(uow: FakeCreditUnitOfWork) -> list[credit_events.CreditLevelChanged]:
+    name = credit_events.CreditLevelChanged.DESCRIPTOR.full_name
+    return [p.event.parse(credit_events.CreditLevelChanged) for p in uow.published if p.event.type == name]
+
+
+def _severe_complaint() -> EventEnvelope:
+    resolved = complaint_events.CaseResolved(
+        case_id="case-1",
+        kind=c.CASE_KIND_COMPLAINT,
+        category=c.CATEGORY_ABUSE,
+        severity=c.SEVERITY_SEVERE,
+        outcome=c.Outcome(result=c.OUTCOME_RESULT_SUBSTANTIATED, at_fault=c.PARTY_KIND_WORKER),
+        worker_id=WORKER,
+        time=timestamp(NOW),
+    )
+    return _event(resolved, "/jiazheng/complaints")
+
+
+async def test_a_substantiated_severe_complaint_drops_the_worker_to_d_and_publishes_it_once(
+    uow: FakeCreditUnitOfWork,
+) -> None:
+    event = _severe_complaint()
+
+    assert await _apply(uow, event) == ["applied"]
+    assert await _apply(uow, event) == ["duplicate"]
+
+    [entry] = uow.ledger.entries
+    assert (entry.kind, entry.magnitude, entry.detail) == (FactKind.COMPLAINT_UPHELD, 3, "substantiated")
+    assert uow.scores.by_worker[WORKER].score == 400
+    [changed] = _levels(uow)
+    assert (changed.level, changed.previous_level, changed.score) == (
+        credit_events.CREDIT_LEVEL_D,
+        credit_events.CREDIT_LEVEL_UNSPECIFIED,
+        400,
+    )
+
+
+def _order_event(message: Message) -> EventEnvelope:
+    return new_event(message, source="/jiazheng/orders", subject="orders/o-1", time=NOW)
+
+
+@pytest.mark.parametrize(
+    ("event", "kind", "magnitude"),
+    [
+        (
+            _order_event(order_events.OrderCompleted(order_id="o-1", worker_id=WORKER)),
+            FactKind.ORDER_COMPLETED,
+            1,
+        ),
+        (
+            _order_event(
+                order_events.RatingPosted(
+                    order_id="o-1", worker_id=WORKER, rater=orders_pb2.PARTY_CONSUMER, stars=5
+                )
+            ),
+            FactKind.RATING,
+            5,
+        ),
+        (
+            _order_event(
+                order_events.NoShowReported(
+                    order_id="o-1", worker_id=WORKER, at_fault=orders_pb2.PARTY_WORKER
+                )
+            ),
+            FactKind.NO_SHOW,
+            1,
+        ),
+        (
+            _event(
+                worker_events.TrainingRecorded(worker_id=WORKER, hours=16, exam_passed=True),
+                "/jiazheng/workers",
+            ),
+            FactKind.TRAINING_COMPLETED,
+            16,
+        ),
+        (
+            _event(
+                worker_events.SkillCertificateRecorded(worker_id=WORKER, level=workers_pb2.SKILL_LEVEL_3),
+                "/jiazheng/workers",
+            ),
+            FactKind.CERTIFICATE_GRANTED,
+            3,
+        ),
+        (
+            _event(
+                worker_events.BackgroundCheckRecorded(worker_id=WORKER, passed=False, flags=["a", "b"]),
+                "/jiazheng/workers",
+            ),
+            FactKind.BACKGROUND_FLAGGED,
+            2,
+        ),
+        (
+            _event(
+                insurance_events.ClaimPaid(
+                    claim_id="k", worker_id=WORKER, worker_at_fault=True, paid_fen=300_000
+                ),
+                "/jiazheng/insurance",
+            ),
+            FactKind.CLAIM_PAID_AT_FAULT,
+            300_000,
+        ),
+        (
+            _event(
+                complaint_events.AgreementFollowedUp(
+                    case_id="c", performed=False, breached_by=c.PARTY_KIND_WORKER, worker_id=WORKER
+                ),
+                "/jiazheng/complaints",
+            ),
+            FactKind.AGREEMENT_BREACHED,
+            1,
+        ),
+    ],
+)
+async def test_each_event_kind_becomes_its_fact_and_moves_the_score_its_way(
+    uow: FakeCreditUnitOfWork, event: EventEnvelope, kind: FactKind, magnitude: int
+) -> None:
+    await _apply(uow, event)
+
+    [entry] = uow.ledger.entries
+    assert (entry.kind, entry.magnitude) == (kind, magnitude)
+    score = uow.scores.by_worker[WORKER].score
+    positive = kind in (
+        FactKind.ORDER_COMPLETED,
+        FactKind.RATING,
+        FactKind.TRAINING_COMPLETED,
+        FactKind.CERTIFICATE_GRANTED,
+    )
+    assert score > 600 if positive else score < 600
+
+
+async def test_what_credit_does_not_score_records_nothing_or_no_points(uow: FakeCreditUnitOfWork) -> None:
+    worker_rating = order_events.RatingPosted(
+        order_id="o", worker_id=WORKER, rater=orders_pb2.PARTY_WORKER, stars=1
+    )
+    consumer_no_show = order_events.NoShowReported(
+        order_id="o", worker_id=WORKER, at_fault=orders_pb2.PARTY_CONSUMER
+    )
+    not_upheld = complaint_events.CaseResolved(
+        case_id="c",
+        severity=c.SEVERITY_SEVERE,
+        worker_id=WORKER,
+        outcome=c.Outcome(result=c.OUTCOME_RESULT_NOT_SUBSTANTIATED),
+    )
+
+    await _apply(uow, _order_event(worker_rating), _order_event(consumer_no_show), _event(not_upheld, "/c"))
+
+    assert uow.ledger.entries == []
+    assert _levels(uow) == []
+
+
+async def test_a_fading_penalty_lifts_the_level_on_its_day_by_the_timer_alone(
+    uow: FakeCreditUnitOfWork,
+) -> None:
+    await _apply(uow, _severe_complaint())
+    assert uow.scores.by_worker[WORKER].level is Level.D
+    due = uow.timers.pending[(scoring.REEVALUATION_TIMER, WORKER)].due_at
+
+    timers = TimerWorker(
+        lambda: uow, {scoring.REEVALUATION_TIMER: scoring.reevaluation_due}, ServiceSettings(), _healthy
+    )
+    uow.clock.advance(due - NOW - timedelta(seconds=1))
+    assert await timers.fire_due() == 0
+    uow.clock.advance(timedelta(seconds=1))
+    assert await timers.fire_due() == 1
+
+    assert uow.scores.by_worker[WORKER].level is Level.C
+    assert [e.level for e in _levels(uow)] == [credit_events.CREDIT_LEVEL_D, credit_events.CREDIT_LEVEL_C]
+
+
+async def test_workers_events_keep_the_employer_the_card_and_the_grants(uow: FakeCreditUnitOfWork) -> None:
+    grant = worker_events.ConsentGranted(
+        worker_id=WORKER,
+        grant_id="g-1",
+        platform_id="p-1",
+        consumer_ref="c-1",
+        expire_time=timestamp(NOW + timedelta(hours=24)),
+    )
+    await _apply(
+        uow,
+        _event(worker_events.WorkerRegistered(worker_id=WORKER, company_id="co-1"), "/w"),
+        _event(worker_events.CardStatusChanged(worker_id=WORKER, colour=workers_pb2.CARD_COLOUR_GREEN), "/w"),
+        _event(grant, "/w"),
+        _event(worker_events.ConsentRevoked(worker_id=WORKER, grant_id="g-1"), "/w"),
+    )
+
+    assert uow.profiles.companies[WORKER] == "co-1"
+    assert uow.profiles.colours[WORKER] == "GREEN"
+    assert uow.profiles.grants["g-1"].expires_at == NOW + timedelta(hours=24)
+    assert uow.profiles.revoked == {"g-1"}

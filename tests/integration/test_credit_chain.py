@@ -1,0 +1,90 @@
+"""The propagation chain on the real stack: a severe complaint substantiated in complaints becomes a
+credit fact and a level change in credit, which turns the worker's card RED in workers and drops the
+worker out of matching in orders — all by events, with no call between the services."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from deploy.local.stack import Endpoints
+from jiazheng.complaints.v1 import complaints_pb2 as c
+from jiazheng.credit.events.v1 import events_pb2 as credit_events
+from jiazheng.credit.v1 import credit_pb2
+from jiazheng.orders.v1 import orders_pb2 as o
+from jiazheng.workers.v1 import workers_pb2 as w
+from libs.common.events import envelope_from_kafka
+from libs.common.kafka import events_topic
+from tests.integration.clients import ledger
+from tests.integration.complaints_client import complaints_call
+from tests.integration.harness import RunningService, ServiceHarness, eventually
+from tests.integration.kafka_tools import read_topic
+from tests.integration.test_orders_lifecycle import _candidates, _order, orders_call
+from tests.integration.workers_client import becomes, create_company, ready_worker
+
+pytestmark = pytest.mark.integration
+
+
+async def _levels(bootstrap: str, worker_id: str) -> list[credit_events.CreditLevelChanged]:
+    found = []
+    for record in await read_topic(bootstrap, events_topic("credit")):
+        event = envelope_from_kafka(record.headers, record.value)
+        if event.type.endswith(".CreditLevelChanged") and record.key == f"workers/{worker_id}".encode():
+            found.append(event.parse(credit_events.CreditLevelChanged))
+    return found
+
+
+async def test_a_substantiated_severe_complaint_reaches_credit_cards_and_matching(
+    endpoints: Endpoints,
+    harness: ServiceHarness,
+    orders: RunningService,
+    workers: RunningService,
+    complaints: RunningService,
+    credit: RunningService,
+) -> None:
+    operator, platform = harness.key("operator"), harness.key("demo-platform")
+    company = await create_company(workers, operator)
+    worker_id, _ = await ready_worker(endpoints, workers, operator, company.name)
+    order = await _order(orders, platform, days_ahead=13)
+    await _candidates(orders, platform, order, {worker_id})
+
+    complaint = c.FileComplaintRequest(
+        request_id=str(uuid.uuid4()),
+        respondent=c.PARTY_KIND_WORKER,
+        worker=f"workers/{worker_id}",
+        company=company.name,
+        category=c.CATEGORY_THEFT,
+        severity=c.SEVERITY_SEVERE,
+        description="服务后发现首饰丢失",
+    )
+    filed = (await complaints_call(complaints, platform, "FileComplaint", complaint)).complaint_case
+    outcome = c.Outcome(result=c.OUTCOME_RESULT_SUBSTANTIATED, at_fault=c.PARTY_KIND_WORKER)
+    await complaints_call(
+        complaints, operator, "ResolveCase", c.ResolveCaseRequest(name=filed.name, outcome=outcome)
+    )
+
+    async def upheld() -> list[credit_pb2.LedgerEntry]:
+        entries = await ledger(credit, operator, worker_id)
+        return [e for e in entries if "complaint" in e.reason]
+
+    [entry] = await eventually(upheld, within=60)
+    assert entry.event_type == "jiazheng.complaints.events.v1.CaseResolved"
+
+    async def level_d() -> list[credit_events.CreditLevelChanged]:
+        levels = await _levels(endpoints.kafka_bootstrap, worker_id)
+        return levels if levels and levels[-1].level == credit_events.CREDIT_LEVEL_D else []
+
+    levels = await eventually(level_d, within=60)
+    # 600, plus 30 for the 四级 certificate the worker was registered with, less 200 for the complaint.
+    assert levels[-1].score == 430
+    assert levels[-1].previous_level == credit_events.CREDIT_LEVEL_C
+
+    await becomes(workers, operator, f"workers/{worker_id}", w.CARD_COLOUR_RED)
+
+    async def out_of_matching() -> o.MatchOrderResponse | None:
+        request = o.MatchOrderRequest(name=order.name, max_candidates=50)
+        reply: o.MatchOrderResponse = await orders_call(orders, platform, "MatchOrder", request)
+        return None if any(x.worker == f"workers/{worker_id}" for x in reply.candidates) else reply
+
+    await eventually(out_of_matching, within=60)
