@@ -63,10 +63,12 @@ def _start(days_ahead: int) -> Timestamp:
     return stamp
 
 
-async def _order(orders: RunningService, key: str, days_ahead: int, **fields: Any) -> o.Order:
+async def _order(
+    orders: RunningService, key: str, days_ahead: int, district: str = "110105", **fields: Any
+) -> o.Order:
     order = o.Order(
         service_type=service_type_pb2.SERVICE_TYPE_ELDERLY_CARE,
-        district_code="110105",
+        district_code=district,
         consumer_ref=f"c-{uuid.uuid4().hex[:8]}",
         scheduled_start_time=_start(days_ahead),
         duration_hours=4,
@@ -95,11 +97,20 @@ async def _candidates(
     return await eventually(matched, within=60)
 
 
+ALONE = "110119"  # 延庆: no other test's workers serve it, so the next candidate is the pair's other
+
+
 async def test_an_order_from_creation_to_ratings(
-    harness: ServiceHarness, orders: RunningService, pair: list[tuple[str, str]], orders_keys: dict[str, str]
+    endpoints: Endpoints,
+    harness: ServiceHarness,
+    orders: RunningService,
+    workers: RunningService,
+    orders_keys: dict[str, str],
 ) -> None:
-    platform = harness.key("demo-platform")
-    order = await _order(orders, platform, days_ahead=3)
+    operator, platform = harness.key("operator"), harness.key("demo-platform")
+    company = await create_company(workers, operator)
+    pair = [await ready_worker(endpoints, workers, operator, company.name, ALONE) for _ in range(2)]
+    order = await _order(orders, platform, days_ahead=3, district=ALONE)
     assert order.price_fen == 24_000  # 4 hours of elderly care at the catalogue's 60 yuan
     assert order.contact.mobile == "138****1234"
     match = await _candidates(orders, platform, order, {worker for worker, _ in pair})

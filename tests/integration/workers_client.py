@@ -138,12 +138,12 @@ async def becomes(svc: RunningService, key: str, worker: str, colour: pb.CardCol
 
 
 async def ready_worker(
-    endpoints: Endpoints, workers: RunningService, operator: str, company: str
+    endpoints: Endpoints, workers: RunningService, operator: str, company: str, district: str = "110105"
 ) -> tuple[str, str]:
-    """A GREEN family carer (level 4, elderly-care health check) serving 朝阳 all week; its id and
-    the verification link its card's QR code encodes."""
+    """A GREEN family carer (level 4, elderly-care health check) serving ``district`` (朝阳 unless
+    said) all week; its id and the verification link its card's QR code encodes."""
     worker = await create_worker(
-        workers, operator, company, service_districts=["110105"], trades=[pb.TRADE_FAMILY_CARER]
+        workers, operator, company, service_districts=[district], trades=[pb.TRADE_FAMILY_CARER]
     )
     today = date.today()
     steps = [
