@@ -1,13 +1,16 @@
 """Event effects: every event that moves credit becomes a fact on the worker's ledger, in the
 consumer's unit of work (inbox, entries and the re-evaluation commit together); the workers it
 scored are then re-evaluated, and their level changes published. What credit keeps of workers
-(employer, card colour, consent grants) comes from the workers service's events.
+(employer, card colour, consent grants) comes from the workers service's events; what it keeps of
+companies' complaint handling (cases filed, answered, resolved) from the complaints service's, each
+change regrading the company.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Protocol
 
 from jiazheng.complaints.events.v1 import events_pb2 as complaint_events
@@ -20,7 +23,8 @@ from jiazheng.workers.v1 import workers_pb2
 from libs.common.events import EventEnvelope, event_type_of
 from libs.common.inbox import Effect
 from libs.common.telemetry import trace_id_of
-from services.credit import domain, scoring
+from services.credit import companies, domain, scoring
+from services.credit.companies import CompanyRepository
 from services.credit.model import FactKind
 from services.credit.scoring import Grant, ScoringUnitOfWork
 
@@ -47,6 +51,9 @@ class CreditUnitOfWork(ScoringUnitOfWork, Protocol):
 
     @property
     def profiles(self) -> Profiles: ...
+
+    @property
+    def companies(self) -> CompanyRepository: ...
 
 
 Source = tuple[str, str, str, object]
@@ -211,6 +218,54 @@ async def _revoked(uow: CreditUnitOfWork, event: EventEnvelope) -> None:
     await uow.profiles.revoke(event.parse(worker_events.ConsentRevoked).grant_id)
 
 
+CompanyChange = Callable[[CreditUnitOfWork, EventEnvelope], Awaitable[str | None]]
+
+
+def _company_effect(change: CompanyChange) -> Effect[CreditUnitOfWork]:
+    """Apply each event's change to a company's complaint handling; regrade the companies changed."""
+
+    async def apply(uow: CreditUnitOfWork, batch: Sequence[EventEnvelope]) -> None:
+        changed = [await change(uow, event) for event in batch]
+        await companies.handling_changed(uow, [company_id for company_id in changed if company_id])
+
+    return apply
+
+
+def _filed_at(filed: complaint_events.CaseFiled | complaint_events.CaseResolved) -> datetime:
+    return filed.file_time.ToDatetime(tzinfo=UTC)
+
+
+async def _case_filed(uow: CreditUnitOfWork, event: EventEnvelope) -> str | None:
+    filed = event.parse(complaint_events.CaseFiled)
+    if not filed.company_id:
+        return None
+    await uow.companies.case_filed(filed.case_id, filed.company_id, _filed_at(filed))
+    return filed.company_id
+
+
+async def _case_answered(uow: CreditUnitOfWork, event: EventEnvelope) -> str | None:
+    answered = event.parse(complaint_events.CaseAnswered)
+    return await uow.companies.case_answered(answered.case_id, answered.response_seconds)
+
+
+async def _case_resolved(uow: CreditUnitOfWork, event: EventEnvelope) -> str | None:
+    resolved = event.parse(complaint_events.CaseResolved)
+    if not resolved.company_id:
+        return None
+    await uow.companies.case_resolved(resolved.case_id, resolved.company_id, _filed_at(resolved))
+    return resolved.company_id
+
+
+def _both(first: Effect[CreditUnitOfWork], second: Effect[CreditUnitOfWork]) -> Effect[CreditUnitOfWork]:
+    """One event type with two effects, in one unit of work."""
+
+    async def apply(uow: CreditUnitOfWork, batch: Sequence[EventEnvelope]) -> None:
+        await first(uow, batch)
+        await second(uow, batch)
+
+    return apply
+
+
 def _type(message: object) -> str:
     return event_type_of(message)  # type: ignore[arg-type]
 
@@ -220,7 +275,9 @@ EFFECTS: Mapping[str, Effect[CreditUnitOfWork]] = {
     _type(order_events.OrderCompleted()): _facts_effect(_completed),
     _type(order_events.RatingPosted()): _facts_effect(_rated),
     _type(order_events.NoShowReported()): _facts_effect(_no_show),
-    _type(complaint_events.CaseResolved()): _facts_effect(_complaint),
+    _type(complaint_events.CaseFiled()): _company_effect(_case_filed),
+    _type(complaint_events.CaseAnswered()): _company_effect(_case_answered),
+    _type(complaint_events.CaseResolved()): _both(_facts_effect(_complaint), _company_effect(_case_resolved)),
     _type(complaint_events.AgreementFollowedUp()): _facts_effect(_breach),
     _type(complaint_events.WorkerSuspensionRequested()): _facts_effect(_suspension),
     _type(worker_events.TrainingRecorded()): _facts_effect(_training),

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from libs.common.db import PgUnitOfWork
+from services.credit.company_store import PgCompanies
 from services.credit.domain import LedgerEntry
 from services.credit.model import Fact, FactKind, Level
 from services.credit.scoring import Grant, StoredScore
@@ -139,9 +140,11 @@ class PgCreditUnitOfWork(PgUnitOfWork):
     facts: PgFactReads
     scores: PgScores
     profiles: PgProfiles
+    companies: PgCompanies
 
     def _bind(self, conn: asyncpg.Connection) -> None:
         self.ledger = PgLedgerRepository(conn)
         self.facts = PgFactReads(conn)
         self.scores = PgScores(conn)
         self.profiles = PgProfiles(conn)
+        self.companies = PgCompanies(conn)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from libs.common.testing import FakeUnitOfWork, FixedClock
+from services.credit.companies import CaseHandling, RecordedDecision
 from services.credit.domain import LedgerEntry
-from services.credit.model import Fact
+from services.credit.model import CompanyGrade, Fact
 from services.credit.scoring import Grant, StoredScore
 
 
@@ -55,6 +58,79 @@ class FakeProfiles:
         self.revoked.add(grant_id)
 
 
+Staff = Callable[[str], list[int | None]]
+
+
+def _staff(profiles: FakeProfiles, scores: FakeScores) -> Staff:
+    """The scores of a company's workers (None for one not scored), read from the fakes when called:
+    a function, so that the unit of work's snapshots copy it as it is."""
+
+    def of(company_id: str) -> list[int | None]:
+        employed = [w for w, c in profiles.companies.items() if c == company_id]
+        return [s.score if (s := scores.by_worker.get(w)) else None for w in employed]
+
+    return of
+
+
+class FakeCompanies:
+    """Companies' decisions, complaint handling and grades; ``locks`` lists the companies locked."""
+
+    def __init__(self, staff: Staff) -> None:
+        self._staff = staff
+        self.decisions: list[RecordedDecision] = []
+        self.cases: dict[str, tuple[str, CaseHandling]] = {}
+        self.grades: dict[str, CompanyGrade] = {}
+        self.locks: list[str] = []
+
+    async def lock(self, company_id: str) -> None:
+        self.locks.append(company_id)
+
+    async def decision_by_request(self, request_id: uuid.UUID) -> RecordedDecision | None:
+        return next((d for d in self.decisions if d.request_id == request_id), None)
+
+    async def add_decision(self, decision: RecordedDecision) -> RecordedDecision | None:
+        earlier = await self.decision_by_request(decision.request_id)
+        if earlier is None:
+            self.decisions.append(decision)
+        return earlier
+
+    async def decisions_of(self, company_id: str) -> list[RecordedDecision]:
+        mine = [d for d in self.decisions if d.company_id == company_id]
+        return sorted(mine, key=lambda d: (d.decision.decided_on, d.recorded_at))
+
+    async def case_filed(self, case_id: str, company_id: str, filed_at: datetime) -> None:
+        self.cases.setdefault(case_id, (company_id, CaseHandling(case_id, filed_at, None, False)))
+
+    async def case_answered(self, case_id: str, response_seconds: int) -> str | None:
+        if case_id not in self.cases:
+            return None
+        company_id, case = self.cases[case_id]
+        first = case.response_seconds if case.response_seconds is not None else response_seconds
+        self.cases[case_id] = (company_id, CaseHandling(case_id, case.filed_at, first, case.resolved))
+        return company_id
+
+    async def case_resolved(self, case_id: str, company_id: str, filed_at: datetime) -> None:
+        owner, case = self.cases.get(case_id, (company_id, CaseHandling(case_id, filed_at, None, False)))
+        self.cases[case_id] = (owner, CaseHandling(case_id, case.filed_at, case.response_seconds, True))
+
+    async def cases_of(self, company_id: str) -> list[CaseHandling]:
+        return [case for owner, case in self.cases.values() if owner == company_id]
+
+    async def worker_scores(self, company_id: str) -> list[int]:
+        return [score for score in self._staff(company_id) if score is not None]
+
+    async def put_grade(self, company_id: str, grade: CompanyGrade) -> None:
+        self.grades[company_id] = grade
+
+    async def known(self, company_id: str) -> bool:
+        return bool(
+            await self.decisions_of(company_id)
+            or await self.cases_of(company_id)
+            or self._staff(company_id)
+            or company_id in self.grades
+        )
+
+
 class FakeCreditUnitOfWork(FakeUnitOfWork):
     def __init__(self, clock: FixedClock | None = None) -> None:
         super().__init__(clock)
@@ -62,6 +138,7 @@ class FakeCreditUnitOfWork(FakeUnitOfWork):
         self.facts = self.ledger
         self.scores = FakeScores()
         self.profiles = FakeProfiles()
+        self.companies = FakeCompanies(_staff(self.profiles, self.scores))
 
     def _stores(self) -> list[object]:
-        return [*super()._stores(), self.ledger, self.scores, self.profiles]
+        return [*super()._stores(), self.ledger, self.scores, self.profiles, self.companies]

@@ -1,0 +1,283 @@
+"""Companies' credit (企业信用): operators' decisions about a company (administrative penalties, the
+red list 红名单 and the black list 黑名单, brand designations), its complaint handling as the
+complaints service's events tell it, and its grade from both and its workers' scores
+(``services.credit.model.grade_company``).
+
+A decision is recorded once per request id, regrades the company and is published as
+``CompanyDecisionRecorded`` with the grade after it; a change in the company's complaint handling
+regrades it without an event. Each company's grade is kept in ``company_grades``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Protocol
+
+from jiazheng.credit.events.v1 import events_pb2 as ev
+from libs.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from libs.common.events import EventEnvelope, new_event
+from libs.common.protoutil import timestamp
+from libs.common.uow import UnitOfWork
+from services.credit import events, model
+
+SECONDS_PER_HOUR = 3600
+
+
+class DecisionKind(StrEnum):
+    """What an operator decided about a company."""
+
+    PENALTY = "penalty"  # 行政处罚
+    RED_LIST = "red_list"  # 红名单: trusted (守信激励)
+    RED_LIST_ENDED = "red_list_ended"
+    BLACK_LIST = "black_list"  # 黑名单: serious breach of trust (失信)
+    BLACK_LIST_ENDED = "black_list_ended"
+    DESIGNATION = "designation"  # a brand designation, e.g. 北京市巾帼家政服务企业
+
+
+# Each list decision → the entry of its list.
+LIST_OF = {
+    DecisionKind.RED_LIST: DecisionKind.RED_LIST,
+    DecisionKind.RED_LIST_ENDED: DecisionKind.RED_LIST,
+    DecisionKind.BLACK_LIST: DecisionKind.BLACK_LIST,
+    DecisionKind.BLACK_LIST_ENDED: DecisionKind.BLACK_LIST,
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An operator's decision as asked: what, why (a penalty's grounds, a designation's name), and
+    the day it was decided."""
+
+    kind: DecisionKind
+    reason: str
+    decided_on: date
+
+
+@dataclass(frozen=True)
+class RecordedDecision:
+    """A decision on a company's record, with the request that recorded it."""
+
+    decision_id: uuid.UUID
+    company_id: str
+    request_id: uuid.UUID
+    decision: Decision
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class CaseHandling:
+    """How a company handled one complaint or dispute case naming it: when it was filed, the
+    seconds to its first response (None while it has not answered), whether the case is resolved."""
+
+    case_id: str
+    filed_at: datetime
+    response_seconds: int | None
+    resolved: bool
+
+
+@dataclass(frozen=True)
+class CompanyCredit:
+    """A company's credit now: its record as graded, the grade, every decision oldest first and the
+    scores of its workers that credit has scored."""
+
+    company_id: str
+    record: model.CompanyRecord
+    grade: model.CompanyGrade
+    decisions: tuple[RecordedDecision, ...]
+    worker_scores: tuple[int, ...]
+
+    @property
+    def workers_mean_score(self) -> int:
+        """The mean of the workers' scores, rounded down as the model does; 0 with none."""
+        return sum(self.worker_scores) // len(self.worker_scores) if self.worker_scores else 0
+
+
+class CompanyRepository(Protocol):
+    """What credit keeps of companies (decisions, complaint handling, grades) and reads of their
+    workers (the employer in ``worker_profiles``, the score in ``worker_scores``)."""
+
+    async def lock(self, company_id: str) -> None:
+        """Hold the company's record until the unit of work ends: one decision or grading at a time."""
+        ...
+
+    async def decision_by_request(self, request_id: uuid.UUID) -> RecordedDecision | None: ...
+
+    async def add_decision(self, decision: RecordedDecision) -> RecordedDecision | None:
+        """Store ``decision`` unless its request id was used; then the decision that used it."""
+        ...
+
+    async def decisions_of(self, company_id: str) -> list[RecordedDecision]:
+        """The company's decisions by decision date, then by when they were recorded."""
+        ...
+
+    async def case_filed(self, case_id: str, company_id: str, filed_at: datetime) -> None: ...
+
+    async def case_answered(self, case_id: str, response_seconds: int) -> str | None:
+        """Keep the first response time of the case; the company it names, None for a case unknown."""
+        ...
+
+    async def case_resolved(self, case_id: str, company_id: str, filed_at: datetime) -> None:
+        """Mark the case resolved (a case credit did not see filed is recorded as well)."""
+        ...
+
+    async def cases_of(self, company_id: str) -> list[CaseHandling]: ...
+
+    async def worker_scores(self, company_id: str) -> list[int]:
+        """The scores of the company's workers that have one."""
+        ...
+
+    async def put_grade(self, company_id: str, grade: model.CompanyGrade) -> None: ...
+
+    async def known(self, company_id: str) -> bool:
+        """Whether credit has a decision, a case, a worker or a grade of the company."""
+        ...
+
+
+class CompaniesUnitOfWork(UnitOfWork, Protocol):
+    @property
+    def companies(self) -> CompanyRepository: ...
+
+
+# -- the record and its rules ----------------------------------------------------------------------
+
+
+def listed(decisions: Sequence[RecordedDecision], entry: DecisionKind) -> bool:
+    """Whether the latest decision on ``entry``'s list (its entry or its end) is an entry."""
+    on_list = [d.decision.kind for d in decisions if LIST_OF.get(d.decision.kind) is entry]
+    return bool(on_list) and on_list[-1] is entry
+
+
+def median_response_hours(cases: Sequence[CaseHandling], now: datetime) -> int:
+    """The median time to the company's first response (the slower middle case of an even count),
+    in whole hours rounded up. A case not answered counts the time since it was filed: its answer,
+    if it comes, comes later still, so a company that never answers is never fast."""
+    seconds = [
+        case.response_seconds
+        if case.response_seconds is not None
+        else max(0, int((now - case.filed_at).total_seconds()))
+        for case in cases
+    ]
+    return -(-statistics.median_high(seconds) // SECONDS_PER_HOUR) if seconds else 0
+
+
+def company_record(
+    decisions: Sequence[RecordedDecision], cases: Sequence[CaseHandling], now: datetime
+) -> model.CompanyRecord:
+    """What the model grades of the company's own conduct."""
+    kinds = [d.decision.kind for d in decisions]
+    return model.CompanyRecord(
+        complaints_received=len(cases),
+        complaints_resolved=sum(case.resolved for case in cases),
+        median_response_hours=median_response_hours(cases, now),
+        penalties=kinds.count(DecisionKind.PENALTY),
+        red_listed=listed(decisions, DecisionKind.RED_LIST),
+        black_listed=listed(decisions, DecisionKind.BLACK_LIST),
+        brand_designations=tuple(
+            d.decision.reason for d in decisions if d.decision.kind is DecisionKind.DESIGNATION
+        ),
+    )
+
+
+def check_decision(decision: Decision, earlier: Sequence[RecordedDecision], today: date) -> None:
+    """A decision is dated no later than today (Beijing); a list's decisions come in date order,
+    and a list's end needs the company on that list."""
+    if decision.decided_on > today:
+        raise InvalidArgument("decision.decision_date", f"cannot be after today ({today.isoformat()})")
+    entry = LIST_OF.get(decision.kind)
+    if entry is None:
+        return
+    name = entry.value.replace("_", " ")
+    same_list = [d.decision for d in earlier if LIST_OF.get(d.decision.kind) is entry]
+    if same_list and decision.decided_on < same_list[-1].decided_on:
+        latest = same_list[-1].decided_on.isoformat()
+        raise FailedPrecondition(f"the {name}'s latest decision is dated {latest}; record them in date order")
+    if decision.kind is not entry and not listed(earlier, entry):
+        raise FailedPrecondition(f"the company is not on the {name}")
+
+
+def decision_recorded(recorded: RecordedDecision, grade: model.Grade) -> EventEnvelope:
+    """``CompanyDecisionRecorded``, keyed by the company so that its decisions stay in order."""
+    d = recorded.decision
+    message = ev.CompanyDecisionRecorded(
+        company_id=recorded.company_id,
+        kind=d.kind.value,
+        reason=d.reason,
+        decision_date=d.decided_on.isoformat(),
+        grade=grade.value,
+        time=timestamp(recorded.recorded_at),
+    )
+    subject = f"companies/{recorded.company_id}"
+    return new_event(message, source=events.SOURCE, subject=subject, time=recorded.recorded_at)
+
+
+# -- use cases -------------------------------------------------------------------------------------
+
+
+async def record_decision(
+    uow: CompaniesUnitOfWork, company_id: str, request_id: uuid.UUID, decision: Decision
+) -> CompanyCredit:
+    """Record an operator's decision once per request id; regrade the company and publish it. A
+    retry gets the company's credit now; a request id used for another decision is refused."""
+    async with uow:
+        await uow.companies.lock(company_id)
+        earlier = await uow.companies.decision_by_request(request_id)
+        if earlier is not None:
+            return await _retried(uow, earlier, company_id, decision)
+        now = uow.clock.now()
+        check_decision(
+            decision, await uow.companies.decisions_of(company_id), now.astimezone(model.BEIJING).date()
+        )
+        recorded = RecordedDecision(uuid.uuid4(), company_id, request_id, decision, now)
+        earlier = await uow.companies.add_decision(recorded)
+        if earlier is not None:  # the same request id, just used for another company
+            return await _retried(uow, earlier, company_id, decision)
+        credit = await regrade(uow, company_id)
+        await uow.add_event(events.TOPIC, decision_recorded(recorded, credit.grade.grade))
+        await uow.commit()
+    return credit
+
+
+async def _retried(
+    uow: CompaniesUnitOfWork, earlier: RecordedDecision, company_id: str, decision: Decision
+) -> CompanyCredit:
+    if (earlier.company_id, earlier.decision) != (company_id, decision):
+        raise InvalidArgument("request_id", "already used for a different decision")
+    return await graded(uow, company_id)
+
+
+async def company_credit(uow: CompaniesUnitOfWork, company_id: str) -> CompanyCredit:
+    """The company's credit graded now; NOT_FOUND for a company credit knows nothing of."""
+    async with uow:
+        if not await uow.companies.known(company_id):
+            raise NotFound(f"companies/{company_id}")
+        return await graded(uow, company_id)
+
+
+async def graded(uow: CompaniesUnitOfWork, company_id: str) -> CompanyCredit:
+    """The company's record and its grade at the unit of work's clock (nothing stored)."""
+    decisions = await uow.companies.decisions_of(company_id)
+    cases = await uow.companies.cases_of(company_id)
+    scores = await uow.companies.worker_scores(company_id)
+    now = uow.clock.now()
+    record = company_record(decisions, cases, now)
+    grade = model.grade_company(record, scores, now)
+    return CompanyCredit(company_id, record, grade, tuple(decisions), tuple(scores))
+
+
+async def regrade(uow: CompaniesUnitOfWork, company_id: str) -> CompanyCredit:
+    """Grade the company now and keep the grade (the caller holds the company's lock)."""
+    credit = await graded(uow, company_id)
+    await uow.companies.put_grade(company_id, credit.grade)
+    return credit
+
+
+async def handling_changed(uow: CompaniesUnitOfWork, company_ids: Iterable[str]) -> None:
+    """Regrade each company whose complaint handling changed; the grade is kept, not published."""
+    for company_id in sorted(set(company_ids)):  # one order of locks: no deadlock between batches
+        await uow.companies.lock(company_id)
+        await regrade(uow, company_id)
