@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 
-from cli import cards, complaints, orders, workers
+from cli import cards, complaints, credit, orders, workers
 from deploy.local.services import SERVICES, LocalServices, health_status
 from deploy.local.stack import ROOT, LocalStack, StackError, default_home
 from libs.common.errors import PermanentEventError
@@ -32,6 +32,7 @@ app.add_typer(cards.app, name="card")
 app.add_typer(orders.app, name="orders")
 app.add_typer(complaints.app, name="complaints")
 app.add_typer(complaints.mediation_app, name="mediation")
+app.add_typer(credit.app, name="credit")
 
 
 def _stack() -> tuple[LocalStack, LocalServices]:

@@ -1,4 +1,5 @@
-"""Credit read paths: a worker's ledger, a page at a time."""
+"""Credit read paths: a worker's ledger, a page at a time; what a lookup reads beside the ledger (the
+worker's profile, the employer's grade, consent grants); and the request ids of operators' entries."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import asyncpg
 
 from libs.common.paging import decode_token, encode_token, page_size
 from services.credit.domain import LedgerEntry
+from services.credit.lookups import Profile
 
 
 @dataclass(frozen=True)
@@ -68,3 +70,58 @@ def _recorded(r: asyncpg.Record) -> RecordedEntry:
             occurred_at=r["occurred_at"],
         ),
     )
+
+
+# A worker credit knows of has a profile (from the workers service), a score or a ledger entry.
+_PROFILE = """
+SELECT p.company_id, p.card_colour, g.grade,
+       p.worker_id IS NOT NULL
+       OR EXISTS (SELECT 1 FROM worker_scores WHERE worker_id = $1)
+       OR EXISTS (SELECT 1 FROM ledger_entries WHERE worker_id = $1) AS known
+FROM (SELECT $1::text AS worker_id) AS asked
+LEFT JOIN worker_profiles p USING (worker_id)
+LEFT JOIN company_grades g ON g.company_id = p.company_id
+"""
+_GRANT_VALID = """
+SELECT EXISTS (SELECT 1 FROM consent_grants WHERE worker_id = $1 AND platform_id = $2
+               AND consumer_ref = $3 AND NOT revoked AND expires_at > $4)
+"""
+
+
+class PgWorkerLookups:
+    """``lookups.WorkerLookups`` in the unit of work's transaction."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def profile_of(self, worker_id: str) -> Profile | None:
+        row = await self._conn.fetchrow(_PROFILE, worker_id)
+        if not row["known"]:
+            return None
+        return Profile(row["company_id"] or "", row["card_colour"] or "", row["grade"] or "")
+
+    async def grant_valid(self, worker_id: str, platform_id: str, consumer_ref: str, at: datetime) -> bool:
+        return bool(await self._conn.fetchval(_GRANT_VALID, worker_id, platform_id, consumer_ref, at))
+
+
+class PgOperatorEntries:
+    """``lookups.OperatorEntries``: one row per operator's request (operator_entries)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def claim(self, request_id: uuid.UUID, worker_id: str, at: datetime) -> str | None:
+        # A concurrent claim of the same id waits for the first to commit, then finds its row.
+        claimed = await self._conn.fetchval(
+            "INSERT INTO operator_entries (request_id, worker_id, recorded_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+            request_id,
+            worker_id,
+            at,
+        )
+        if claimed is not None:
+            return None
+        earlier: str = await self._conn.fetchval(
+            "SELECT worker_id FROM operator_entries WHERE request_id = $1", request_id
+        )
+        return earlier

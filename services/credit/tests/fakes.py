@@ -9,6 +9,7 @@ from datetime import datetime
 from libs.common.testing import FakeUnitOfWork, FixedClock
 from services.credit.companies import CaseHandling, RecordedDecision
 from services.credit.domain import LedgerEntry
+from services.credit.lookups import Profile
 from services.credit.model import CompanyGrade, Fact
 from services.credit.scoring import Grant, StoredScore
 
@@ -131,6 +132,53 @@ class FakeCompanies:
         )
 
 
+class FakeLookups:
+    """What a lookup reads beside the ledger, from the fakes of the tables the SQL reads; it keeps
+    nothing of its own, so a rollback has nothing of it to undo."""
+
+    def __init__(
+        self,
+        ledger: FakeLedgerRepository,
+        scores: FakeScores,
+        profiles: FakeProfiles,
+        companies: FakeCompanies,
+    ) -> None:
+        self._ledger, self._scores, self._profiles, self._companies = ledger, scores, profiles, companies
+
+    async def profile_of(self, worker_id: str) -> Profile | None:
+        p = self._profiles
+        known = {
+            *p.companies,
+            *p.colours,
+            *self._scores.by_worker,
+            *(e.worker_id for e in self._ledger.entries),
+        }
+        if worker_id not in known:
+            return None
+        company = p.companies.get(worker_id, "")
+        grade = self._companies.grades.get(company)
+        return Profile(company, p.colours.get(worker_id, ""), grade.grade.value if grade else "")
+
+    async def grant_valid(self, worker_id: str, platform_id: str, consumer_ref: str, at: datetime) -> bool:
+        return any(
+            (g.worker_id, g.platform_id, g.consumer_ref) == (worker_id, platform_id, consumer_ref)
+            and g.expires_at > at
+            and g.grant_id not in self._profiles.revoked
+            for g in self._profiles.grants.values()
+        )
+
+
+class FakeOperatorEntries:
+    def __init__(self) -> None:
+        self.workers: dict[uuid.UUID, str] = {}
+
+    async def claim(self, request_id: uuid.UUID, worker_id: str, at: datetime) -> str | None:
+        earlier = self.workers.get(request_id)
+        if earlier is None:
+            self.workers[request_id] = worker_id
+        return earlier
+
+
 class FakeCreditUnitOfWork(FakeUnitOfWork):
     def __init__(self, clock: FixedClock | None = None) -> None:
         super().__init__(clock)
@@ -139,6 +187,15 @@ class FakeCreditUnitOfWork(FakeUnitOfWork):
         self.scores = FakeScores()
         self.profiles = FakeProfiles()
         self.companies = FakeCompanies(_staff(self.profiles, self.scores))
+        self.lookups = FakeLookups(self.ledger, self.scores, self.profiles, self.companies)
+        self.operator_entries = FakeOperatorEntries()
 
     def _stores(self) -> list[object]:
-        return [*super()._stores(), self.ledger, self.scores, self.profiles, self.companies]
+        return [
+            *super()._stores(),
+            self.ledger,
+            self.scores,
+            self.profiles,
+            self.companies,
+            self.operator_entries,
+        ]
