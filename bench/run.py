@@ -1,8 +1,8 @@
 """Run the benchmarks on a stack of their own, write the JSON result, print the table.
 
-    make bench                                    # everything (about 4 minutes)
+    make bench                                    # everything (about 6 minutes)
     make bench ARGS=--quick                       # shorter runs, to check that it works
-    .venv/bin/python -m bench.run --only orders   # one benchmark: memory, orders, relay, credit or matching
+    .venv/bin/python -m bench.run --only orders   # one: memory, orders, relay, credit, rebuild or matching
 
 The stack is ``.stack/bench`` (Kafka + PostgreSQL, see docs/local-stack.md); it is started, and
 stopped at the end whatever happens; matching runs in-process first and needs no stack. Every figure has
@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import credit_pipeline, idle_memory, matching, orders_create, relay_drain
+from bench import credit_pipeline, credit_rebuild, idle_memory, matching, orders_create, relay_drain
 from bench.common import BENCH_HOME, RESULTS_DIR, BenchEnv, drop_leftover_databases, machine_info
 from deploy.local.stack import ROOT, LocalStack
 
-BENCHMARKS = ("memory", "orders", "relay", "credit", "matching")
+BENCHMARKS = ("memory", "orders", "relay", "credit", "rebuild", "matching")
 IN_PROCESS = ("matching",)  # benchmarks that need no stack
 
 
@@ -41,8 +41,17 @@ SIZES: dict[str, tuple[float, float]] = {
     "requests": (2_000, 500),
     "baseline_requests": (50, 20),
     "updates": (20_000, 5_000),
+    "ledger_entries": (1_000_000, 100_000),
 }
-INTEGER_SIZES = ("events", "aggregates", "workers", "requests", "baseline_requests", "updates")
+INTEGER_SIZES = (
+    "events",
+    "aggregates",
+    "workers",
+    "requests",
+    "baseline_requests",
+    "updates",
+    "ledger_entries",
+)
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -72,6 +81,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--baseline-requests", type=int, help="of those, timed on the linear scan too (50; quick 20)"
     )
     p.add_argument("--updates", type=int, help="mixed colour/credit/load index updates (20000; quick 5000)")
+    p.add_argument(
+        "--ledger-entries",
+        type=int,
+        help="ledger entries for the credit rebuild, ten per worker up to 100,000 (1000000; quick 100000)",
+    )
     p.add_argument(
         "--output", type=Path, help="JSON result file (bench/results/latest.json; quick.tmp with --quick)"
     )
@@ -112,6 +126,12 @@ async def _run(env: BenchEnv, args: argparse.Namespace) -> dict[str, Any]:
         results["credit_pipeline"] = await credit_pipeline.run(
             env, args.events, in_process=args.diagnostics > 0
         )
+    if "rebuild" in selected:
+        print(
+            f"credit rebuild: {args.ledger_entries} ledger entries; baseline, rebuilds, baseline ...",
+            flush=True,
+        )
+        results["credit_rebuild"] = await credit_rebuild.run(env, args.ledger_entries)
     return results
 
 
@@ -145,7 +165,7 @@ def _fmt(value: Any, digits: int = 0) -> str:
 # Digits shown per unit; the JSON keeps what was measured.
 DIGITS = {"calls/s": 0, "events/s": 0, "updates/s": 0, "ms": 1, "CPU ms": 3, "MB": 1}
 # How the diagnostic table names each benchmark's runs.
-RUN_PREFIX = {"create_order": "CreateOrder ", "credit_pipeline": "credit "}
+RUN_PREFIX = {"create_order": "CreateOrder ", "credit_pipeline": "credit ", "credit_rebuild": "credit "}
 
 
 def table_rows(results: Mapping[str, Any]) -> list[tuple[str, str, str, str, str, str]]:

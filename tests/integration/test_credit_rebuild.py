@@ -1,0 +1,221 @@
+"""Rebuilding every score from the ledger, on the real stack.
+
+The store on PostgreSQL (credit's migrations in a scratch database): the ledger read worker by
+worker in one snapshot, and a batch of rebuilt scores stored only where the live row is still the
+one read; a rebuild with apply stores, publishes and sets timers once. The service: after a chain
+of events has scored a worker live (registered with a certificate, then a substantiated severe
+complaint), RebuildScores replays the session's whole ledger through the model and finds every
+live score given back: 0 mismatches, progress streamed batch by batch, and applying it stores and
+publishes nothing; only operators may call it (these two need the servicer wired in app.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import asyncpg
+import grpc
+import pytest
+
+from deploy.local.stack import Endpoints
+from jiazheng.complaints.v1 import complaints_pb2 as c
+from jiazheng.credit.events.v1 import events_pb2 as credit_events
+from jiazheng.credit.v1 import credit_pb2, credit_pb2_grpc
+from libs.common.db import create_pool, migrate
+from libs.common.testing import FixedClock
+from services.credit import model, scoring
+from services.credit.app import MIGRATIONS
+from services.credit.domain import LedgerEntry, recorded
+from services.credit.model import FactKind, Level
+from services.credit.rebuild import PgLedger, PgRebuildUnitOfWork, Rescored, WorkerLedger, rebuild
+from services.credit.scoring import StoredScore
+from services.credit.store import PgCreditUnitOfWork
+from tests.integration.clients import auth, ledger
+from tests.integration.complaints_client import complaints_call
+from tests.integration.harness import RunningService, ServiceHarness, eventually
+from tests.integration.workers_client import create_company, ready_worker
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 3, 2, 2, tzinfo=UTC)
+
+
+@pytest.fixture
+async def pool(endpoints: Endpoints, scratch_database: str) -> AsyncIterator[asyncpg.Pool]:
+    dsn = endpoints.dsn(scratch_database)
+    await migrate(dsn, MIGRATIONS)
+    pool = await create_pool(dsn)
+    yield pool
+    await pool.close()
+
+
+def _entry(worker_id: str, kind: FactKind, magnitude: int = 1, detail: str = "") -> LedgerEntry:
+    source = (str(uuid.uuid4()), "test.Event", "", NOW - timedelta(days=3))
+    return recorded(worker_id, kind, f"{kind.value} (test)", source, magnitude, detail)
+
+
+LEDGER = [
+    _entry("w-1", FactKind.UNSCORED),
+    _entry("w-3", FactKind.COMPLAINT_UPHELD, 3, "substantiated"),
+    _entry("w-1", FactKind.ORDER_COMPLETED),
+    _entry("w-2", FactKind.UNSCORED),
+    _entry("w-1", FactKind.RATING, 5),
+    _entry("w-2", FactKind.UNSCORED),
+]
+A_SCORE = StoredScore(607, Level.C, model.MODEL_VERSION, NOW - timedelta(days=1))
+
+
+async def _seed(pool: asyncpg.Pool, entries: Sequence[LedgerEntry], live: dict[str, StoredScore]) -> None:
+    async with PgCreditUnitOfWork(pool, FixedClock(NOW)) as uow:
+        await uow.ledger.add_many(entries)
+        for worker_id, score in live.items():
+            await uow.scores.put(worker_id, score)
+        await uow.commit()
+
+
+async def test_the_ledger_is_read_worker_by_worker_with_the_live_scores_in_one_snapshot(
+    pool: asyncpg.Pool,
+) -> None:
+    await _seed(pool, LEDGER, {"w-1": A_SCORE})
+    batches: list[list[WorkerLedger]] = []
+
+    async with PgLedger(pool, batch_workers=2).scan() as scan:
+        async for batch in scan.workers():
+            batches.append(list(batch))
+            await _seed(pool, [_entry("w-3", FactKind.NO_SHOW)], {"w-3": A_SCORE})  # after the snapshot
+
+    assert scan.workers_total == 3
+    assert [[w.worker_id for w in batch] for batch in batches] == [["w-1", "w-2"], ["w-3"]]
+    first, bookings, complained = (w for batch in batches for w in batch)
+    assert (first.entries, [f.kind for f in first.facts], first.live) == (
+        3,
+        [FactKind.ORDER_COMPLETED, FactKind.RATING],
+        A_SCORE,
+    )
+    assert (bookings.entries, bookings.facts, bookings.live) == (2, [], None)
+    assert (complained.entries, [f.detail for f in complained.facts], complained.live) == (
+        1,
+        ["substantiated"],
+        None,
+    )
+
+
+def _rescored(worker_id: str, read: StoredScore | None) -> Rescored:
+    return Rescored(WorkerLedger(worker_id, 1, [], read), StoredScore(640, Level.C, "2027.1", NOW))
+
+
+async def test_a_batch_replaces_only_the_live_scores_still_as_the_snapshot_read_them(
+    pool: asyncpg.Pool,
+) -> None:
+    moved = StoredScore(590, Level.C, model.MODEL_VERSION, NOW - timedelta(hours=1))
+    await _seed(pool, [], {"w-1": A_SCORE, "w-2": moved, "w-4": moved})
+    batch = [
+        _rescored("w-1", A_SCORE),
+        _rescored("w-2", A_SCORE),
+        _rescored("w-3", None),
+        _rescored("w-4", None),
+    ]
+
+    async with PgRebuildUnitOfWork(pool, FixedClock(NOW)) as uow:
+        stored = await uow.rebuilt.replace(batch)
+        await uow.commit()
+
+    assert stored == {"w-1", "w-3"}  # w-2 was rescored live since, w-4 scored live meanwhile
+    rows = {r["worker_id"]: r["model_version"] for r in await pool.fetch("SELECT * FROM worker_scores")}
+    assert rows == {"w-1": "2027.1", "w-2": model.MODEL_VERSION, "w-3": "2027.1", "w-4": model.MODEL_VERSION}
+
+
+async def _published(pool: asyncpg.Pool) -> list[tuple[str, int, int]]:
+    rows = await pool.fetch("SELECT aggregate_id, payload FROM outbox ORDER BY seq")
+    changes = [(r["aggregate_id"], credit_events.CreditLevelChanged.FromString(r["payload"])) for r in rows]
+    return [(key, change.level, change.score) for key, change in changes]
+
+
+async def test_a_rebuild_with_apply_stores_publishes_and_sets_timers_once(pool: asyncpg.Pool) -> None:
+    await _seed(pool, LEDGER, {})
+    uow = partial(PgRebuildUnitOfWork, pool, FixedClock(NOW))
+
+    applied = await rebuild(PgLedger(pool), uow, NOW, apply=True)
+    again = await rebuild(PgLedger(pool), uow, NOW + timedelta(days=30), apply=True)
+
+    assert (applied.mismatches, again.mismatches) == (2, 0)
+    level_c, level_d = credit_events.CREDIT_LEVEL_C, credit_events.CREDIT_LEVEL_D
+    assert await _published(pool) == [("workers/w-1", level_c, 607), ("workers/w-3", level_d, 401)]
+    timers = await pool.fetch("SELECT kind, key FROM timers WHERE fired_at IS NULL")
+    assert [(t["kind"], t["key"]) for t in timers] == [(scoring.REEVALUATION_TIMER, "w-3")]  # the fading
+
+
+async def _rebuild(credit: RunningService, key: str, apply: bool) -> list[credit_pb2.RebuildScoresResponse]:
+    async with credit.channel() as channel:
+        stub = credit_pb2_grpc.CreditAdminServiceStub(channel)
+        call = stub.RebuildScores(credit_pb2.RebuildScoresRequest(apply=apply), metadata=auth(key))
+        return [response async for response in call]
+
+
+async def _scored_by_a_chain_of_events(
+    endpoints: Endpoints,
+    harness: ServiceHarness,
+    workers: RunningService,
+    complaints: RunningService,
+    credit: RunningService,
+) -> str:
+    """A worker credit scored live twice: their certificate (C), then a severe complaint (D); the
+    complaint's fact and the worker's score commit together."""
+    operator, platform = harness.key("operator"), harness.key("demo-platform")
+    company = await create_company(workers, operator)
+    worker_id, _ = await ready_worker(endpoints, workers, operator, company.name)
+    complaint = c.FileComplaintRequest(
+        request_id=str(uuid.uuid4()),
+        respondent=c.PARTY_KIND_WORKER,
+        worker=f"workers/{worker_id}",
+        company=company.name,
+        category=c.CATEGORY_THEFT,
+        severity=c.SEVERITY_SEVERE,
+        description="服务后发现首饰丢失",
+    )
+    filed = (await complaints_call(complaints, platform, "FileComplaint", complaint)).complaint_case
+    outcome = c.Outcome(result=c.OUTCOME_RESULT_SUBSTANTIATED, at_fault=c.PARTY_KIND_WORKER)
+    await complaints_call(
+        complaints, operator, "ResolveCase", c.ResolveCaseRequest(name=filed.name, outcome=outcome)
+    )
+
+    async def upheld() -> list[credit_pb2.LedgerEntry]:
+        return [e for e in await ledger(credit, operator, worker_id) if "complaint" in e.reason]
+
+    await eventually(upheld, within=60)
+    return worker_id
+
+
+async def test_a_rebuild_after_a_chain_of_events_gives_every_live_score_back(
+    endpoints: Endpoints,
+    harness: ServiceHarness,
+    workers: RunningService,
+    complaints: RunningService,
+    credit: RunningService,
+) -> None:
+    worker_id = await _scored_by_a_chain_of_events(endpoints, harness, workers, complaints, credit)
+    operator = harness.key("operator")
+
+    streamed = await _rebuild(credit, operator, apply=False)
+
+    *progress, last = streamed
+    assert progress, "one response per batch before the totals"
+    assert not any(p.finished for p in progress)
+    assert [p.workers_done for p in progress] == sorted(p.workers_done for p in progress)
+    assert last.finished
+    assert last.workers_done == last.workers_total >= 1
+    assert last.entries_done >= len(await ledger(credit, operator, worker_id))
+    assert (last.mismatches, last.model_version) == (0, model.MODEL_VERSION)
+
+    applied = (await _rebuild(credit, operator, apply=True))[-1]
+    assert (applied.finished, applied.mismatches) == (True, 0)  # only a mismatch is stored or published
+
+
+async def test_only_operators_rebuild_scores(harness: ServiceHarness, credit: RunningService) -> None:
+    for principal in ("demo-platform", "regulator"):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await _rebuild(credit, harness.key(principal), apply=False)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
