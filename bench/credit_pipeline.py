@@ -55,13 +55,14 @@ from libs.common.db import create_pool, database_answers, migrate
 from libs.common.events import event_type_of, new_event
 from libs.common.inbox import ConsumedRecord, IdempotentConsumer, KafkaDeadLetters
 from libs.common.ingest import kafka_consumer, run_ingest
+from libs.common.kafka import events_topic
 from libs.common.settings import ServiceSettings
-from services.credit.app import CONSUMER, MIGRATIONS, SOURCES
+from services.credit.app import CONSUMER, MIGRATIONS
 from services.credit.domain import RULE_VERSION
 from services.credit.handlers import EFFECTS, CreditUnitOfWork
 from services.credit.store import PgCreditUnitOfWork
 
-[TOPIC] = SOURCES
+TOPIC = events_topic("orders")  # the benchmark feeds credit orders' events only
 ORDER_CREATED = event_type_of(order_events.OrderCreated())
 TARGET_RATE = 10_000.0
 TARGET_RATIO = 0.4
@@ -280,7 +281,7 @@ async def _in_process(bootstrap: str, pool: asyncpg.Pool, count: int, timeout_s:
     settings = ServiceSettings(
         kafka_bootstrap=bootstrap, consumer_group_prefix=f"jzbench-{uuid.uuid4().hex[:8]}"
     )
-    ingest = asyncio.create_task(run_ingest(kafka_consumer(settings, CONSUMER, SOURCES), consumer, settings))
+    ingest = asyncio.create_task(run_ingest(kafka_consumer(settings, CONSUMER, [TOPIC]), consumer, settings))
     settled = asyncio.create_task(consumer.settled.wait())
     try:
         await asyncio.wait([ingest, settled], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)

@@ -12,9 +12,9 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import grpc
 import protovalidate
@@ -166,6 +166,8 @@ def _tolerant(deserialize: Callable[[bytes], Message]) -> Callable[[bytes], Mess
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Handler = Callable[[Message, Context], Awaitable[Message]]
+# A server-streaming servicer method: an async generator of the responses.
+StreamHandler = Callable[[Message, Context], AsyncIterator[Message]]
 
 
 class _Guard:
@@ -187,21 +189,55 @@ class _Guard:
         requests.inc()
         latency.observe(seconds)
 
-    def method_handler(self, method: MethodDescriptor, inner: Handler) -> grpc.RpcMethodHandler[Any, Any]:
-        """``inner`` (a unary servicer method) guarded, with a body that may fail to parse."""
+    def method_handler(
+        self, method: MethodDescriptor, inner: Handler | StreamHandler
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """``inner`` (a unary, or a server-streaming, servicer method) guarded, with a body that may
+        fail to parse."""
         path = f"/{method.containing_service.full_name}/{method.name}"
         request = message_factory.GetMessageClass(method.input_type)
         response = message_factory.GetMessageClass(method.output_type)
+        deserializer = _tolerant(request.FromString)
+        if method.server_streaming:
+
+            async def streamed(
+                request: Message | _Undecodable, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Message]:
+                async for message in self._serve_stream(path, cast(StreamHandler, inner), request, context):
+                    yield message
+
+            return grpc.unary_stream_rpc_method_handler(
+                streamed, request_deserializer=deserializer, response_serializer=response.SerializeToString
+            )
 
         async def guarded(
             request: Message | _Undecodable, context: grpc.aio.ServicerContext[Any, Any]
         ) -> Message:
-            return await self._serve(path, inner, request, context)
+            return await self._serve(path, cast(Handler, inner), request, context)
 
         return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=_tolerant(request.FromString),
-            response_serializer=response.SerializeToString,
+            guarded, request_deserializer=deserializer, response_serializer=response.SerializeToString
+        )
+
+    def _admit(
+        self, method: str, request: Message | _Undecodable, metadata: tuple[Any, ...]
+    ) -> auth.Principal:
+        """The caller, authenticated and authorised, and its request valid; else the error."""
+        principal = self._keys.authenticate(auth.authorization_of(metadata))
+        auth.authorize(self._policy, method, principal)
+        if isinstance(request, _Undecodable):
+            raise errors.InvalidArgument("(request)", "the request body is not a valid protobuf message")
+        violations = violations_of(request)
+        if violations:
+            raise errors.InvalidArgument(*violations[0], *violations[1:])
+        return principal
+
+    def _span(self, method: str, metadata: tuple[Any, ...]) -> Any:
+        return tracer.start_as_current_span(
+            method.lstrip("/"),
+            context=extract_from_metadata({k: v for k, v in metadata if isinstance(v, str)}),
+            kind=trace.SpanKind.SERVER,
+            attributes={"rpc.system": "grpc", "rpc.method": method},
         )
 
     async def _serve(
@@ -214,22 +250,9 @@ class _Guard:
         metadata = tuple(context.invocation_metadata() or ())
         started = time.perf_counter()
         code = grpc.StatusCode.OK
-        with tracer.start_as_current_span(
-            method.lstrip("/"),
-            context=extract_from_metadata({k: v for k, v in metadata if isinstance(v, str)}),
-            kind=trace.SpanKind.SERVER,
-            attributes={"rpc.system": "grpc", "rpc.method": method},
-        ) as span:
+        with self._span(method, metadata) as span:
             try:
-                principal = self._keys.authenticate(auth.authorization_of(metadata))
-                auth.authorize(self._policy, method, principal)
-                if isinstance(request, _Undecodable):
-                    raise errors.InvalidArgument(
-                        "(request)", "the request body is not a valid protobuf message"
-                    )
-                violations = violations_of(request)
-                if violations:
-                    raise errors.InvalidArgument(*violations[0], *violations[1:])
+                principal = self._admit(method, request, metadata)
                 with auth.acting_as(principal):
                     return await inner(request, context)
             except grpc.aio.AbortError:
@@ -238,16 +261,47 @@ class _Guard:
                 code = grpc.StatusCode.CANCELLED
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure leaves as a status code
-                error = _as_service_error(exc)
-                code = (
-                    status_code_for(error)
-                    if isinstance(error, errors.ServiceError)
-                    else grpc.StatusCode.INTERNAL
-                )
-                span.set_attribute("rpc.grpc.status_code", code.value[0])
+                error, code = _failure(exc, span)
                 await _abort(method, context, code, error)
             finally:
                 self._count(method, code, time.perf_counter() - started)
+
+    async def _serve_stream(
+        self,
+        method: str,
+        inner: Callable[..., AsyncIterator[Message]],
+        request: Message | _Undecodable,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[Message]:
+        """A server stream under the same guard: the first message is sent once the caller is
+        admitted; a failure mid-stream ends it with its status."""
+        metadata = tuple(context.invocation_metadata() or ())
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        with self._span(method, metadata) as span:
+            try:
+                principal = self._admit(method, request, metadata)
+                with auth.acting_as(principal):
+                    async for message in inner(request, context):
+                        yield message
+            except grpc.aio.AbortError:
+                raise
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure leaves as a status code
+                error, code = _failure(exc, span)
+                await _abort(method, context, code, error)
+            finally:
+                self._count(method, code, time.perf_counter() - started)
+
+
+def _failure(exc: Exception, span: Any) -> tuple[Exception, grpc.StatusCode]:
+    """The error a failure leaves as, and its status code (recorded on the span)."""
+    error = _as_service_error(exc)
+    code = status_code_for(error) if isinstance(error, errors.ServiceError) else grpc.StatusCode.INTERNAL
+    span.set_attribute("rpc.grpc.status_code", code.value[0])
+    return error, code
 
 
 async def _abort(
@@ -306,9 +360,9 @@ class GrpcServer:
 
     def add(self, servicer: object, service: ServiceDescriptor) -> None:
         """Serve ``servicer``'s implementation of every method of ``service``, guarded."""
-        streaming = [m.name for m in service.methods if m.client_streaming or m.server_streaming]
+        streaming = [m.name for m in service.methods if m.client_streaming]
         if streaming:
-            raise ValueError(f"{service.full_name}: streaming methods need a guard of their own: {streaming}")
+            raise ValueError(f"{service.full_name}: client-streaming methods have no guard yet: {streaming}")
         handlers = {m.name: self._guard.method_handler(m, getattr(servicer, m.name)) for m in service.methods}
         generic = grpc.method_handlers_generic_handler(service.full_name, handlers)
         self._server.add_generic_rpc_handlers((generic,))

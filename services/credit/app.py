@@ -14,10 +14,11 @@ from libs.common.outbox import OutboxRelay
 from libs.common.runtime import Components, run_service
 from libs.common.settings import ServiceSettings
 from libs.common.timers import TimerWorker
-from services.credit import events, scoring
+from services.credit import admin_api, company_api, events, scoring
 from services.credit.api import POLICY, SERVICE, CreditServicer
 from services.credit.handlers import EFFECTS
 from services.credit.queries import PgLedgerReads
+from services.credit.rebuild import PgLedger, PgRebuildUnitOfWork
 from services.credit.store import PgCreditUnitOfWork
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -34,11 +35,14 @@ class CreditSettings(ServiceSettings):
 async def build(settings: CreditSettings) -> Components:
     pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
     await ensure_topics(settings, [events.TOPIC, *SOURCES, dlq_topic(CONSUMER)])
-    server = GrpcServer.from_settings(settings, POLICY)
-    server.add(CreditServicer(PgLedgerReads(pool)), SERVICE)
+    uow = partial(PgCreditUnitOfWork, pool, settings.clock(), settings.db_acquire_timeout_s)
+    server = GrpcServer.from_settings(settings, {**POLICY, **company_api.POLICY, **admin_api.POLICY})
+    server.add(CreditServicer(PgLedgerReads(pool), uow), SERVICE)
+    server.add(company_api.CompanyCreditServicer(uow), company_api.SERVICE)
+    rebuilding = partial(PgRebuildUnitOfWork, pool, settings.clock(), settings.db_acquire_timeout_s)
+    server.add(admin_api.CreditAdminServicer(PgLedger(pool), rebuilding, settings.clock()), admin_api.SERVICE)
     dlq = idempotent_producer(settings)
     await dlq.start()
-    uow = partial(PgCreditUnitOfWork, pool, settings.clock(), settings.db_acquire_timeout_s)
     consumer = idempotent_consumer(CONSUMER, pool, uow, EFFECTS, dlq, settings)
     ingest = run_ingest(kafka_consumer(settings, CONSUMER, SOURCES), consumer, settings)
     handlers = {scoring.REEVALUATION_TIMER: scoring.reevaluation_due}

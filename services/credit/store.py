@@ -10,6 +10,7 @@ from libs.common.db import PgUnitOfWork
 from services.credit.company_store import PgCompanies
 from services.credit.domain import LedgerEntry
 from services.credit.model import Fact, FactKind, Level
+from services.credit.queries import PgOperatorEntries, PgWorkerLookups
 from services.credit.scoring import Grant, StoredScore
 
 # One statement for a whole batch of entries: the rows travel as arrays.
@@ -141,6 +142,8 @@ class PgCreditUnitOfWork(PgUnitOfWork):
     scores: PgScores
     profiles: PgProfiles
     companies: PgCompanies
+    lookups: PgWorkerLookups
+    operator_entries: PgOperatorEntries
 
     def _bind(self, conn: asyncpg.Connection) -> None:
         self.ledger = PgLedgerRepository(conn)
@@ -148,3 +151,5 @@ class PgCreditUnitOfWork(PgUnitOfWork):
         self.scores = PgScores(conn)
         self.profiles = PgProfiles(conn)
         self.companies = PgCompanies(conn)
+        self.lookups = PgWorkerLookups(conn)
+        self.operator_entries = PgOperatorEntries(conn)
