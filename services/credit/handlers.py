@@ -9,7 +9,7 @@ change regrading the company.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -270,7 +270,7 @@ def _type(message: object) -> str:
     return event_type_of(message)  # type: ignore[arg-type]
 
 
-EFFECTS: Mapping[str, Effect[CreditUnitOfWork]] = {
+_KNOWN: Mapping[str, Effect[CreditUnitOfWork]] = {
     _type(order_events.OrderCreated()): _facts_effect(_booked),
     _type(order_events.OrderCompleted()): _facts_effect(_completed),
     _type(order_events.RatingPosted()): _facts_effect(_rated),
@@ -290,3 +290,48 @@ EFFECTS: Mapping[str, Effect[CreditUnitOfWork]] = {
     _type(worker_events.ConsentGranted()): _profile_effect(_granted),
     _type(worker_events.ConsentRevoked()): _profile_effect(_revoked),
 }
+
+
+def _unscored(event: EventEnvelope) -> list[domain.LedgerEntry]:
+    """An event about a worker of a type this build does not know (a producer's newer event): kept
+    on the record, scoring nothing, so a later model can score it on a rebuild."""
+    if not event.subject.startswith("workers/"):
+        return []
+    worker_id = event.subject.removeprefix("workers/")
+    reason = f"{event.type}: not known to model {domain.RULE_VERSION}"
+    return _entry(event, worker_id, FactKind.UNSCORED, reason)
+
+
+# Every event type of the packages credit reads that it knows and does not score.
+_IRRELEVANT = frozenset(
+    message.full_name
+    for module in (order_events, complaint_events, worker_events, insurance_events)
+    for message in module.DESCRIPTOR.message_types_by_name.values()
+) - set(_KNOWN)
+
+
+class _Effects(Mapping[str, Effect[CreditUnitOfWork]]):
+    """The effects of the known types; any type credit has never heard of records an unscored fact
+    (not dropped); the known types it does not score are ignored."""
+
+    def __init__(self) -> None:
+        self._unknown = _facts_effect(_unscored)
+
+    def __getitem__(self, event_type: str) -> Effect[CreditUnitOfWork]:
+        if event_type in _KNOWN:
+            return _KNOWN[event_type]
+        if event_type in _IRRELEVANT:
+            raise KeyError(event_type)
+        return self._unknown
+
+    def __contains__(self, event_type: object) -> bool:
+        return event_type not in _IRRELEVANT
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_KNOWN)
+
+    def __len__(self) -> int:
+        return len(_KNOWN)
+
+
+EFFECTS: Mapping[str, Effect[CreditUnitOfWork]] = _Effects()

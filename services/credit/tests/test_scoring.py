@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from google.protobuf.message import Message
+from google.protobuf.wrappers_pb2 import StringValue
 
 from jiazheng.complaints.events.v1 import events_pb2 as complaint_events
 from jiazheng.complaints.v1 import complaints_pb2 as c
@@ -243,3 +244,20 @@ async def test_workers_events_keep_the_employer_the_card_and_the_grants(uow: Fak
     assert uow.profiles.colours[WORKER] == "GREEN"
     assert uow.profiles.grants["g-1"].expires_at == NOW + timedelta(hours=24)
     assert uow.profiles.revoked == {"g-1"}
+
+
+async def test_an_event_of_a_type_credit_does_not_know_is_kept_unscored_not_dropped(
+    uow: FakeCreditUnitOfWork,
+) -> None:
+    newer = new_event(
+        StringValue(value="a producer's newer event"), source="/jiazheng/workers", subject=f"workers/{WORKER}"
+    )
+    coverage = _event(
+        insurance_events.WorkerCoverageChanged(worker_id=WORKER, covered=True), "/jiazheng/insurance"
+    )
+
+    assert await _apply(uow, newer, coverage) == ["applied", "ignored"]
+
+    [entry] = uow.ledger.entries
+    assert (entry.kind, entry.event_type) == (FactKind.UNSCORED, "google.protobuf.StringValue")
+    assert WORKER not in uow.scores.by_worker  # an unscored fact moves nothing
