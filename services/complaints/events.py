@@ -11,6 +11,7 @@ from datetime import datetime
 from google.protobuf.message import Message
 
 from jiazheng.complaints.events.v1 import events_pb2 as ev
+from jiazheng.complaints.v1 import complaints_pb2 as pb
 from libs.common.events import EventEnvelope, new_event
 from libs.common.kafka import events_topic
 from libs.common.protoutil import timestamp
@@ -29,11 +30,11 @@ def case_filed(case: domain.Case) -> EventEnvelope:
     f = case.filing
     message = ev.CaseFiled(
         case_id=str(case.case_id),
-        kind=KIND[f.kind],  # type: ignore[arg-type]
-        category=CATEGORY[f.category],  # type: ignore[arg-type]
-        severity=SEVERITY[f.severity],  # type: ignore[arg-type]
-        complainant=PARTY[f.complainant],  # type: ignore[arg-type]
-        respondent=PARTY[f.respondent],  # type: ignore[arg-type]
+        kind=KIND[f.kind],
+        category=CATEGORY[f.category],
+        severity=SEVERITY[f.severity],
+        complainant=PARTY[f.complainant],
+        respondent=PARTY[f.respondent],
         order_id=f.order_id,
         worker_id=f.worker_id,
         company_id=f.company_id,
@@ -49,7 +50,7 @@ def case_answered(case: domain.Case, at: datetime) -> EventEnvelope:
     seconds = int((case.responded_at - case.filed_at).total_seconds()) if case.responded_at else 0
     message = ev.CaseAnswered(
         case_id=str(case.case_id),
-        state=STATE[case.state],  # type: ignore[arg-type]
+        state=STATE[case.state],
         time=timestamp(at),
         response_seconds=seconds,
     )
@@ -69,7 +70,7 @@ def sla_breached(case: domain.Case, kind: str, deadline: datetime, at: datetime)
 def to_mediation(case: domain.Case, reason: str, at: datetime) -> EventEnvelope:
     message = ev.CaseEscalatedToMediation(
         case_id=str(case.case_id),
-        body=BODY[case.body] if case.body else 0,  # type: ignore[arg-type]
+        body=BODY[case.body] if case.body else pb.MEDIATION_BODY_UNSPECIFIED,
         reason=reason,
         mediation_deadline=timestamp(case.deadline.due_at) if case.deadline else None,
         time=timestamp(at),
@@ -106,7 +107,7 @@ def agreement_followed_up(
     message = ev.AgreementFollowedUp(
         case_id=str(case.case_id),
         performed=performed,
-        breached_by=PARTY[breached_by] if breached_by else 0,  # type: ignore[arg-type]
+        breached_by=PARTY[breached_by] if breached_by else pb.PARTY_KIND_UNSPECIFIED,
         worker_id=case.filing.worker_id,
         company_id=case.filing.company_id,
         time=timestamp(at),
@@ -118,9 +119,9 @@ def case_resolved(case: domain.Case, at: datetime) -> EventEnvelope:
     f = case.filing
     message = ev.CaseResolved(
         case_id=str(case.case_id),
-        kind=KIND[f.kind],  # type: ignore[arg-type]
-        category=CATEGORY[f.category],  # type: ignore[arg-type]
-        severity=SEVERITY[f.severity],  # type: ignore[arg-type]
+        kind=KIND[f.kind],
+        category=CATEGORY[f.category],
+        severity=SEVERITY[f.severity],
         outcome=outcome_to_proto(case.outcome) if case.outcome else None,
         order_id=f.order_id,
         worker_id=f.worker_id,
@@ -136,7 +137,7 @@ def suspension_requested(case: domain.Case, at: datetime) -> EventEnvelope:
     message = ev.WorkerSuspensionRequested(
         worker_id=case.filing.worker_id,
         case_id=str(case.case_id),
-        category=CATEGORY[case.filing.category],  # type: ignore[arg-type]
+        category=CATEGORY[case.filing.category],
         time=timestamp(at),
     )
     return new_event(message, source=SOURCE, subject=f"workers/{case.filing.worker_id}", time=at)
@@ -145,7 +146,7 @@ def suspension_requested(case: domain.Case, at: datetime) -> EventEnvelope:
 def escalated_externally(case: domain.Case, reason: str, at: datetime) -> EventEnvelope:
     message = ev.CaseEscalatedExternally(
         case_id=str(case.case_id),
-        route=ROUTE[case.route] if case.route else 0,  # type: ignore[arg-type]
+        route=ROUTE[case.route] if case.route else pb.ESCALATION_ROUTE_UNSPECIFIED,
         reason=reason,
         time=timestamp(at),
     )

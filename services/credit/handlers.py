@@ -56,11 +56,10 @@ class CreditUnitOfWork(ScoringUnitOfWork, Protocol):
     def companies(self) -> CompanyRepository: ...
 
 
-Source = tuple[str, str, str, object]
 ToEntries = Callable[[EventEnvelope], list[domain.LedgerEntry]]
 
 
-def _source(event: EventEnvelope) -> tuple[str, str, str, object]:
+def _source(event: EventEnvelope) -> tuple[str, str, str, datetime]:
     return event.id, event.type, trace_id_of(event.traceparent), event.time
 
 
@@ -69,7 +68,7 @@ def _entry(
 ) -> list[domain.LedgerEntry]:
     if not worker_id:
         return []
-    return [domain.recorded(worker_id, kind, reason, _source(event), magnitude, detail)]  # type: ignore[arg-type]
+    return [domain.recorded(worker_id, kind, reason, _source(event), magnitude, detail)]
 
 
 def _facts_effect(to_entries: ToEntries) -> Effect[CreditUnitOfWork]:
@@ -266,29 +265,27 @@ def _both(first: Effect[CreditUnitOfWork], second: Effect[CreditUnitOfWork]) -> 
     return apply
 
 
-def _type(message: object) -> str:
-    return event_type_of(message)  # type: ignore[arg-type]
-
-
 _KNOWN: Mapping[str, Effect[CreditUnitOfWork]] = {
-    _type(order_events.OrderCreated()): _facts_effect(_booked),
-    _type(order_events.OrderCompleted()): _facts_effect(_completed),
-    _type(order_events.RatingPosted()): _facts_effect(_rated),
-    _type(order_events.NoShowReported()): _facts_effect(_no_show),
-    _type(complaint_events.CaseFiled()): _company_effect(_case_filed),
-    _type(complaint_events.CaseAnswered()): _company_effect(_case_answered),
-    _type(complaint_events.CaseResolved()): _both(_facts_effect(_complaint), _company_effect(_case_resolved)),
-    _type(complaint_events.AgreementFollowedUp()): _facts_effect(_breach),
-    _type(complaint_events.WorkerSuspensionRequested()): _facts_effect(_suspension),
-    _type(worker_events.TrainingRecorded()): _facts_effect(_training),
-    _type(worker_events.SkillCertificateRecorded()): _facts_effect(_certificate),
-    _type(worker_events.BackgroundCheckRecorded()): _facts_effect(_background),
-    _type(insurance_events.ClaimPaid()): _facts_effect(_claim),
-    _type(worker_events.WorkerRegistered()): _profile_effect(_registered),
-    _type(worker_events.WorkerTransferred()): _profile_effect(_transferred),
-    _type(worker_events.CardStatusChanged()): _profile_effect(_card),
-    _type(worker_events.ConsentGranted()): _profile_effect(_granted),
-    _type(worker_events.ConsentRevoked()): _profile_effect(_revoked),
+    event_type_of(order_events.OrderCreated()): _facts_effect(_booked),
+    event_type_of(order_events.OrderCompleted()): _facts_effect(_completed),
+    event_type_of(order_events.RatingPosted()): _facts_effect(_rated),
+    event_type_of(order_events.NoShowReported()): _facts_effect(_no_show),
+    event_type_of(complaint_events.CaseFiled()): _company_effect(_case_filed),
+    event_type_of(complaint_events.CaseAnswered()): _company_effect(_case_answered),
+    event_type_of(complaint_events.CaseResolved()): _both(
+        _facts_effect(_complaint), _company_effect(_case_resolved)
+    ),
+    event_type_of(complaint_events.AgreementFollowedUp()): _facts_effect(_breach),
+    event_type_of(complaint_events.WorkerSuspensionRequested()): _facts_effect(_suspension),
+    event_type_of(worker_events.TrainingRecorded()): _facts_effect(_training),
+    event_type_of(worker_events.SkillCertificateRecorded()): _facts_effect(_certificate),
+    event_type_of(worker_events.BackgroundCheckRecorded()): _facts_effect(_background),
+    event_type_of(insurance_events.ClaimPaid()): _facts_effect(_claim),
+    event_type_of(worker_events.WorkerRegistered()): _profile_effect(_registered),
+    event_type_of(worker_events.WorkerTransferred()): _profile_effect(_transferred),
+    event_type_of(worker_events.CardStatusChanged()): _profile_effect(_card),
+    event_type_of(worker_events.ConsentGranted()): _profile_effect(_granted),
+    event_type_of(worker_events.ConsentRevoked()): _profile_effect(_revoked),
 }
 
 
