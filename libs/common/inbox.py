@@ -9,6 +9,7 @@ answers is retried a bounded number of times and then goes to the dead-letter to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -26,7 +27,14 @@ from libs.common.errors import PermanentEventError
 from libs.common.events import EventEnvelope, envelope_from_kafka
 from libs.common.kafka import dlq_topic
 from libs.common.outages import backoff
-from libs.common.telemetry import DLQ_EVENTS, EVENTS_CONSUMED, context_from, span_context_of, tracer
+from libs.common.telemetry import (
+    DLQ_EVENTS,
+    EVENTS_CONSUMED,
+    context_from,
+    span_context_of,
+    trace_id_of,
+    tracer,
+)
 from libs.common.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -225,7 +233,9 @@ class IdempotentConsumer(Generic[U]):
                     else:
                         outcomes[p.index] = "duplicate"
                 for event_type, run in groupby(fresh, key=lambda p: p.event.type):
-                    await self._effects[event_type](uow, [p.event for p in run])
+                    events = [p.event for p in run]
+                    with _within_trace(events, alone=len(batch) == 1):
+                        await self._effects[event_type](uow, events)
                 await uow.commit()
         return outcomes
 
@@ -268,6 +278,23 @@ class IdempotentConsumer(Generic[U]):
         DLQ_EVENTS.labels(self.name).inc()
         log.error("event dead-lettered", extra={"fields": {"topic": record.topic, "error": repr(error)}})
         return "dead_lettered"
+
+
+def _within_trace(run: list[EventEnvelope], alone: bool) -> AbstractContextManager[object]:
+    """A run of a batch's events that all belong to one trace is applied in a span of that trace,
+    so that what its effect publishes (the outbox's traceparent) and logs carries on the call that
+    caused it, one hop after another; a run of several traces stays in the batch's span. A lone
+    event's batch span already continues its trace."""
+    trace_ids = {trace_id_of(event.traceparent) for event in run}
+    if alone or len(trace_ids) != 1 or "" in trace_ids:
+        return contextlib.nullcontext()
+    batch = trace.get_current_span().get_span_context()
+    return tracer.start_as_current_span(
+        f"apply {run[0].type}",
+        context=context_from(run[0].traceparent),
+        links=[trace.Link(batch)] if batch.is_valid else [],
+        attributes={"messaging.batch.message_count": len(run)},
+    )
 
 
 def _links(batch: list[_Parsed]) -> list[trace.Link]:

@@ -19,7 +19,7 @@ from libs.common.events import EventEnvelope
 from libs.common.kafka import OutgoingRecord, send_batched
 from libs.common.outages import backoff, is_outage
 from libs.common.settings import ServiceSettings
-from libs.common.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISHED, tracer
+from libs.common.telemetry import OUTBOX_BACKLOG, OUTBOX_PUBLISHED, trace_id_of, tracer
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,8 @@ class Notifications:
 
 
 async def add_event(conn: asyncpg.Connection, topic: str, event: EventEnvelope) -> None:
-    """Store ``event`` in the caller's transaction; the relay is woken when it commits."""
+    """Store ``event`` in the caller's transaction; the relay is woken when it commits. Logged at
+    DEBUG with the trace the event carries on."""
     await conn.execute(
         "WITH stored AS ("
         " INSERT INTO outbox (event_id, topic, aggregate_id, event_type, headers, payload)"
@@ -112,6 +113,14 @@ async def add_event(conn: asyncpg.Connection, topic: str, event: EventEnvelope) 
         json.dumps(event.headers()),
         event.data,
     )
+    if log.isEnabledFor(logging.DEBUG):
+        fields = {
+            "event_id": event.id,
+            "event_type": event.type,
+            "subject": event.subject,
+            "trace_id": trace_id_of(event.traceparent),
+        }
+        log.debug("event added to the outbox", extra={"fields": fields})
 
 
 class OutboxRelay:

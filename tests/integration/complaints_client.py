@@ -12,12 +12,15 @@ from tests.integration.harness import RunningService
 MEDIATION_METHODS = c.DESCRIPTOR.services_by_name["MediationService"].methods_by_name
 
 
-async def complaints_call(svc: RunningService, key: str, method: str, request: Any) -> Any:
-    """``method`` of ComplaintService or MediationService, with ``key``'s authorisation."""
+async def complaints_call(
+    svc: RunningService, key: str, method: str, request: Any, traceparent: str | None = None
+) -> Any:
+    """``method`` of ComplaintService or MediationService, with ``key``'s authorisation (and the
+    caller's trace, when given)."""
     async with svc.channel() as channel:
         stub: Any = (
             complaints_pb2_grpc.MediationServiceStub(channel)
             if method in MEDIATION_METHODS
             else complaints_pb2_grpc.ComplaintServiceStub(channel)
         )
-        return await getattr(stub, method)(request, metadata=auth(key))
+        return await getattr(stub, method)(request, metadata=auth(key, traceparent))

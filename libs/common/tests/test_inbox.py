@@ -3,6 +3,7 @@ a bad event isolated and dead-lettered, an outage waited out without dead-letter
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import pytest
@@ -10,6 +11,7 @@ from google.protobuf.wrappers_pb2 import Int32Value, StringValue
 
 from libs.common.events import EventEnvelope, event_type_of, new_event
 from libs.common.inbox import Effect, IdempotentConsumer, KafkaRecord
+from libs.common.telemetry import current_traceparent, trace_id_of
 from libs.common.testing import FakeDeadLetters, FakeUnitOfWork
 
 INT = event_type_of(Int32Value())
@@ -184,3 +186,40 @@ async def test_an_unreachable_dead_letter_topic_is_waited_out(uow: JournalUnitOf
     assert outcomes == ["dead_lettered"]
     assert len(dead.sent) == 1
     assert dead.failures == 0
+
+
+def _traced(event: EventEnvelope, trace_id: str) -> EventEnvelope:
+    return dataclasses.replace(event, traceparent=f"00-{trace_id}-00f067aa0ba902b7-01")
+
+
+class TraceJournal:
+    """Journals the trace id current while each run of events is applied."""
+
+    def __init__(self) -> None:
+        self.traces: list[tuple[list[str], str]] = []
+
+    async def __call__(self, uow: JournalUnitOfWork, events: Sequence[EventEnvelope]) -> None:
+        self.traces.append(([e.subject for e in events], trace_id_of(current_traceparent())))
+
+
+async def test_a_run_of_one_trace_in_a_batch_is_applied_within_that_trace(uow: JournalUnitOfWork) -> None:
+    first, second = "1" * 32, "2" * 32
+    events = [
+        _traced(_int("a/1"), first),
+        _traced(_string("b/1"), second),
+        _traced(_int("a/2"), first),
+        _traced(_int("a/3"), second),
+        _int("a/4"),
+    ]
+    journal = TraceJournal()
+    consumer = IdempotentConsumer(
+        "test", lambda: uow, {INT: journal, STRING: journal}, FakeDeadLetters(), Probe()
+    )
+
+    assert await consumer.handle_batch(_records(*events)) == ["applied"] * 5
+
+    [(one, in_first), (other, in_second), (mixed, in_batch)] = journal.traces
+    assert (one, in_first) == (["a/1"], first)
+    assert (other, in_second) == (["b/1"], second)
+    assert mixed == ["a/2", "a/3", "a/4"]
+    assert in_batch not in (first, second)  # several traces: the batch's own

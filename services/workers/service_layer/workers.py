@@ -260,8 +260,9 @@ async def record_certificate(
 
 async def refresh_status(uow: WorkersUnitOfWork, worker_id: uuid.UUID) -> d.CardColour:
     """Inside an open unit of work (a use case, a fired timer, a consumed event): the colour now;
-    when it or its reasons changed, stored and published. The card-status timer is set for the
-    next day a validity lapses, so that a lapse needs no call."""
+    when it or its reasons changed, stored and published (a new colour logged, in the trace of
+    what changed it). The card-status timer is set for the next day a validity lapses, so that a
+    lapse needs no call."""
     now = uow.clock.now()
     today = beijing_today(now)
     inputs = await uow.status.inputs(worker_id)
@@ -273,6 +274,9 @@ async def refresh_status(uow: WorkersUnitOfWork, worker_id: uuid.UUID) -> d.Card
         await uow.add_event(
             events.TOPIC, events.card_status_changed(worker_id, colour, previous, reasons, now)
         )
+        if colour != previous:
+            fields = {"worker_id": str(worker_id), "colour": colour, "previous": previous, "reasons": reasons}
+            log.info("card colour changed", extra={"fields": fields})
     lapse = d.next_lapse(inputs, today)
     if lapse is None:
         await uow.timers.cancel(CARD_STATUS_TIMER, str(worker_id))

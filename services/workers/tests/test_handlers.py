@@ -8,6 +8,8 @@ insurance services will emit.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -25,6 +27,7 @@ from libs.common.auth import Principal, Role
 from libs.common.events import EventEnvelope, new_event
 from libs.common.inbox import IdempotentConsumer, KafkaRecord
 from libs.common.kafka import events_topic
+from libs.common.logs import JsonFormatter
 from libs.common.protoutil import timestamp
 from libs.common.testing import FakeDeadLetters, FixedClock
 from services.workers import domain as d
@@ -290,3 +293,39 @@ async def test_an_undecodable_payload_is_dead_lettered(
 
     assert await consumer.handle_batch([record]) == ["dead_lettered"]
     assert "undecodable" in dead_letters.sent[0][1]
+
+
+class _JsonLines(logging.Handler):
+    """Formats each record as the services log it, while its span is current."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter("workers"))
+        self.lines: list[dict[str, object]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+async def test_a_colour_change_is_logged_in_the_trace_of_the_event_that_made_it(
+    consumer: IdempotentConsumer[FakeWorkersUnitOfWork],
+    checked_worker: uuid.UUID,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await consumer.handle_batch([_record(_coverage(checked_worker))])
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    suspended = dataclasses.replace(
+        _suspension(checked_worker, True), traceparent=f"00-{trace_id}-00f067aa0ba902b7-01"
+    )
+    handler = _JsonLines()
+    logger = logging.getLogger("services.workers.service_layer.workers")
+    logger.addHandler(handler)
+    caplog.set_level(logging.INFO, logger=logger.name)
+    try:  # in a batch of two: the suspension's run is of its trace alone
+        await consumer.handle_batch([_record(suspended), _record(_coverage(checked_worker))])
+    finally:
+        logger.removeHandler(handler)
+
+    [changed] = [line for line in handler.lines if line["msg"] == "card colour changed"]
+    assert (changed["trace_id"], changed["worker_id"]) == (trace_id, str(checked_worker))
+    assert (changed["colour"], changed["previous"], changed["reasons"]) == ("red", "green", ["suspended"])
