@@ -63,13 +63,17 @@ class DueTimer:
     attempts: int  # failed firings so far
 
 
-_SCHEDULE = (
-    "WITH stored AS ("
-    " INSERT INTO timers (timer_id, kind, key, due_at, payload) VALUES ($1, $2, $3, $4, $5::jsonb)"
-    " ON CONFLICT (kind, key) WHERE fired_at IS NULL DO UPDATE SET due_at = EXCLUDED.due_at,"
-    " payload = EXCLUDED.payload, attempts = 0, last_error = NULL, parked_at = NULL RETURNING 1)"
-    f" SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM stored"
+_INSERT = (
+    "INSERT INTO timers (timer_id, kind, key, due_at, payload) VALUES ($1, $2, $3, $4, $5::jsonb)"
+    " ON CONFLICT (kind, key) WHERE fired_at IS NULL"
 )
+_NOTIFY = f" RETURNING 1) SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM stored"
+_SCHEDULE = (
+    f"WITH stored AS ({_INSERT} DO UPDATE SET due_at = EXCLUDED.due_at, payload = EXCLUDED.payload,"
+    f" attempts = 0, last_error = NULL, parked_at = NULL{_NOTIFY}"
+)
+# DO NOTHING takes no lock: a pending timer being fired (locked by its worker) is not waited for.
+_SCHEDULE_IF_ABSENT = f"WITH stored AS ({_INSERT} DO NOTHING{_NOTIFY}"
 _CLAIM = (
     "SELECT timer_id, kind, key, due_at, payload, attempts FROM timers"
     " WHERE fired_at IS NULL AND parked_at IS NULL AND due_at <= $2"
@@ -97,6 +101,20 @@ async def schedule(
     await conn.execute(_SCHEDULE, uuid.uuid4(), kind, key, due_at, json.dumps(payload))
 
 
+async def schedule_if_absent(
+    conn: asyncpg.Connection, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any]
+) -> bool:
+    """Store the timer in the caller's transaction unless one of ``kind`` for ``key`` is pending
+    (parked included), which keeps its due time; whether it was stored.
+
+    Changes that each call it make one firing, at the ``due_at`` of the first: a debounce that a
+    steady stream of changes cannot push back. A timer being fired right now is still pending and
+    is not waited for, so a change that commits after its handler read is not seen by that firing.
+    """
+    stored = await conn.fetchrow(_SCHEDULE_IF_ABSENT, uuid.uuid4(), kind, key, due_at, json.dumps(payload))
+    return stored is not None
+
+
 async def cancel(conn: asyncpg.Connection, kind: str, key: str) -> bool:
     """Delete the pending timer of ``kind`` for ``key`` in the caller's transaction; whether there was one.
 
@@ -106,6 +124,18 @@ async def cancel(conn: asyncpg.Connection, kind: str, key: str) -> bool:
         "DELETE FROM timers WHERE kind = $1 AND key = $2 AND fired_at IS NULL RETURNING true", kind, key
     )
     return bool(deleted)
+
+
+class CoalescingTimers(Timers, Protocol):
+    """Timers that a stream of changes can also set once: the first change sets the due time and
+    the later ones, until it fires, join it."""
+
+    async def schedule_if_absent(
+        self, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any]
+    ) -> bool:
+        """Fire ``kind`` for ``key`` at ``due_at`` if this unit of work commits, unless a timer of
+        ``kind`` for ``key`` is pending (then it keeps its own due time); whether it was set."""
+        ...
 
 
 class TimerQueue(Timers, Protocol):
@@ -144,6 +174,11 @@ class PgTimers:
 
     async def schedule(self, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any]) -> None:
         await schedule(self._conn, kind, key, due_at, payload)
+
+    async def schedule_if_absent(
+        self, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any]
+    ) -> bool:
+        return await schedule_if_absent(self._conn, kind, key, due_at, payload)
 
     async def cancel(self, kind: str, key: str) -> bool:
         return await cancel(self._conn, kind, key)

@@ -5,7 +5,10 @@ complaints service's events tell it, and its grade from both and its workers' sc
 
 A decision is recorded once per request id, regrades the company and is published as
 ``CompanyDecisionRecorded`` with the grade after it; a change in the company's complaint handling
-regrades it without an event. Each company's grade is kept in ``company_grades``.
+regrades it without an event. A change in its workers (a score, a worker joining or leaving) sets a
+regrade timer if none is pending (``REGRADE_TIMER``): the company is regraded once for every change
+within the delay, however busy it is, reading its workers once. Each company's grade is kept in
+``company_grades``; only decisions are published (the contract has no event for a grade).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import statistics
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -22,10 +25,13 @@ from jiazheng.credit.events.v1 import events_pb2 as ev
 from libs.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from libs.common.events import EventEnvelope, new_event
 from libs.common.protoutil import timestamp
+from libs.common.timers import CoalescingTimers, DueTimer
 from libs.common.uow import UnitOfWork
 from services.credit import events, model
 
 SECONDS_PER_HOUR = 3600
+REGRADE_TIMER = "credit.company_regrade"
+REGRADE_DELAY = timedelta(seconds=60)  # the default; CreditSettings.company_regrade_delay_s
 
 
 class DecisionKind(StrEnum):
@@ -141,6 +147,18 @@ class CompanyRepository(Protocol):
 class CompaniesUnitOfWork(UnitOfWork, Protocol):
     @property
     def companies(self) -> CompanyRepository: ...
+
+
+class RegradeScheduling(UnitOfWork, Protocol):
+    """What a unit of work that changes a company's workers needs to have the company regraded."""
+
+    @property
+    def timers(self) -> CoalescingTimers: ...
+
+    @property
+    def company_regrade_delay(self) -> timedelta:
+        """How long after a change in its workers a company is regraded, at the latest."""
+        ...
 
 
 # -- the record and its rules ----------------------------------------------------------------------
@@ -276,8 +294,22 @@ async def regrade(uow: CompaniesUnitOfWork, company_id: str) -> CompanyCredit:
     return credit
 
 
-async def handling_changed(uow: CompaniesUnitOfWork, company_ids: Iterable[str]) -> None:
-    """Regrade each company whose complaint handling changed; the grade is kept, not published."""
+async def regrade_each(uow: CompaniesUnitOfWork, company_ids: Iterable[str]) -> None:
+    """Regrade each company under its lock (its complaint handling or its workers changed); the
+    grade is kept, not published."""
     for company_id in sorted(set(company_ids)):  # one order of locks: no deadlock between batches
         await uow.companies.lock(company_id)
         await regrade(uow, company_id)
+
+
+async def workers_changed(uow: RegradeScheduling, company_ids: Iterable[str]) -> None:
+    """Have each company regraded within the delay: a timer, unless one is pending (it then sees
+    this change too, as it reads the workers when it fires). Nothing is locked or read here."""
+    due_at = uow.clock.now() + uow.company_regrade_delay
+    for company_id in sorted(set(company_ids) - {""}):
+        await uow.timers.schedule_if_absent(REGRADE_TIMER, company_id, due_at, {})
+
+
+async def regrade_due(uow: CompaniesUnitOfWork, timer: DueTimer) -> None:
+    """The company's workers changed: regrade it from them and its own record (kept, not published)."""
+    await regrade_each(uow, [timer.key])

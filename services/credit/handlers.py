@@ -3,7 +3,8 @@ consumer's unit of work (inbox, entries and the re-evaluation commit together); 
 scored are then re-evaluated, and their level changes published. What credit keeps of workers
 (employer, card colour, consent grants) comes from the workers service's events; what it keeps of
 companies' complaint handling (cases filed, answered, resolved) from the complaints service's, each
-change regrading the company.
+change regrading the company; a worker joining or leaving a company sets the company's regrade
+timer, as a changed score does.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class LedgerRepository(Protocol):
     async def add_many(self, entries: Sequence[domain.LedgerEntry]) -> None: ...
 
 
-class Profiles(Protocol):
+class Profiles(scoring.Employers, Protocol):
     async def set_company(self, worker_id: str, company_id: str) -> None: ...
 
     async def set_card_colour(self, worker_id: str, colour: str) -> None: ...
@@ -192,13 +193,18 @@ def _profile_effect(change: ProfileChange) -> Effect[CreditUnitOfWork]:
 
 
 async def _registered(uow: CreditUnitOfWork, event: EventEnvelope) -> None:
+    """A worker joins a company: its workers' mean counts them once they have a score (credit may
+    have scored them before it heard of the registration)."""
     registered = event.parse(worker_events.WorkerRegistered)
     await uow.profiles.set_company(registered.worker_id, registered.company_id)
+    await companies.workers_changed(uow, [registered.company_id])
 
 
 async def _transferred(uow: CreditUnitOfWork, event: EventEnvelope) -> None:
+    """A worker leaves one company for another: both lose or gain the worker's score."""
     moved = event.parse(worker_events.WorkerTransferred)
     await uow.profiles.set_company(moved.worker_id, moved.to_company_id)
+    await companies.workers_changed(uow, [moved.from_company_id, moved.to_company_id])
 
 
 async def _card(uow: CreditUnitOfWork, event: EventEnvelope) -> None:
@@ -225,7 +231,7 @@ def _company_effect(change: CompanyChange) -> Effect[CreditUnitOfWork]:
 
     async def apply(uow: CreditUnitOfWork, batch: Sequence[EventEnvelope]) -> None:
         changed = [await change(uow, event) for event in batch]
-        await companies.handling_changed(uow, [company_id for company_id in changed if company_id])
+        await companies.regrade_each(uow, [company_id for company_id in changed if company_id])
 
     return apply
 

@@ -4,19 +4,19 @@ Whenever facts that score are recorded for a worker, and when a durable timer sa
 penalty or a passing window changes the level with no new fact, the worker is evaluated with the
 model in force at the unit of work's clock; a level that differs from the one stored is published
 as ``CreditLevelChanged`` (workers recolours the card, orders updates matching) in the same
-transaction, and the next such instant is scheduled.
+transaction, and the next such instant is scheduled. The companies of the workers whose score
+changed are to be regraded (``companies.workers_changed``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from libs.common.timers import DueTimer
-from libs.common.uow import UnitOfWork
-from services.credit import events, model
+from services.credit import companies, events, model
 
 REEVALUATION_TIMER = "credit.reevaluation"
 
@@ -52,20 +52,39 @@ class Scores(Protocol):
     async def put(self, worker_id: str, score: StoredScore) -> None: ...
 
 
-class ScoringUnitOfWork(UnitOfWork, Protocol):
+class Employers(Protocol):
+    async def companies_of(self, worker_ids: Collection[str]) -> set[str]:
+        """The companies that employ any of the workers (a worker with none adds nothing)."""
+        ...
+
+
+class ScoringUnitOfWork(companies.RegradeScheduling, Protocol):
     @property
     def facts(self) -> FactReads: ...
 
     @property
     def scores(self) -> Scores: ...
 
+    @property
+    def profiles(self) -> Employers: ...
+
 
 async def rescore(uow: ScoringUnitOfWork, worker_ids: Iterable[str]) -> list[StoredScore]:
-    """Evaluate each worker now; publish the level changes; schedule each next re-evaluation."""
-    return [await _rescore_one(uow, worker_id) for worker_id in sorted(set(worker_ids))]
+    """Evaluate each worker now; publish the level changes; schedule each next re-evaluation, and
+    a regrade of the companies whose workers' scores changed."""
+    stored, moved = [], []
+    for worker_id in sorted(set(worker_ids)):
+        before, after = await _rescore_one(uow, worker_id)
+        stored.append(after)
+        if before is None or before.score != after.score:
+            moved.append(worker_id)
+    if moved:
+        await companies.workers_changed(uow, await uow.profiles.companies_of(moved))
+    return stored
 
 
-async def _rescore_one(uow: ScoringUnitOfWork, worker_id: str) -> StoredScore:
+async def _rescore_one(uow: ScoringUnitOfWork, worker_id: str) -> tuple[StoredScore | None, StoredScore]:
+    """The worker's stored score before and after."""
     previous = await uow.scores.get(worker_id)  # locks the worker's row: one evaluation at a time
     facts = await uow.facts.facts_of(worker_id)
     now = uow.clock.now()
@@ -79,7 +98,7 @@ async def _rescore_one(uow: ScoringUnitOfWork, worker_id: str) -> StoredScore:
         await uow.timers.cancel(REEVALUATION_TIMER, worker_id)
     else:
         await uow.timers.schedule(REEVALUATION_TIMER, worker_id, following, {})
-    return stored
+    return previous, stored
 
 
 async def reevaluation_due(uow: ScoringUnitOfWork, timer: DueTimer) -> None:

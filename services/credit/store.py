@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import timedelta
 
 import asyncpg
 
 from libs.common.db import PgUnitOfWork
+from libs.common.uow import Clock
+from services.credit.companies import REGRADE_DELAY
 from services.credit.company_store import PgCompanies
 from services.credit.domain import LedgerEntry
 from services.credit.model import Fact, FactKind, Level
@@ -113,6 +116,14 @@ class PgProfiles:
             company_id,
         )
 
+    async def companies_of(self, worker_ids: Collection[str]) -> set[str]:
+        rows = await self._conn.fetch(
+            "SELECT DISTINCT company_id FROM worker_profiles WHERE worker_id = ANY($1::text[])"
+            " AND company_id <> ''",
+            list(worker_ids),
+        )
+        return {r["company_id"] for r in rows}
+
     async def set_card_colour(self, worker_id: str, colour: str) -> None:
         await self._conn.execute(
             "INSERT INTO worker_profiles (worker_id, card_colour) VALUES ($1, $2)"
@@ -137,6 +148,9 @@ class PgProfiles:
 
 
 class PgCreditUnitOfWork(PgUnitOfWork):
+    """Credit's unit of work; ``company_regrade_delay`` is how soon a company whose workers changed
+    is regraded."""
+
     ledger: PgLedgerRepository
     facts: PgFactReads
     scores: PgScores
@@ -144,6 +158,16 @@ class PgCreditUnitOfWork(PgUnitOfWork):
     companies: PgCompanies
     lookups: PgWorkerLookups
     operator_entries: PgOperatorEntries
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        clock: Clock | None = None,
+        acquire_timeout_s: float = 5.0,
+        company_regrade_delay: timedelta = REGRADE_DELAY,
+    ) -> None:
+        super().__init__(pool, clock, acquire_timeout_s)
+        self.company_regrade_delay = company_regrade_delay
 
     def _bind(self, conn: asyncpg.Connection) -> None:
         self.ledger = PgLedgerRepository(conn)

@@ -227,3 +227,48 @@ async def test_a_handler_rescheduling_its_own_timer_leaves_the_next_deadline_pen
     row = await pool.fetchrow("SELECT fired_at, due_at > now() + interval '50 minutes' AS later FROM timers")
     assert row["fired_at"] is None
     assert row["later"]
+
+
+async def _if_absent(pool: asyncpg.Pool, key: str, due_at: datetime, payload: dict[str, Any]) -> bool:
+    async with PgUnitOfWork(pool) as uow:
+        stored = await uow.timers.schedule_if_absent(KIND, key, due_at, payload)
+        await uow.commit()
+    return stored
+
+
+async def test_scheduling_if_absent_keeps_the_pending_timers_due_time_and_sets_one_after_it_fired(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    first = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    assert await _if_absent(pool, "companies/c1", first, {"tier": "first"})
+    assert not await _if_absent(pool, "companies/c1", first + timedelta(seconds=30), {"tier": "later"})
+    pending = await pool.fetchrow("SELECT due_at, payload->>'tier' AS t FROM timers WHERE fired_at IS NULL")
+    assert (pending["due_at"], pending["t"]) == (first, "first")
+
+    async with running(timer_worker(pool, dsn, Expire(), timer_poll_interval_s=0.2)):
+        await eventually(lambda: effects_of(pool, "companies/c1"), within=20)
+        await eventually(lambda: pool.fetchval("SELECT count(*) = 0 FROM timers WHERE fired_at IS NULL"))
+
+    assert await _if_absent(pool, "companies/c1", first + timedelta(hours=1), {"tier": "next"})
+    assert await pool.fetchval("SELECT payload->>'tier' FROM timers WHERE fired_at IS NULL") == "next"
+
+
+async def test_scheduling_if_absent_waits_for_no_firing_and_leaves_a_parked_timer_parked(
+    pool: asyncpg.Pool,
+) -> None:
+    await schedule(pool, "companies/firing", in_s=-1)
+    await schedule(pool, "companies/parked", in_s=-1)
+    await pool.execute("UPDATE timers SET parked_at = now() WHERE key = 'companies/parked'")
+    later = datetime.now(UTC) + timedelta(hours=1)
+
+    async with PgUnitOfWork(pool) as firing:
+        [claimed] = await firing.timers.claim_due(10)  # held, as a worker holds what it fires
+        stored = await asyncio.wait_for(_if_absent(pool, "companies/firing", later, {}), timeout=5)
+    parked = await _if_absent(pool, "companies/parked", later, {})
+
+    assert (claimed.key, stored, parked) == ("companies/firing", False, False)
+    rows = await pool.fetch("SELECT key, due_at < now() AS due, parked_at IS NOT NULL AS parked FROM timers")
+    assert {(r["key"], r["due"], r["parked"]) for r in rows} == {
+        ("companies/firing", True, False),
+        ("companies/parked", True, True),
+    }

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from libs.common.testing import FakeUnitOfWork, FixedClock
-from services.credit.companies import CaseHandling, RecordedDecision
+from libs.common.testing import FakeTimers, FakeUnitOfWork, FixedClock
+from services.credit.companies import REGRADE_DELAY, CaseHandling, RecordedDecision
 from services.credit.domain import LedgerEntry
 from services.credit.lookups import Profile
 from services.credit.model import CompanyGrade, Fact
@@ -48,6 +49,9 @@ class FakeProfiles:
 
     async def set_company(self, worker_id: str, company_id: str) -> None:
         self.companies[worker_id] = company_id
+
+    async def companies_of(self, worker_ids: Collection[str]) -> set[str]:
+        return {self.companies[w] for w in worker_ids if self.companies.get(w)}
 
     async def set_card_colour(self, worker_id: str, colour: str) -> None:
         self.colours[worker_id] = colour
@@ -179,9 +183,25 @@ class FakeOperatorEntries:
         return earlier
 
 
+class FakeCoalescingTimers(FakeTimers):
+    """``libs.common.timers.CoalescingTimers`` in memory: a pending timer (parked too) is kept."""
+
+    async def schedule_if_absent(
+        self, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any]
+    ) -> bool:
+        if (kind, key) in self.pending:
+            return False
+        await self.schedule(kind, key, due_at, payload)
+        return True
+
+
 class FakeCreditUnitOfWork(FakeUnitOfWork):
+    timers: FakeCoalescingTimers
+
     def __init__(self, clock: FixedClock | None = None) -> None:
         super().__init__(clock)
+        self.timers = FakeCoalescingTimers(self.clock)
+        self.company_regrade_delay = REGRADE_DELAY
         self.ledger = FakeLedgerRepository()
         self.facts = self.ledger
         self.scores = FakeScores()

@@ -1,6 +1,8 @@
 """Companies' credit through the fake unit of work: operators' decisions (each kind, the lists'
 ends, idempotency, the grade they leave and the event that says so), complaint handling from the
-complaints service's own event builders through the consumer, and the CompanyCreditService API."""
+complaints service's own event builders through the consumer, the regrade timer that its workers'
+scores and moves set (fired by the real TimerWorker on the fake clock), and the
+CompanyCreditService API."""
 
 from __future__ import annotations
 
@@ -12,21 +14,25 @@ import pytest
 
 from jiazheng.credit.events.v1 import events_pb2 as credit_events
 from jiazheng.credit.v1 import credit_pb2
+from jiazheng.workers.events.v1 import events_pb2 as worker_events
 from libs.common.auth import Role
 from libs.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from libs.common.events import EventEnvelope
+from libs.common.events import EventEnvelope, new_event
 from libs.common.inbox import IdempotentConsumer, KafkaRecord
+from libs.common.settings import ServiceSettings
 from libs.common.testing import FakeDeadLetters, FixedClock
+from libs.common.timers import TimerWorker
 from services.complaints import domain as complaints
 from services.complaints import events as complaint_events
-from services.credit import companies, events
+from services.credit import companies, events, lookups
 from services.credit.api import Context
 from services.credit.companies import CaseHandling, CompanyCredit, Decision, DecisionKind
 from services.credit.company_api import POLICY, SERVICE, CompanyCreditServicer
 from services.credit.handlers import EFFECTS
-from services.credit.model import MODEL_VERSION, FactKind, Grade, Level
+from services.credit.model import MODEL_VERSION, FactKind, Grade, GradeLine, Level
 from services.credit.scoring import StoredScore
 from services.credit.tests.fakes import FakeCreditUnitOfWork
+from services.workers import events as workers_events
 
 NOW = datetime(2026, 3, 2, 2, tzinfo=UTC)  # 10:00 in Beijing
 TODAY = date(2026, 3, 2)
@@ -341,7 +347,94 @@ def test_an_unanswered_case_counts_the_time_since_its_filing() -> None:
     assert companies.median_response_hours(cases, NOW) == 80
 
 
-# -- the API ---------------------------------------------------------------------------------------
+# -- the workers: scores, joining and leaving ------------------------------------------------------
+
+OTHER = "c0ffee00-0000-4000-8000-000000000002"
+DELAY = companies.REGRADE_DELAY
+
+
+def _regrader(uow: FakeCreditUnitOfWork) -> TimerWorker[FakeCreditUnitOfWork]:
+    async def healthy() -> bool:
+        return True
+
+    handlers = {companies.REGRADE_TIMER: companies.regrade_due}
+    return TimerWorker(lambda: uow, handlers, ServiceSettings(), healthy)
+
+
+def _regrades_due(uow: FakeCreditUnitOfWork) -> dict[str, datetime]:
+    return {key: t.due_at for (kind, key), t in uow.timers.pending.items() if kind == companies.REGRADE_TIMER}
+
+
+async def _award(uow: FakeCreditUnitOfWork, worker_id: str, tier: int) -> None:
+    award = lookups.Award("北京市家政服务职业技能竞赛", tier, TODAY)
+    await lookups.record_award(uow, worker_id, uuid.uuid4(), award)
+
+
+async def test_workers_score_changes_regrade_their_company_once_at_the_first_changes_delay(
+    uow: FakeCreditUnitOfWork,
+) -> None:
+    _employ(uow, None, None)
+    regrader = _regrader(uow)
+
+    await _award(uow, "w-0", tier=3)  # 660
+    uow.clock.advance(DELAY - timedelta(seconds=20))
+    await _award(uow, "w-1", tier=1)  # 620: joins the pending regrade, does not push it back
+    assert _regrades_due(uow) == {COMPANY: NOW + DELAY}
+    assert COMPANY not in uow.companies.grades  # a score change itself grades nothing
+    uow.clock.advance(timedelta(seconds=19))
+    assert await regrader.fire_due() == 0
+    uow.clock.advance(timedelta(seconds=1))
+    assert await regrader.fire_due() == 1
+
+    stored = uow.companies.grades[COMPANY]
+    # 30 + 20, and the workers' mean of 640: 40 × 140 // 300 = 18.
+    assert (stored.grade, stored.points, stored.graded_at) == (Grade.A, 68, NOW + DELAY)
+    assert stored.lines[-1] == GradeLine("workers", 18, "mean score 640 of 2 workers")
+    assert _recorded(uow) == []  # kept, not published
+    assert _regrades_due(uow) == {}
+
+    uow.clock.advance(timedelta(seconds=5))
+    await _award(uow, "w-1", tier=3)  # 660: after the firing, a new regrade
+    assert _regrades_due(uow) == {COMPANY: NOW + DELAY + timedelta(seconds=5) + DELAY}
+
+
+async def test_a_score_that_did_not_move_or_a_worker_of_no_company_sets_no_regrade(
+    uow: FakeCreditUnitOfWork,
+) -> None:
+    _employ(uow, None)
+    await _award(uow, "w-0", tier=3)
+    uow.timers.pending.clear()
+
+    await _award(uow, "w-0", tier=3)  # awards count 60 at most: still 660
+    await _award(uow, "w-freelance", tier=3)
+
+    assert uow.scores.by_worker["w-0"].score == uow.scores.by_worker["w-freelance"].score == 660
+    assert _regrades_due(uow) == {}
+
+
+async def test_a_worker_moving_to_another_company_regrades_both_and_one_registered_the_new(
+    uow: FakeCreditUnitOfWork,
+) -> None:
+    _employ(uow, 700)
+    uow.scores.by_worker["w-9"] = StoredScore(800, Level.A, MODEL_VERSION, NOW)  # scored before registered
+
+    await _consume(uow, workers_events.worker_transferred("w-0", COMPANY, OTHER, NOW))
+    registered = worker_events.WorkerRegistered(worker_id="w-9", company_id=COMPANY)
+    await _consume(uow, new_event(registered, source="/jiazheng/workers", subject="workers/w-9", time=NOW))
+    assert _regrades_due(uow) == {COMPANY: NOW + DELAY, OTHER: NOW + DELAY}
+    uow.clock.advance(DELAY)
+    assert await _regrader(uow).fire_due() == 2
+
+    left, joined = uow.companies.grades[COMPANY], uow.companies.grades[OTHER]
+    assert (left.lines[-1].reason, left.points, left.grade) == ("mean score 800 of 1 workers", 90, Grade.AAA)
+    assert (joined.lines[-1].reason, joined.points, joined.grade) == (
+        "mean score 700 of 1 workers",
+        76,
+        Grade.AA,
+    )
+
+
+# -- the API ----------------------------------------------------------------------------------------
 
 
 def test_the_policy_covers_the_services_methods_reads_for_all_decisions_for_operators() -> None:
