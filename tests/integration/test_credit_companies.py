@@ -1,28 +1,37 @@
 """Companies' credit on the real stack: an operator's decision through CompanyCreditService grades
 the company and is published on credit's topic; a complaint filed and answered in complaints
-reaches the company's record in credit by events alone."""
+reaches the company's record in credit by events alone; a worker's award, then the worker's move
+to another company, regrade the companies from their workers once the regrade delay has passed."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import grpc
 import pytest
 
 from deploy.local.services import DEMO_COMPANY_ID
-from deploy.local.stack import Endpoints
+from deploy.local.stack import Endpoints, scratch_database
 from jiazheng.complaints.v1 import complaints_pb2 as c
 from jiazheng.credit.events.v1 import events_pb2 as credit_events
 from jiazheng.credit.v1 import credit_pb2, credit_pb2_grpc
+from jiazheng.workers.v1 import workers_pb2 as w
 from libs.common.events import envelope_from_kafka
-from libs.common.kafka import events_topic
+from libs.common.kafka import ensure_topics, events_topic
+from libs.common.settings import ServiceSettings
+from services.credit.app import CONSUMER, SOURCES
 from services.credit.model import BEIJING
 from tests.integration.clients import auth, db_value
 from tests.integration.complaints_client import complaints_call
 from tests.integration.harness import RunningService, ServiceHarness, eventually
-from tests.integration.kafka_tools import read_topic
+from tests.integration.kafka_tools import read_topic, start_group_at_end
+from tests.integration.test_credit_lookups import credit_of
+from tests.integration.workers_client import call, create_company, create_worker
 
 pytestmark = pytest.mark.integration
 
@@ -137,3 +146,115 @@ async def test_a_complaint_filed_and_answered_in_complaints_reaches_the_companys
         credit_pb2.GetCompanyCreditRequest(name=f"companies/{DEMO_COMPANY_ID}"),
     )
     assert got.credit.company == f"companies/{DEMO_COMPANY_ID}"
+
+
+REGRADE_DELAY = timedelta(seconds=2)
+
+
+@dataclass(frozen=True)
+class Regrading:
+    """The credit process of this module's regrade tests and its database."""
+
+    credit: RunningService
+    dsn: str
+
+
+@pytest.fixture(scope="module")
+async def regrading(
+    endpoints: Endpoints, harness: ServiceHarness, workers: RunningService
+) -> AsyncIterator[Regrading]:
+    """A credit process of its own that regrades a company 2 s after its workers change: its own
+    database, and its own consumer group, reading from the topics' ends, so that the session's
+    credit process (whose delay is the default) sets no timer of these companies; its relay is off
+    (what it publishes stays in its outbox)."""
+    group = f"regrade-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(ServiceSettings(kafka_bootstrap=endpoints.kafka_bootstrap), SOURCES)
+    for topic in SOURCES:
+        await start_group_at_end(endpoints.kafka_bootstrap, f"{group}-{CONSUMER}", topic)
+    async with scratch_database(endpoints, "jz_credit_regrade") as database:
+        svc = await harness.start(
+            "credit",
+            database,
+            consumer_group_prefix=group,
+            relay_enabled="false",
+            company_regrade_delay_s=str(REGRADE_DELAY.total_seconds()),
+        )
+        yield Regrading(svc, endpoints.dsn(database))
+        svc.stop()  # before its database is dropped
+
+
+@dataclass(frozen=True)
+class StoredGrade:
+    grade: str
+    points: int
+    graded_at: datetime
+
+
+async def _stored(regrading: Regrading, company: str) -> StoredGrade | None:
+    conn = await asyncpg.connect(regrading.dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT grade, points, graded_at FROM company_grades WHERE company_id = $1",
+            company.removeprefix("companies/"),
+        )
+    finally:
+        await conn.close()
+    return StoredGrade(**row) if row else None
+
+
+async def _graded_after(regrading: Regrading, company: str, since: datetime) -> StoredGrade:
+    """The company's stored grade, once it has been regraded after ``since``."""
+
+    async def regraded() -> StoredGrade | None:
+        stored = await _stored(regrading, company)
+        return stored if stored and stored.graded_at > since else None
+
+    return await eventually(regraded, within=REGRADE_DELAY.total_seconds() + 30)
+
+
+async def test_an_award_then_a_move_regrade_the_companies_from_their_workers_after_the_delay(
+    harness: ServiceHarness, workers: RunningService, regrading: Regrading
+) -> None:
+    operator, regulator = harness.key("operator"), harness.key("regulator")
+    first, second = await create_company(workers, operator), await create_company(workers, operator)
+    worker_id = (await create_worker(workers, operator, first.name)).name.removeprefix("workers/")
+    # Registered, the worker has no score: 30 (no complaint) + 20 (none to answer), no worker line.
+    joined = await _graded_after(regrading, first.name, datetime.min.replace(tzinfo=UTC))
+    assert (joined.grade, joined.points) == ("B", 50)
+
+    awarding = datetime.now(UTC)
+    award = credit_pb2.RecordWorkerAwardRequest(
+        name=f"workers/{worker_id}",
+        request_id=str(uuid.uuid4()),
+        title="北京市家政服务职业技能竞赛 一等奖",
+        tier=3,
+        award_date=datetime.now(BEIJING).date().isoformat(),
+    )
+    async with regrading.credit.channel() as channel:
+        scored = await credit_pb2_grpc.CreditServiceStub(channel).RecordWorkerAward(
+            award, metadata=auth(operator)
+        )
+    awarded = datetime.now(UTC)
+    assert scored.credit.score == 660
+
+    # The mean of 660 adds 40 × 160 // 300 = 21: A. Regraded by the timer the score change set.
+    regraded = await _graded_after(regrading, first.name, joined.graded_at)
+    assert (regraded.grade, regraded.points) == ("A", 71)
+    assert awarding + REGRADE_DELAY <= regraded.graded_at <= awarded + REGRADE_DELAY + timedelta(seconds=10)
+    public = await credit_of(regrading.credit, regulator, worker_id)
+    assert (public.company, public.company_grade) == (first.name, "A")
+
+    moving = datetime.now(UTC)
+    await call(
+        workers,
+        operator,
+        "TransferWorker",
+        w.TransferWorkerRequest(name=f"workers/{worker_id}", company=second.name),
+    )
+
+    left, gained = [await _graded_after(regrading, c.name, moving + REGRADE_DELAY) for c in (first, second)]
+    assert ((left.grade, left.points), (gained.grade, gained.points)) == (("B", 50), ("A", 71))
+    got = await company_credit_call(
+        regrading.credit, regulator, "GetCompanyCredit", credit_pb2.GetCompanyCreditRequest(name=second.name)
+    )
+    assert (got.credit.grade, got.credit.workers_mean_score) == ("A", 660)
