@@ -5,7 +5,8 @@ changes they make published.
 The ledger is read in one snapshot, worker by worker in worker order, a batch of workers at a time
 (a server-side cursor: the national record is tens of millions of entries and is never held
 whole), each worker with their live score. A fact of no kind (a booking) scores nothing in any
-model, so only the facts that score are decoded and evaluated; a record of bookings alone was never
+model, so only the facts that score are decoded (as the ledger holds them, not checked again) and
+evaluated, for the score and level alone (no line explained); a record of bookings alone was never
 scored live and is not scored here. A live score is a mismatch when the model in force, evaluated
 at the instant the live score was evaluated, does not give it back: penalties fade day by day, so
 comparing it with an evaluation of another day would flag every fading penalty under an unchanged
@@ -134,10 +135,10 @@ def rescore(worker: WorkerLedger, at: datetime) -> Rescored | None:
     if live is None and not worker.facts:
         return None
     if live is not None and live.model_version == model.MODEL_VERSION:
-        then = model.evaluate(worker.facts, live.evaluated_at)
+        then = model.score_of(worker.facts, live.evaluated_at)
         if (then.score, then.level) == (live.score, live.level):
             return None
-    now = model.evaluate(worker.facts, at)
+    now = model.score_of(worker.facts, at)
     return Rescored(worker, StoredScore(now.score, now.level, now.model_version, at))
 
 
@@ -229,7 +230,7 @@ def _worker_ledger(row: asyncpg.Record) -> WorkerLedger:
     worker_id = row["worker_id"]
     columns = [row[column] or () for column in _FACT_COLUMNS]  # NULL: no fact that scores
     facts = [
-        Fact(event_id, worker_id, _KINDS[kind], occurred, magnitude, detail, source)
+        Fact.from_ledger(event_id, worker_id, _KINDS[kind], occurred, magnitude, detail, source)
         for event_id, kind, occurred, magnitude, detail, source in zip(*columns, strict=True)
     ]
     return WorkerLedger(worker_id, row["entries"], facts, _live(row))

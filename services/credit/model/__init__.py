@@ -14,10 +14,12 @@ from services.credit.model.v1 import (
     GradeLine,
     Level,
     Line,
+    Standing,
     evaluate,
     grade_company,
     level_of,
     next_change,
+    score_of,
 )
 
 __all__ = [
@@ -32,9 +34,11 @@ __all__ = [
     "GradeLine",
     "Level",
     "Line",
+    "Standing",
     "Substantiation",
     "evaluate",
     "grade_company",
     "level_of",
     "next_change",
+    "score_of",
 ]

@@ -6,6 +6,11 @@ the same ``Evaluation``; facts that occur after that instant are ignored. Every 
 points, clamped to 0..1000. All arithmetic is on integers. The weights and a worked example are
 in docs/credit-model.md.
 
+Each rule is one scorer giving every fact of its kind its points and the makings of its reason (a
+template and its values). ``evaluate`` formats the reasons into lines; ``score_of`` only adds the
+points up, for the callers that need no explanation (the rebuild, ``next_change``), so the two
+cannot disagree.
+
 Gains do not fade; penalties fade linearly to nothing over 730 days (24 months), counted in
 Beijing calendar days, so with no new fact a worker's score can only rise, and only at a Beijing
 midnight: ``next_change`` uses this to find when the level will next change.
@@ -15,10 +20,10 @@ from __future__ import annotations
 
 import bisect
 import operator
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
 from libs.common.errors import InvalidArgument
@@ -79,6 +84,15 @@ class Evaluation:
     model_version: str = MODEL_VERSION
 
 
+@dataclass(frozen=True)
+class Standing:
+    """A worker's score and level at an instant, as ``evaluate`` gives them, without the lines."""
+
+    score: int
+    level: Level
+    model_version: str = MODEL_VERSION
+
+
 def level_of(score: int) -> Level:
     return next((level for level, floor in LEVEL_FLOORS if score >= floor), Level.D)
 
@@ -86,25 +100,40 @@ def level_of(score: int) -> Level:
 def evaluate(facts: Iterable[Fact], at: datetime) -> Evaluation:
     """The worker's record at ``at`` from the facts of one worker that occurred by then."""
     known = _known(facts, at)
-    by_id = {line.fact_id: line for line in _lines(known, at)}
+    by_id = {
+        fact.fact_id: Line(fact.fact_id, fact.kind, fact.occurred_at, points, template.format(*values))
+        for fact, points, template, values in _scored(_by_kind(known), _beijing_date(at))
+    }
     lines = tuple(by_id[fact.fact_id] for fact in known)
-    score = min(MAX_SCORE, max(MIN_SCORE, START_SCORE + sum(line.points for line in lines)))
+    score = _clamped(sum(line.points for line in lines))
     return Evaluation(score, level_of(score), lines)
+
+
+def score_of(facts: Iterable[Fact], at: datetime) -> Standing:
+    """``evaluate(facts, at)``'s score and level, with no line made and no reason formatted."""
+    score = _score(_by_kind(_known(facts, at)), _beijing_date(at))
+    return Standing(score, level_of(score))
 
 
 def next_change(facts: Iterable[Fact], at: datetime) -> datetime | None:
     """The first Beijing midnight after ``at`` at which the level differs with no new fact, or
     None within 730 days (when every penalty known by ``at`` has faded).
 
-    Fading only raises a score, so the level can only rise and the first changed midnight is
-    found by bisecting the days instead of stepping through them.
+    Fading only raises a score, so the level can only rise and the first changed day is found by
+    bisecting the days instead of stepping through them.
     """
-    known = _known(facts, at)
-    level = evaluate(known, at).level
-    first = datetime.combine(_beijing_date(at) + timedelta(days=1), time(), BEIJING)
-    midnights = [first + timedelta(days=day) for day in range(FADE_DAYS)]
-    found = bisect.bisect_left(midnights, True, key=lambda m: evaluate(known, m).level != level)
-    return midnights[found] if found < len(midnights) else None
+    by_kind = _by_kind(_known(facts, at))
+    level = level_of(_score(by_kind, _beijing_date(at)))
+    first = _beijing_date(at) + timedelta(days=1)
+
+    def changed(day: int) -> bool:
+        return level_of(_score(by_kind, first + timedelta(days=day))) is not level
+
+    found = bisect.bisect_left(range(FADE_DAYS), True, key=changed)
+    return datetime.combine(first + timedelta(days=found), time(), BEIJING) if found < FADE_DAYS else None
+
+
+_CHRONOLOGICAL = operator.attrgetter("occurred_at", "fact_id")
 
 
 def _known(facts: Iterable[Fact], at: datetime) -> list[Fact]:
@@ -113,37 +142,65 @@ def _known(facts: Iterable[Fact], at: datetime) -> list[Fact]:
         raise InvalidArgument("at", "must carry a time zone")
     by_id: dict[str, Fact] = {}
     for fact in facts:
-        if by_id.setdefault(fact.fact_id, fact) != fact:
+        seen = by_id.setdefault(fact.fact_id, fact)
+        if seen is not fact and seen != fact:
             raise InvalidArgument("facts", f"two different facts have the id {fact.fact_id}")
     if len({fact.worker_id for fact in by_id.values()}) > 1:
         raise InvalidArgument("facts", "facts of more than one worker")
-    by_then = (fact for fact in by_id.values() if fact.occurred_at <= at)
-    return sorted(by_then, key=lambda fact: (fact.occurred_at, fact.fact_id))
+    return sorted((fact for fact in by_id.values() if fact.occurred_at <= at), key=_CHRONOLOGICAL)
 
 
-def _lines(facts: Sequence[Fact], at: datetime) -> Iterator[Line]:
-    for kind, score in SCORERS.items():
-        yield from score([fact for fact in facts if fact.kind is kind], at)
+def _by_kind(facts: Iterable[Fact]) -> Mapping[FactKind, Sequence[Fact]]:
+    """The facts of each kind, each kind's in the order given."""
+    groups: defaultdict[FactKind, list[Fact]] = defaultdict(list)
+    for fact in facts:
+        groups[fact.kind].append(fact)
+    return groups
 
 
-def _line(fact: Fact, points: int, reason: str) -> Line:
-    return Line(fact.fact_id, fact.kind, fact.occurred_at, points, reason)
+# A fact, the points it is worth, and its reason: a ``str.format`` template and the values that fill
+# it, formatted only when an evaluation is explained.
+_Scored = tuple[Fact, int, str, tuple[object, ...]]
+
+
+def _scored(by_kind: Mapping[FactKind, Sequence[Fact]], today: date) -> Iterator[_Scored]:
+    """Every fact scored by its kind's rule on ``today``, the evaluation's Beijing date."""
+    for kind, facts in by_kind.items():
+        yield from SCORERS[kind](facts, today)
+
+
+def _score(by_kind: Mapping[FactKind, Sequence[Fact]], today: date) -> int:
+    return _clamped(sum(points for _, points, _, _ in _scored(by_kind, today)))
+
+
+def _clamped(points: int) -> int:
+    return min(MAX_SCORE, max(MIN_SCORE, START_SCORE + points))
 
 
 def _beijing_date(moment: datetime) -> date:
+    if moment.tzinfo is UTC:  # as the ledger's instants are read: the same date, five times faster
+        return (moment + _UTC_TO_BEIJING).date()
     return moment.astimezone(BEIJING).date()
 
 
-# -- gains: each fact's line is what it adds to its kind's capped total ----------------------
+_UTC_TO_BEIJING = timedelta(hours=8)
 
 
-def _orders(facts: Sequence[Fact], at: datetime) -> Iterator[Line]:
+# -- gains: each fact's points are what it adds to its kind's capped total -------------------
+
+
+def _orders(facts: Sequence[Fact], today: date) -> Iterator[_Scored]:
     earned: Counter[int] = Counter()
     for fact in facts:
         year = _beijing_date(fact.occurred_at).year
         points = min(ORDER_POINTS, ORDER_YEAR_CAP - earned[year])
         earned[year] += points
-        yield _line(fact, points, f"order completed: +{points}, {earned[year]} of {ORDER_YEAR_CAP} in {year}")
+        yield (
+            fact,
+            points,
+            "order completed: +{}, {} of {} in {}",
+            (points, earned[year], ORDER_YEAR_CAP, year),
+        )
 
 
 def rating_points(total_stars: int, count: int) -> int:
@@ -155,14 +212,14 @@ def rating_points(total_stars: int, count: int) -> int:
     return rounded if numerator >= 0 else -rounded
 
 
-def _ratings(facts: Sequence[Fact], at: datetime) -> Iterator[Line]:
+def _ratings(facts: Sequence[Fact], today: date) -> Iterator[_Scored]:
     stars = before = 0
     for count, fact in enumerate(facts, start=1):
         stars += fact.magnitude
         now = rating_points(stars, count)
         mean = (RATING_PRIOR_STARS * RATING_PRIOR_WEIGHT + stars) / (RATING_PRIOR_WEIGHT + count)
-        reason = f"rating, {fact.magnitude} stars: {now - before:+d}, smoothed mean {mean:.2f} of {count}"
-        yield _line(fact, now - before, reason)
+        reason = "rating, {} stars: {:+d}, smoothed mean {:.2f} of {}"
+        yield fact, now - before, reason, (fact.magnitude, now - before, mean, count)
         before = now
 
 
@@ -177,49 +234,50 @@ def _running(
         value = after
 
 
-def _training(facts: Sequence[Fact], at: datetime) -> Iterator[Line]:
+def _training(facts: Sequence[Fact], today: date) -> Iterator[_Scored]:
     def points(hours: int) -> int:
         return min(TRAINING_CAP, hours // TRAINING_HOURS_PER_POINT)
 
     for fact, hours, gained in _running(facts, operator.add, points):
-        reason = f"training, {fact.magnitude} h: +{gained}, {hours} h in all (+1 per 8 h, at most +20)"
-        yield _line(fact, gained, reason)
+        reason = "training, {} h: +{}, {} h in all (+1 per 8 h, at most +20)"
+        yield fact, gained, reason, (fact.magnitude, gained, hours)
 
 
-def _certificates(facts: Sequence[Fact], at: datetime) -> Iterator[Line]:
+def _certificates(facts: Sequence[Fact], today: date) -> Iterator[_Scored]:
     for fact, highest, gained in _running(facts, max, lambda level: CERTIFICATE_POINTS_PER_LEVEL * level):
-        name = CERTIFICATE_NAMES[fact.magnitude]
-        yield _line(fact, gained, f"certificate {name}: +{gained}, highest held {CERTIFICATE_NAMES[highest]}")
+        names = (CERTIFICATE_NAMES[fact.magnitude], gained, CERTIFICATE_NAMES[highest])
+        yield fact, gained, "certificate {}: +{}, highest held {}", names
 
 
-def _awards(facts: Sequence[Fact], at: datetime) -> Iterator[Line]:
+def _awards(facts: Sequence[Fact], today: date) -> Iterator[_Scored]:
     def points(tiers: int) -> int:
         return min(AWARD_CAP, AWARD_POINTS_PER_TIER * tiers)
 
     for fact, _, gained in _running(facts, operator.add, points):
-        yield _line(fact, gained, f"award, tier {fact.magnitude}: +{gained} (at most +{AWARD_CAP} in all)")
+        yield fact, gained, "award, tier {}: +{} (at most +{} in all)", (fact.magnitude, gained, AWARD_CAP)
 
 
 # -- penalties: each fades from its own occurrence ------------------------------------------
 
 
-def _faded(fact: Fact, at: datetime, penalty: int, what: str) -> Line:
-    """``penalty`` points lost for ``fact``, less the part faded by ``at`` (rounded in the
-    worker's favour), so a penalty never grows with time."""
-    elapsed = (_beijing_date(at) - _beijing_date(fact.occurred_at)).days
+def _faded(fact: Fact, today: date, penalty: int, what: str, *values: object) -> _Scored:
+    """``penalty`` points lost for ``fact``, less the part faded by ``today`` (rounded in the
+    worker's favour), so a penalty never grows with time; the reason starts with ``what``, a
+    template of ``values``."""
+    elapsed = (today - _beijing_date(fact.occurred_at)).days
     remaining = max(0, FADE_DAYS - elapsed)
     faded = min(100, 100 * elapsed // FADE_DAYS)
-    return _line(fact, -(penalty * remaining // FADE_DAYS), f"{what}: -{penalty}, faded {faded} %")
+    return fact, -(penalty * remaining // FADE_DAYS), what + ": -{}, faded {} %", (*values, penalty, faded)
 
 
-def _no_shows(facts: Sequence[Fact], at: datetime) -> Iterator[Line]:
+def _no_shows(facts: Sequence[Fact], today: date) -> Iterator[_Scored]:
     window: deque[datetime] = deque()
     for fact in facts:
         while window and window[0] <= fact.occurred_at - NO_SHOW_WINDOW:
             window.popleft()
         window.append(fact.occurred_at)
         nth = len(window)
-        yield _faded(fact, at, NO_SHOW_STEP * nth, f"no-show, {_ordinal(nth)} within 28 days")
+        yield _faded(fact, today, NO_SHOW_STEP * nth, "no-show, {} within 28 days", _ordinal(nth))
 
 
 def _ordinal(n: int) -> str:
@@ -227,47 +285,49 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def _complaints(facts: Sequence[Fact], at: datetime) -> Iterator[Line]:
+def _complaints(facts: Sequence[Fact], today: date) -> Iterator[_Scored]:
     for fact in facts:
         severity, penalty = COMPLAINT_PENALTIES[fact.magnitude]
         if fact.detail == Substantiation.PARTLY_SUBSTANTIATED:
-            yield _faded(fact, at, penalty // 2, f"complaint upheld, {severity}, partly substantiated (half)")
+            yield _faded(
+                fact, today, penalty // 2, "complaint upheld, {}, partly substantiated (half)", severity
+            )
         else:
-            yield _faded(fact, at, penalty, f"complaint upheld, {severity}")
+            yield _faded(fact, today, penalty, "complaint upheld, {}", severity)
 
 
-def _breaches(facts: Sequence[Fact], at: datetime) -> Iterator[Line]:
+def _breaches(facts: Sequence[Fact], today: date) -> Iterator[_Scored]:
     for fact in facts:
-        yield _faded(fact, at, AGREEMENT_BREACH_PENALTY, "mediation agreement breached")
+        yield _faded(fact, today, AGREEMENT_BREACH_PENALTY, "mediation agreement breached")
 
 
-def _background(facts: Sequence[Fact], at: datetime) -> Iterator[Line]:
+def _background(facts: Sequence[Fact], today: date) -> Iterator[_Scored]:
     for fact in facts:
         penalty = min(BACKGROUND_CAP, BACKGROUND_FLAG_PENALTY * fact.magnitude)
-        yield _faded(fact, at, penalty, f"background check, {fact.magnitude} flags")
+        yield _faded(fact, today, penalty, "background check, {} flags", fact.magnitude)
 
 
-def _claims(facts: Sequence[Fact], at: datetime) -> Iterator[Line]:
+def _claims(facts: Sequence[Fact], today: date) -> Iterator[_Scored]:
     for fact in facts:
         per_1000 = CLAIM_PENALTY_PER_1000_YUAN * (fact.magnitude // FEN_PER_1000_YUAN)
         penalty = min(CLAIM_CAP, CLAIM_PENALTY + per_1000)
-        yield _faded(fact, at, penalty, f"at-fault claim paid, {fact.magnitude // 100} yuan")
+        yield _faded(fact, today, penalty, "at-fault claim paid, {} yuan", fact.magnitude // 100)
 
 
 # -- shown, not scored -----------------------------------------------------------------------
 
 
-def _suspensions(facts: Sequence[Fact], at: datetime) -> Iterator[Line]:
+def _suspensions(facts: Sequence[Fact], today: date) -> Iterator[_Scored]:
     for fact in facts:
-        yield _line(fact, 0, "suspension requested: 0, the upheld complaint carries the points")
+        yield fact, 0, "suspension requested: 0, the upheld complaint carries the points", ()
 
 
-def _unscored(facts: Sequence[Fact], at: datetime) -> Iterator[Line]:
+def _unscored(facts: Sequence[Fact], today: date) -> Iterator[_Scored]:
     for fact in facts:
-        yield _line(fact, 0, f"{fact.source or 'an event'}: 0, not scored by model {MODEL_VERSION}")
+        yield fact, 0, "{}: 0, not scored by model {}", (fact.source or "an event", MODEL_VERSION)
 
 
-_Scorer = Callable[[Sequence[Fact], datetime], Iterator[Line]]
+_Scorer = Callable[[Sequence[Fact], date], Iterator[_Scored]]
 SCORERS: dict[FactKind, _Scorer] = {
     FactKind.ORDER_COMPLETED: _orders,
     FactKind.RATING: _ratings,

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime, time, timedelta
+from dataclasses import astuple, replace
+from datetime import UTC, datetime, time, timedelta, timezone
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.credit.model import BEIJING, Fact, FactKind, Substantiation, evaluate, level_of, next_change
+from services.credit.model import (
+    BEIJING,
+    Fact,
+    FactKind,
+    Standing,
+    Substantiation,
+    evaluate,
+    level_of,
+    next_change,
+    score_of,
+)
 from services.credit.model.v1 import FADE_DAYS
 
 START = datetime(2024, 1, 1, tzinfo=BEIJING)
@@ -40,7 +51,12 @@ NEUTRAL = (FactKind.SUSPENSION_REQUESTED, FactKind.UNSCORED)
 
 PROPERTIES = settings(max_examples=100, deadline=None, database=None)
 
-instants = st.integers(0, THREE_YEARS).map(lambda minutes: START + timedelta(minutes=minutes))
+ZONES = (BEIJING, UTC, timezone(timedelta(hours=-5)))  # the ledger is read in UTC; callers give any zone
+instants = st.builds(
+    lambda minutes, zone: (START + timedelta(minutes=minutes)).astimezone(zone),
+    st.integers(0, THREE_YEARS),
+    st.sampled_from(ZONES),
+)
 
 
 @st.composite
@@ -160,3 +176,31 @@ def _next_change_day_by_day(ledger: list[Fact], at: datetime) -> datetime | None
 @given(ledgers(max_size=12), instants)
 def test_next_change_is_the_first_midnight_the_level_changes(ledger: list[Fact], at: datetime) -> None:
     assert next_change(ledger, at) == _next_change_day_by_day(ledger, at)
+
+
+@PROPERTIES
+@given(ledgers(max_size=80), instants)
+def test_score_of_gives_the_score_and_level_evaluate_gives(ledger: list[Fact], at: datetime) -> None:
+    evaluation = evaluate(ledger, at)
+
+    assert score_of(ledger, at) == Standing(evaluation.score, evaluation.level, evaluation.model_version)
+
+
+@PROPERTIES
+@given(ledgers(), instants, st.sampled_from(ZONES), st.sampled_from(ZONES))
+def test_the_zone_an_instant_is_given_in_changes_nothing(
+    ledger: list[Fact], at: datetime, facts_zone: timezone, at_zone: timezone
+) -> None:
+    moved = [replace(fact, occurred_at=fact.occurred_at.astimezone(facts_zone)) for fact in ledger]
+
+    assert evaluate(moved, at.astimezone(at_zone)) == evaluate(ledger, at)
+    assert next_change(moved, at.astimezone(at_zone)) == next_change(ledger, at)
+
+
+@PROPERTIES
+@given(ledgers())
+def test_a_fact_read_from_the_ledger_is_the_fact_that_was_written(ledger: list[Fact]) -> None:
+    for fact in ledger:
+        read = Fact.from_ledger(*astuple(fact))
+
+        assert (read, hash(read), repr(read)) == (fact, hash(fact), repr(fact))
