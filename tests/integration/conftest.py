@@ -83,7 +83,8 @@ async def complaints(
     listing opens every case of the body)."""
     pii = {k: v for k, v in orders_keys.items() if k.startswith("pii_")}
     async with new_scratch_database(endpoints, "jz_complaints_test") as database:
-        svc = await harness.start("complaints", database, 0, False, **pii)
+        # DEBUG: what each call adds to the outbox is logged at DEBUG, with its trace.
+        svc = await harness.start("complaints", database, 0, False, log_level="DEBUG", **pii)
         yield svc
         svc.stop()  # before its scratch database is dropped
 

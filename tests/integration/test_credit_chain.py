@@ -6,12 +6,10 @@ in the trace of the mediator's call from the outcome to the card change."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
 from deploy.local.stack import Endpoints
-from deploy.local.stack import scratch_database as new_scratch_database
 from jiazheng.complaints.v1 import complaints_pb2 as c
 from jiazheng.credit.events.v1 import events_pb2 as credit_events
 from jiazheng.credit.v1 import credit_pb2, credit_pb2_grpc
@@ -23,7 +21,7 @@ from libs.common.telemetry import trace_id_of
 from tests.integration.clients import auth, ledger, log_lines, new_traceparent
 from tests.integration.complaints_client import complaints_call
 from tests.integration.harness import RunningService, ServiceHarness, eventually
-from tests.integration.kafka_tools import read_topic, start_group_at_end
+from tests.integration.kafka_tools import read_topic
 from tests.integration.test_orders_lifecycle import _candidates, _order, orders_call
 from tests.integration.workers_client import becomes, create_company, ready_worker
 
@@ -42,25 +40,6 @@ async def _level_events(bootstrap: str, worker_id: str) -> list[EventEnvelope]:
 
 async def _levels(bootstrap: str, worker_id: str) -> list[credit_events.CreditLevelChanged]:
     return [e.parse(credit_events.CreditLevelChanged) for e in await _level_events(bootstrap, worker_id)]
-
-
-@pytest.fixture(scope="module")
-async def traced_complaints(
-    endpoints: Endpoints, harness: ServiceHarness, orders_keys: dict[str, str]
-) -> AsyncIterator[RunningService]:
-    """A complaints process of this module's, logging at DEBUG (what each call adds to the outbox,
-    with its trace), on a database and in a consumer group of its own (started at the end of the
-    topics it reads, so it takes no other test's events)."""
-    pii = {k: v for k, v in orders_keys.items() if k.startswith("pii_")}
-    prefix = f"test-{uuid.uuid4().hex[:8]}"
-    for topic in (events_topic("orders"), events_topic("insurance")):
-        await start_group_at_end(endpoints.kafka_bootstrap, f"{prefix}-complaints", topic)
-    async with new_scratch_database(endpoints, "jz_complaints_test") as database:
-        svc = await harness.start(
-            "complaints", database, 0, False, log_level="DEBUG", consumer_group_prefix=prefix, **pii
-        )
-        yield svc
-        svc.stop()  # before its scratch database is dropped
 
 
 async def _resolved_by_the_mediator(
@@ -82,10 +61,9 @@ async def test_a_substantiated_severe_complaint_reaches_credit_cards_and_matchin
     harness: ServiceHarness,
     orders: RunningService,
     workers: RunningService,
-    traced_complaints: RunningService,
+    complaints: RunningService,
     credit: RunningService,
 ) -> None:
-    complaints = traced_complaints
     operator, platform = harness.key("operator"), harness.key("demo-platform")
     company = await create_company(workers, operator)
     worker_id, _ = await ready_worker(endpoints, workers, operator, company.name)
