@@ -6,7 +6,11 @@ one read; a rebuild with apply stores, publishes and sets timers once. The servi
 of events has scored a worker live (registered with a certificate, then a substantiated severe
 complaint), RebuildScores replays the session's whole ledger through the model and finds every
 live score given back: 0 mismatches, progress streamed batch by batch, and applying it stores and
-publishes nothing; only operators may call it (these two need the servicer wired in app.py).
+publishes nothing; only operators may call it (these two need the servicer wired in app.py). A
+model-version change: workers scored live, then their live rows stamped as a previous model left
+them (as a deploy of a new model finds them); one RebuildScores with apply re-scores exactly them
+with the model in force and publishes the level change it causes, and a second finds no mismatch,
+stores the same scores and publishes nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from jiazheng.complaints.v1 import complaints_pb2 as c
 from jiazheng.credit.events.v1 import events_pb2 as credit_events
 from jiazheng.credit.v1 import credit_pb2, credit_pb2_grpc
 from libs.common.db import create_pool, migrate
+from libs.common.events import envelope_from_kafka
+from libs.common.kafka import events_topic
 from libs.common.testing import FixedClock
 from services.credit import model, scoring
 from services.credit.app import MIGRATIONS
@@ -36,6 +42,7 @@ from services.credit.store import PgCreditUnitOfWork
 from tests.integration.clients import auth, ledger
 from tests.integration.complaints_client import complaints_call
 from tests.integration.harness import RunningService, ServiceHarness, eventually
+from tests.integration.kafka_tools import read_topic
 from tests.integration.workers_client import create_company, ready_worker
 
 pytestmark = pytest.mark.integration
@@ -219,3 +226,100 @@ async def test_only_operators_rebuild_scores(harness: ServiceHarness, credit: Ru
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await _rebuild(credit, harness.key(principal), apply=False)
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+PREVIOUS_MODEL = "2025.4"  # the model a deploy replaced, as its live scores are left
+
+
+async def _awarded(credit: RunningService, operator: str, worker_id: str) -> credit_pb2.WorkerCredit:
+    """The worker scored live by the running service: an award of tier 1 (+20), 620, level C."""
+    request = credit_pb2.RecordWorkerAwardRequest(
+        name=f"workers/{worker_id}",
+        request_id=str(uuid.uuid4()),
+        title="北京市家政服务职业技能竞赛 优秀奖",
+        tier=1,
+        award_date=datetime.now(model.BEIJING).date().isoformat(),
+    )
+    async with credit.channel() as channel:
+        reply = await credit_pb2_grpc.CreditServiceStub(channel).RecordWorkerAward(
+            request, metadata=auth(operator)
+        )
+    return reply.credit
+
+
+async def _level_changes(bootstrap: str, worker_id: str) -> list[credit_events.CreditLevelChanged]:
+    """The worker's level changes on credit's topic, each once (the relay is at least once)."""
+    found = {}
+    for record in await read_topic(bootstrap, events_topic("credit")):
+        event = envelope_from_kafka(record.headers, record.value)
+        if record.key == f"workers/{worker_id}".encode() and event.type.endswith(".CreditLevelChanged"):
+            found[event.id] = event.parse(credit_events.CreditLevelChanged)
+    return list(found.values())
+
+
+async def _scores_and_outbox(dsn: str, worker_ids: list[str]) -> tuple[list[tuple[object, ...]], int]:
+    """The workers' live score rows, and how many events credit's outbox holds of them."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT worker_id, score, level, model_version, evaluated_at FROM worker_scores"
+            " WHERE worker_id = ANY($1::text[]) ORDER BY worker_id",
+            worker_ids,
+        )
+        keys = [f"workers/{w}" for w in worker_ids]
+        events = await conn.fetchval("SELECT count(*) FROM outbox WHERE aggregate_id = ANY($1::text[])", keys)
+    finally:
+        await conn.close()
+    return [tuple(r.values()) for r in rows], events
+
+
+async def test_a_model_version_change_is_rescored_once_by_a_rebuild_and_its_level_changes_published(
+    endpoints: Endpoints, harness: ServiceHarness, credit: RunningService
+) -> None:
+    operator, dsn = harness.key("operator"), endpoints.dsn("jz_credit")
+    moved, kept = sorted(str(uuid.uuid4()) for _ in range(2))
+    for worker_id in (moved, kept):
+        assert (await _awarded(credit, operator, worker_id)).score == 620
+    for worker_id in (moved, kept):
+        await eventually(partial(_level_changes, endpoints.kafka_bootstrap, worker_id), within=60)
+    # What a deploy of the model in force finds: scores another model left, one of another level.
+    conn = await asyncpg.connect(dsn)
+    try:
+        for worker_id, score, level in ((moved, 700, "B"), (kept, 610, "C")):
+            await conn.execute(
+                "UPDATE worker_scores SET score = $2, level = $3, model_version = $4 WHERE worker_id = $1",
+                worker_id,
+                score,
+                level,
+                PREVIOUS_MODEL,
+            )
+    finally:
+        await conn.close()
+
+    applied = (await _rebuild(credit, operator, apply=True))[-1]
+
+    assert (applied.finished, applied.mismatches, applied.model_version) == (True, 2, model.MODEL_VERSION)
+    rows, events = await _scores_and_outbox(dsn, [moved, kept])
+    assert [row[:4] for row in rows] == [(w, 620, "C", model.MODEL_VERSION) for w in (moved, kept)]
+
+    async def republished() -> list[credit_events.CreditLevelChanged]:
+        changes = await _level_changes(endpoints.kafka_bootstrap, moved)
+        return changes if len(changes) == 2 else []
+
+    live, rebuilt = await eventually(republished, within=60)
+    assert (live.level, live.previous_level) == (
+        credit_events.CREDIT_LEVEL_C,
+        credit_events.CREDIT_LEVEL_UNSPECIFIED,
+    )
+    assert (rebuilt.level, rebuilt.previous_level, rebuilt.score, rebuilt.model_version) == (
+        credit_events.CREDIT_LEVEL_C,
+        credit_events.CREDIT_LEVEL_B,
+        620,
+        model.MODEL_VERSION,
+    )
+    assert len(await _level_changes(endpoints.kafka_bootstrap, kept)) == 1  # the same level: no event
+
+    again = (await _rebuild(credit, operator, apply=True))[-1]
+
+    assert (again.finished, again.mismatches) == (True, 0)
+    assert await _scores_and_outbox(dsn, [moved, kept]) == (rows, events)  # the same scores, nothing new
