@@ -24,7 +24,7 @@ from libs.common.protoutil import timestamp
 from libs.common.settings import ServiceSettings
 from libs.common.testing import FakeDeadLetters, FixedClock
 from libs.common.timers import TimerWorker
-from services.credit import scoring
+from services.credit import companies, scoring
 from services.credit.handlers import EFFECTS
 from services.credit.model import FactKind, Level
 from services.credit.tests.fakes import FakeCreditUnitOfWork
@@ -90,6 +90,22 @@ async def test_a_substantiated_severe_complaint_drops_the_worker_to_d_and_publis
         credit_events.CREDIT_LEVEL_UNSPECIFIED,
         400,
     )
+
+
+async def test_a_scored_fact_of_an_employed_worker_sets_the_companys_regrade_a_booking_does_not(
+    uow: FakeCreditUnitOfWork,
+) -> None:
+    await _apply(uow, _event(worker_events.WorkerRegistered(worker_id=WORKER, company_id="co-1"), "/w"))
+    uow.timers.pending.clear()  # the registration's regrade
+    booked = order_events.OrderCreated(order_id="o-1", platform_id="p-1", worker_id=WORKER)
+
+    await _apply(uow, _order_event(booked))
+    assert uow.timers.pending == {}
+    uow.clock.advance(timedelta(seconds=1))
+    await _apply(uow, _severe_complaint())
+
+    [regrade] = [t for t in uow.timers.pending.values() if t.kind == companies.REGRADE_TIMER]
+    assert (regrade.key, regrade.due_at) == ("co-1", NOW + timedelta(seconds=1) + companies.REGRADE_DELAY)
 
 
 def _order_event(message: Message) -> EventEnvelope:
