@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import operator
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -147,7 +147,9 @@ def _known(facts: Iterable[Fact], at: datetime) -> list[Fact]:
             raise InvalidArgument("facts", f"two different facts have the id {fact.fact_id}")
     if len({fact.worker_id for fact in by_id.values()}) > 1:
         raise InvalidArgument("facts", "facts of more than one worker")
-    return sorted((fact for fact in by_id.values() if fact.occurred_at <= at), key=_CHRONOLOGICAL)
+    known = [fact for fact in by_id.values() if fact.occurred_at <= at]
+    known.sort(key=_CHRONOLOGICAL)
+    return known
 
 
 def _by_kind(facts: Iterable[Fact]) -> Mapping[FactKind, Sequence[Fact]]:
@@ -190,17 +192,14 @@ _UTC_TO_BEIJING = timedelta(hours=8)
 
 
 def _orders(facts: Sequence[Fact], today: date) -> Iterator[_Scored]:
-    earned: Counter[int] = Counter()
+    earned: dict[int, int] = {}  # points by Beijing year
     for fact in facts:
         year = _beijing_date(fact.occurred_at).year
-        points = min(ORDER_POINTS, ORDER_YEAR_CAP - earned[year])
-        earned[year] += points
-        yield (
-            fact,
-            points,
-            "order completed: +{}, {} of {} in {}",
-            (points, earned[year], ORDER_YEAR_CAP, year),
-        )
+        before = earned.get(year, 0)
+        points = min(ORDER_POINTS, ORDER_YEAR_CAP - before)
+        earned[year] = before + points
+        reason = "order completed: +{}, {} of {} in {}"
+        yield fact, points, reason, (points, earned[year], ORDER_YEAR_CAP, year)
 
 
 def rating_points(total_stars: int, count: int) -> int:
@@ -288,12 +287,9 @@ def _ordinal(n: int) -> str:
 def _complaints(facts: Sequence[Fact], today: date) -> Iterator[_Scored]:
     for fact in facts:
         severity, penalty = COMPLAINT_PENALTIES[fact.magnitude]
-        if fact.detail == Substantiation.PARTLY_SUBSTANTIATED:
-            yield _faded(
-                fact, today, penalty // 2, "complaint upheld, {}, partly substantiated (half)", severity
-            )
-        else:
-            yield _faded(fact, today, penalty, "complaint upheld, {}", severity)
+        partly = fact.detail == Substantiation.PARTLY_SUBSTANTIATED
+        what = "complaint upheld, {}, partly substantiated (half)" if partly else "complaint upheld, {}"
+        yield _faded(fact, today, penalty // 2 if partly else penalty, what, severity)
 
 
 def _breaches(facts: Sequence[Fact], today: date) -> Iterator[_Scored]:
