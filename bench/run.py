@@ -2,7 +2,8 @@
 
     make bench                                    # everything (about 6 minutes)
     make bench ARGS=--quick                       # shorter runs, to check that it works
-    .venv/bin/python -m bench.run --only orders   # one: memory, orders, relay, credit, rebuild or matching
+    .venv/bin/python -m bench.run --only orders   # one: memory, orders, relay, credit, rebuild,
+                                                  # propagation or matching
 
 The stack is ``.stack/bench`` (Kafka + PostgreSQL, see docs/local-stack.md); it is started, and
 stopped at the end whatever happens; matching runs in-process first and needs no stack. Every figure has
@@ -22,11 +23,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import credit_pipeline, credit_rebuild, idle_memory, matching, orders_create, relay_drain
+from bench import (
+    credit_pipeline,
+    credit_propagation,
+    credit_rebuild,
+    idle_memory,
+    matching,
+    orders_create,
+    relay_drain,
+)
 from bench.common import BENCH_HOME, RESULTS_DIR, BenchEnv, drop_leftover_databases, machine_info
 from deploy.local.stack import ROOT, LocalStack
 
-BENCHMARKS = ("memory", "orders", "relay", "credit", "rebuild", "matching")
+BENCHMARKS = ("memory", "orders", "relay", "credit", "rebuild", "propagation", "matching")
 IN_PROCESS = ("matching",)  # benchmarks that need no stack
 
 
@@ -42,6 +51,8 @@ SIZES: dict[str, tuple[float, float]] = {
     "baseline_requests": (50, 20),
     "updates": (20_000, 5_000),
     "ledger_entries": (1_000_000, 100_000),
+    "outcomes": (2_000, 400),
+    "watch_every": (4, 2),
 }
 INTEGER_SIZES = (
     "events",
@@ -51,6 +62,8 @@ INTEGER_SIZES = (
     "baseline_requests",
     "updates",
     "ledger_entries",
+    "outcomes",
+    "watch_every",
 )
 
 
@@ -85,6 +98,22 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--ledger-entries",
         type=int,
         help="ledger entries for the credit rebuild, ten per worker up to 100,000 (1000000; quick 100000)",
+    )
+    p.add_argument(
+        "--outcomes",
+        type=int,
+        help="complaint outcomes for the propagation benchmark (2000; quick 400)",
+    )
+    p.add_argument(
+        "--outcome-rate",
+        type=float,
+        default=200.0,
+        help="outcomes per second offered, open loop (200: the target's rate)",
+    )
+    p.add_argument(
+        "--watch-every",
+        type=int,
+        help="of those, every N-th watched until level and card show it (4; quick 2)",
     )
     p.add_argument(
         "--output", type=Path, help="JSON result file (bench/results/latest.json; quick.tmp with --quick)"
@@ -132,6 +161,15 @@ async def _run(env: BenchEnv, args: argparse.Namespace) -> dict[str, Any]:
             flush=True,
         )
         results["credit_rebuild"] = await credit_rebuild.run(env, args.ledger_entries)
+    if "propagation" in selected:
+        print(
+            f"credit propagation: {args.outcomes} outcomes at {args.outcome_rate:g}/s; set-up, baselines,"
+            " timed ...",
+            flush=True,
+        )
+        results["credit_propagation"] = await credit_propagation.run(
+            env, args.outcomes, args.outcome_rate, args.watch_every
+        )
     return results
 
 
@@ -165,7 +203,12 @@ def _fmt(value: Any, digits: int = 0) -> str:
 # Digits shown per unit; the JSON keeps what was measured.
 DIGITS = {"calls/s": 0, "events/s": 0, "updates/s": 0, "ms": 1, "CPU ms": 3, "MB": 1}
 # How the diagnostic table names each benchmark's runs.
-RUN_PREFIX = {"create_order": "CreateOrder ", "credit_pipeline": "credit ", "credit_rebuild": "credit "}
+RUN_PREFIX = {
+    "create_order": "CreateOrder ",
+    "credit_pipeline": "credit ",
+    "credit_rebuild": "credit ",
+    "credit_propagation": "propagation: ",
+}
 
 
 def table_rows(results: Mapping[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
