@@ -22,7 +22,7 @@ on its schedule, not waiting for the one before). ``t0`` is when ResolveCase ret
 **Observed.** Every ``watch_every``-th outcome is watched: from ``t0`` its worker's public record
 (GetWorkerCredit, a platform's key) is polled until it shows level D, and its card (VerifyCard
 with the card's token) until it shows RED, each poll starting ``POLL_INTERVAL_S`` (2 ms) after
-the previous one started, or when it returned if that is later; past 40 ms the interval is 5 % of
+the previous one started, or when it returned if that is later; past 20 ms the interval is 10 % of
 the time waited (a slow chain must not make the observer poll harder). A latency is ``t0`` → the
 return of the first poll that shows the change: an upper bound, at most one poll interval plus
 one poll's own duration above the true instant. Only a sample is watched because polling every outstanding
@@ -90,9 +90,9 @@ SERVICES = ("workers", "complaints", "credit")
 TOPICS = [events_topic(s) for s in ("orders", "complaints", "workers", "insurance", "credit")]
 HOP_TOPIC = "jzbench.propagation.hop.v1"
 POLL_INTERVAL_S = 0.002
-# Beyond 40 ms the interval grows with the wait (5 % of it), so that a slow chain does not make
-# the observer poll harder: the resolution stays within 5 % of the figure.
-POLL_BACKOFF = 0.05
+# Beyond 20 ms the interval grows with the wait (10 % of it), so that a slow chain does not make
+# the observer poll harder: the resolution stays within 10 % of the figure.
+POLL_BACKOFF = 0.1
 WORKERS_PER_COMPANY = 40
 SETUP_CONCURRENCY = 8
 IDLE_LOOKUPS = 200
