@@ -82,6 +82,7 @@ from libs.common.events import event_type_of
 from libs.common.ingest import kafka_consumer
 from libs.common.kafka import events_topic, idempotent_producer
 from libs.common.settings import ServiceSettings
+from services.workers.domain.identity import id_check_character
 from tests.integration.clients import auth
 from tests.integration.workers_client import coverage_event, produce, social_credit_code, worker_request
 
@@ -209,9 +210,16 @@ def _qualifications(worker: str, today: date) -> list[tuple[str, Any]]:
     ]
 
 
-async def _ready_worker(clients: Clients, company: str) -> Subject:
+def _id_number(i: int) -> str:
+    """The ``i``-th resident ID number of a run: distinct for every i (the integration tests' helper
+    repeats a sequence number every 1,000, so two of 2,000 workers can share one)."""
+    first17 = f"110105{date(1970, 1, 1) + timedelta(days=i // 1000):%Y%m%d}{i % 1000:03d}"
+    return first17 + id_check_character(first17)
+
+
+async def _ready_worker(clients: Clients, company: str, i: int) -> Subject:
     stub = clients.workers()
-    request = worker_request(company, trades=[w.TRADE_FAMILY_CARER])
+    request = worker_request(company, id_number=_id_number(i), trades=[w.TRADE_FAMILY_CARER])
     worker = (await stub.CreateWorker(request, metadata=clients.operator)).worker.name
     for method, step in _qualifications(worker, date.today()):
         await getattr(stub, method)(step, metadata=clients.operator)
@@ -241,7 +249,7 @@ async def _setup(clients: Clients, bootstrap: str, count: int) -> list[Subject]:
     def company_of(i: int) -> str:
         return companies[i % len(companies)]
 
-    ready = await _bounded(count, lambda i: _ready_worker(clients, company_of(i)))
+    ready = await _bounded(count, lambda i: _ready_worker(clients, company_of(i), i))
     until = date.today() + timedelta(days=365)
     await produce(bootstrap, events_topic("insurance"), *(coverage_event(s.worker, until) for s in ready))
     return await _bounded(count, lambda i: _file_complaint(clients, ready[i], company_of(i)))
