@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 
@@ -51,7 +51,7 @@ MAGNITUDE_RANGES: Mapping[FactKind, tuple[int, int]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fact:
     """One entry of a worker's credit ledger (信用记录): an event that happened to their record.
 
@@ -92,14 +92,18 @@ class Fact:
         For reading the ledger in bulk (the rebuild); a fact from anywhere else is made with ``Fact``.
         """
         fact = object.__new__(cls)
-        fields = {
-            "fact_id": fact_id,
-            "worker_id": worker_id,
-            "kind": kind,
-            "occurred_at": occurred_at,
-            "magnitude": magnitude,
-            "detail": detail,
-            "source": source,
-        }
-        object.__setattr__(fact, "__dict__", fields)  # frozen: the one way in, as dataclasses' own __init__
+        _set_fact_id(fact, fact_id)
+        _set_worker_id(fact, worker_id)
+        _set_kind(fact, kind)
+        _set_occurred_at(fact, occurred_at)
+        _set_magnitude(fact, magnitude)
+        _set_detail(fact, detail)
+        _set_source(fact, source)
         return fact
+
+
+# Each slot's own setter: the way in past the frozen ``__setattr__`` (the dataclass's ``__init__`` goes
+# through ``object.__setattr__``); unpacking them fails at import if a field is added and not here.
+_set_fact_id, _set_worker_id, _set_kind, _set_occurred_at, _set_magnitude, _set_detail, _set_source = (
+    Fact.__dict__[field.name].__set__ for field in fields(Fact)
+)
