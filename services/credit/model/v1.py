@@ -94,7 +94,10 @@ class Standing:
 
 
 def level_of(score: int) -> Level:
-    return next((level for level, floor in LEVEL_FLOORS if score >= floor), Level.D)
+    for level, floor in LEVEL_FLOORS:
+        if score >= floor:
+            return level
+    return Level.D
 
 
 def evaluate(facts: Iterable[Fact], at: datetime) -> Evaluation:
@@ -163,6 +166,7 @@ def _by_kind(facts: Iterable[Fact]) -> Mapping[FactKind, Sequence[Fact]]:
 # A fact, the points it is worth, and its reason: a ``str.format`` template and the values that fill
 # it, formatted only when an evaluation is explained.
 _Scored = tuple[Fact, int, str, tuple[object, ...]]
+_POINTS = operator.itemgetter(1)
 
 
 def _scored(by_kind: Mapping[FactKind, Sequence[Fact]], today: date) -> Iterator[_Scored]:
@@ -172,7 +176,7 @@ def _scored(by_kind: Mapping[FactKind, Sequence[Fact]], today: date) -> Iterator
 
 
 def _score(by_kind: Mapping[FactKind, Sequence[Fact]], today: date) -> int:
-    return _clamped(sum(points for _, points, _, _ in _scored(by_kind, today)))
+    return _clamped(sum(map(_POINTS, _scored(by_kind, today))))
 
 
 def _clamped(points: int) -> int:
