@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -17,7 +19,7 @@ from libs.common.events import EventEnvelope, new_event
 from libs.common.inbox import Effect, KafkaRecord
 from libs.common.ingest import idempotent_consumer
 from libs.common.kafka import dlq_topic, ensure_topics, idempotent_producer
-from libs.common.outbox import OutboxRelay, add_event
+from libs.common.outbox import _CLAIM_BATCH, OutboxRelay, add_event
 from libs.common.settings import ServiceSettings
 from tests.integration.harness import eventually
 from tests.integration.kafka_tools import read_topic
@@ -82,6 +84,41 @@ async def test_relays_publish_each_event_once_in_per_aggregate_order(
     for aggregate in aggregates:
         values = [Int32Value.FromString(r.value).value for r in records if r.key == aggregate.encode()]
         assert values == list(range(per_aggregate))
+
+
+async def test_a_claim_under_a_backlog_the_statistics_never_saw_reads_only_the_rows_it_claims(
+    pool: asyncpg.Pool,
+) -> None:
+    """Statistics taken while the outbox was drained say one row is unpublished; under a backlog of
+    thousands the claim must still fetch its rows by key, not scan every unpublished row (or join
+    the backlog with itself), or the relay stalls as the backlog grows."""
+    await _insert(pool, "old", 2_000, aggregates=2_000, published=True)
+    await pool.execute("ANALYZE outbox")
+    await _insert(pool, "new", 5_000, aggregates=1_000, published=False)
+    async with pool.acquire() as conn, conn.transaction():
+        [plan] = json.loads(await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {_CLAIM_BATCH}", 100, []))
+    reads = [node for node in _nodes(plan["Plan"]) if node.get("Alias") == "o"]
+    rows_read = sum(node["Actual Rows"] + node.get("Rows Removed by Filter", 0) for node in reads)
+    assert [node["Index Name"] for node in reads] == ["outbox_pkey"]
+    assert rows_read == 100  # the head's rows, each read once: not the 5,000 unpublished
+
+
+async def _insert(pool: asyncpg.Pool, prefix: str, count: int, aggregates: int, published: bool) -> None:
+    await pool.execute(
+        "INSERT INTO outbox (event_id, topic, aggregate_id, event_type, headers, payload, published_at)"
+        " SELECT gen_random_uuid(), 't', $1 || (g % $3), 'x', '{}', '\\x00', CASE WHEN $4 THEN now() END"
+        " FROM generate_series(1, $2) g",
+        f"{prefix}/",
+        count,
+        aggregates,
+        published,
+    )
+
+
+def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _nodes(child)
 
 
 class FlakyEffect:
