@@ -8,6 +8,7 @@ answers is retried a bounded number of times and then goes to the dead-letter to
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -62,6 +63,16 @@ class PgInbox:
     async def record_new(self, consumer: str, events: Sequence[EventEnvelope]) -> set[str]:
         rows = await self._conn.fetch(_RECORD_NEW, consumer, [e.id for e in events], [e.type for e in events])
         return {r["event_id"] for r in rows}
+
+
+class SettledEffects(Mapping[str, Effect[U]]):
+    """Effects that leave part of their work to be done once per poll: ``settle`` runs after all the
+    effects of a poll's new events, in the same unit of work, before it commits (credit's effects
+    note the workers whose record they scored; its settle step rescores each of them once, however
+    many runs of events named them)."""
+
+    @abc.abstractmethod
+    async def settle(self, uow: U) -> None: ...
 
 
 class ConsumedRecord(Protocol):
@@ -128,7 +139,8 @@ class IdempotentConsumer(Generic[U]):
 
     ``effects`` maps a CloudEvents type to the function that applies it; other types are
     acknowledged and ignored. A batch of records (one poll) is applied in one unit of work:
-    the inbox rows, then each run of consecutive new events of one type through its effect. If
+    the inbox rows, then each run of consecutive new events of one type through its effect, then,
+    if ``effects`` are ``SettledEffects``, their settle step (once, if any event was new). If
     the batch fails while the database answers, each record is applied on its own, up to
     ``max_attempts`` times, then dead-lettered, so one bad event neither blocks nor takes down
     the others.
@@ -232,12 +244,19 @@ class IdempotentConsumer(Generic[U]):
                         outcomes[p.index] = "applied"
                     else:
                         outcomes[p.index] = "duplicate"
-                for event_type, run in groupby(fresh, key=lambda p: p.event.type):
-                    events = [p.event for p in run]
-                    with _within_trace(events, alone=len(batch) == 1):
-                        await self._effects[event_type](uow, events)
+                await self._apply_fresh(uow, [p.event for p in fresh], alone=len(batch) == 1)
                 await uow.commit()
         return outcomes
+
+    async def _apply_fresh(self, uow: U, fresh: list[EventEnvelope], alone: bool) -> None:
+        """Each run of consecutive events of one type through its effect, then the settle step."""
+        for event_type, run in groupby(fresh, key=lambda e: e.type):
+            events = list(run)
+            with _within_trace(events, alone, f"apply {event_type}"):
+                await self._effects[event_type](uow, events)
+        if fresh and isinstance(self._effects, SettledEffects):
+            with _within_trace(fresh, alone, f"settle {self.name}"):
+                await self._effects.settle(uow)
 
     def _span(self, batch: list[_Parsed]) -> AbstractContextManager[trace.Span]:
         """One span per unit of work: a lone event's continues its producer's trace; a batch's
@@ -280,17 +299,17 @@ class IdempotentConsumer(Generic[U]):
         return "dead_lettered"
 
 
-def _within_trace(run: list[EventEnvelope], alone: bool) -> AbstractContextManager[object]:
+def _within_trace(run: list[EventEnvelope], alone: bool, name: str) -> AbstractContextManager[object]:
     """A run of a batch's events that all belong to one trace is applied in a span of that trace,
     so that what its effect publishes (the outbox's traceparent) and logs carries on the call that
     caused it, one hop after another; a run of several traces stays in the batch's span. A lone
-    event's batch span already continues its trace."""
+    event's batch span already continues its trace. The settle step is a run of all the new events."""
     trace_ids = {trace_id_of(event.traceparent) for event in run}
     if alone or len(trace_ids) != 1 or "" in trace_ids:
         return contextlib.nullcontext()
     batch = trace.get_current_span().get_span_context()
     return tracer.start_as_current_span(
-        f"apply {run[0].type}",
+        name,
         context=context_from(run[0].traceparent),
         links=[trace.Link(batch)] if batch.is_valid else [],
         attributes={"messaging.batch.message_count": len(run)},

@@ -4,13 +4,13 @@ a bad event isolated and dead-lettered, an outage waited out without dead-letter
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 from google.protobuf.wrappers_pb2 import Int32Value, StringValue
 
 from libs.common.events import EventEnvelope, event_type_of, new_event
-from libs.common.inbox import Effect, IdempotentConsumer, KafkaRecord
+from libs.common.inbox import Effect, IdempotentConsumer, KafkaRecord, SettledEffects
 from libs.common.telemetry import current_traceparent, trace_id_of
 from libs.common.testing import FakeDeadLetters, FakeUnitOfWork
 
@@ -223,3 +223,73 @@ async def test_a_run_of_one_trace_in_a_batch_is_applied_within_that_trace(uow: J
     assert (other, in_second) == (["b/1"], second)
     assert mixed == ["a/2", "a/3", "a/4"]
     assert in_batch not in (first, second)  # several traces: the batch's own
+
+
+SETTLE = "settle"
+
+
+class Settling(SettledEffects[JournalUnitOfWork]):
+    """``Effects`` for both types, and a settle step that journals itself in the unit of work and
+    keeps the trace id current while it ran."""
+
+    def __init__(self, effects: Effects) -> None:
+        self._effects = effects
+        self.traces: list[str] = []
+
+    def __getitem__(self, event_type: str) -> Effect[JournalUnitOfWork]:
+        if event_type not in (INT, STRING):
+            raise KeyError(event_type)
+        return self._effects
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((INT, STRING))
+
+    def __len__(self) -> int:
+        return 2
+
+    async def settle(self, uow: JournalUnitOfWork) -> None:
+        uow.journal.applied.append((SETTLE, []))
+        self.traces.append(trace_id_of(current_traceparent()))
+
+
+def _settling(
+    uow: JournalUnitOfWork, effects: Settling, dead: FakeDeadLetters | None = None
+) -> IdempotentConsumer[JournalUnitOfWork]:
+    return IdempotentConsumer("test", lambda: uow, effects, dead or FakeDeadLetters(), Probe(), backoff_s=0)
+
+
+async def test_the_settle_step_runs_once_after_a_polls_effects_in_its_unit_of_work(
+    uow: JournalUnitOfWork,
+) -> None:
+    events = [_int("a/1"), _string("b/1"), _int("a/2")]
+    consumer = _settling(uow, Settling(Effects()))
+
+    assert await consumer.handle_batch(_records(*events)) == ["applied"] * 3
+    assert await consumer.handle_batch(_records(*events)) == ["duplicate"] * 3
+
+    assert uow.journal.applied == [(INT, ["a/1"]), (STRING, ["b/1"]), (INT, ["a/2"]), (SETTLE, [])]
+    assert uow.commits == 2  # the duplicates' unit of work settled nothing
+
+
+async def test_each_record_applied_alone_is_settled_in_its_own_unit_of_work(uow: JournalUnitOfWork) -> None:
+    events = [_int("a/1"), _int("bad"), _int("a/3")]
+    dead = FakeDeadLetters()
+    consumer = _settling(uow, Settling(Effects(poison=frozenset({"bad"}))), dead)
+
+    assert await consumer.handle_batch(_records(*events)) == ["applied", "dead_lettered", "applied"]
+
+    # The batch's unit of work and bad's rolled back, their settle steps with them.
+    assert uow.journal.applied == [(INT, ["a/1"]), (SETTLE, []), (INT, ["a/3"]), (SETTLE, [])]
+
+
+async def test_a_batch_of_one_trace_is_settled_within_that_trace(uow: JournalUnitOfWork) -> None:
+    first, second = "1" * 32, "2" * 32
+    effects = Settling(Effects())
+    consumer = _settling(uow, effects)
+
+    await consumer.handle_batch(_records(_traced(_int("a/1"), first), _traced(_string("b/1"), first)))
+    await consumer.handle_batch(_records(_traced(_int("a/2"), first), _traced(_int("a/3"), second)))
+
+    [one, mixed] = effects.traces
+    assert one == first
+    assert mixed not in (first, second)  # several traces: the batch's own
