@@ -1,9 +1,10 @@
 """Event effects: every event that moves credit becomes a fact on the worker's ledger, in the
-consumer's unit of work (inbox, entries and the re-evaluation commit together); the workers it
-scored are then re-evaluated, and their level changes published. What credit keeps of workers
-(employer, card colour, consent grants) comes from the workers service's events; what it keeps of
-companies' complaint handling (cases filed, answered, resolved) from the complaints service's, each
-change regrading the company; a worker joining or leaving a company sets the company's regrade
+consumer's unit of work (inbox, entries and the re-evaluation commit together); once all of a
+poll's events are applied, each worker they scored is re-evaluated once and its level change
+published. What credit keeps of workers (employer, card colour, consent grants) comes from the
+workers service's events; what it keeps of companies' complaint handling (cases filed, answered,
+resolved) from the complaints service's, each company changed by a poll being regraded once, after
+its workers' re-evaluation; a worker joining or leaving a company sets the company's regrade
 timer, as a changed score does.
 """
 
@@ -22,7 +23,7 @@ from jiazheng.orders.v1 import orders_pb2
 from jiazheng.workers.events.v1 import events_pb2 as worker_events
 from jiazheng.workers.v1 import workers_pb2
 from libs.common.events import EventEnvelope, event_type_of
-from libs.common.inbox import Effect
+from libs.common.inbox import Effect, SettledEffects
 from libs.common.telemetry import trace_id_of
 from services.credit import companies, domain, scoring
 from services.credit.companies import CompanyRepository
@@ -56,6 +57,17 @@ class CreditUnitOfWork(ScoringUnitOfWork, Protocol):
     @property
     def companies(self) -> CompanyRepository: ...
 
+    @property
+    def to_rescore(self) -> set[str]:
+        """The workers whose record this unit of work's effects scored (empty when it begins)."""
+        ...
+
+    @property
+    def to_regrade(self) -> set[str]:
+        """The companies whose complaint handling this unit of work's effects changed (empty when it
+        begins)."""
+        ...
+
 
 ToEntries = Callable[[EventEnvelope], list[domain.LedgerEntry]]
 
@@ -73,14 +85,13 @@ def _entry(
 
 
 def _facts_effect(to_entries: ToEntries) -> Effect[CreditUnitOfWork]:
-    """Record the entries of a run of events; re-evaluate the workers whose record they score."""
+    """Record the entries of a run of events; note the workers whose record they score, to be
+    re-evaluated when the poll settles."""
 
     async def apply(uow: CreditUnitOfWork, batch: Sequence[EventEnvelope]) -> None:
         entries = [entry for event in batch for entry in to_entries(event)]
         await uow.ledger.add_many(entries)
-        scored = {e.worker_id for e in entries if e.kind is not FactKind.UNSCORED}
-        if scored:
-            await scoring.rescore(uow, scored)
+        uow.to_rescore.update(e.worker_id for e in entries if e.kind is not FactKind.UNSCORED)
         if log.isEnabledFor(logging.DEBUG):
             for entry in entries:
                 fields = {
@@ -227,11 +238,13 @@ CompanyChange = Callable[[CreditUnitOfWork, EventEnvelope], Awaitable[str | None
 
 
 def _company_effect(change: CompanyChange) -> Effect[CreditUnitOfWork]:
-    """Apply each event's change to a company's complaint handling; regrade the companies changed."""
+    """Apply each event's change to a company's complaint handling; note the companies changed, to be
+    regraded when the poll settles."""
 
     async def apply(uow: CreditUnitOfWork, batch: Sequence[EventEnvelope]) -> None:
-        changed = [await change(uow, event) for event in batch]
-        await companies.regrade_each(uow, [company_id for company_id in changed if company_id])
+        for event in batch:
+            if company_id := await change(uow, event):
+                uow.to_regrade.add(company_id)
 
     return apply
 
@@ -313,9 +326,11 @@ _IRRELEVANT = frozenset(
 ) - set(_KNOWN)
 
 
-class _Effects(Mapping[str, Effect[CreditUnitOfWork]]):
+class _Effects(SettledEffects[CreditUnitOfWork]):
     """The effects of the known types; any type credit has never heard of records an unscored fact
-    (not dropped); the known types it does not score are ignored."""
+    (not dropped); the known types it does not score are ignored. A poll settles by re-evaluating
+    each worker its facts scored once (not once per run of one event type), then each company whose
+    complaint handling it changed, from its workers' new scores."""
 
     def __init__(self) -> None:
         self._unknown = _facts_effect(_unscored)
@@ -336,5 +351,9 @@ class _Effects(Mapping[str, Effect[CreditUnitOfWork]]):
     def __len__(self) -> int:
         return len(_KNOWN)
 
+    async def settle(self, uow: CreditUnitOfWork) -> None:
+        await scoring.rescore(uow, uow.to_rescore)
+        await companies.regrade_each(uow, uow.to_regrade)
 
-EFFECTS: Mapping[str, Effect[CreditUnitOfWork]] = _Effects()
+
+EFFECTS: SettledEffects[CreditUnitOfWork] = _Effects()

@@ -1,11 +1,12 @@
 """Use cases: a worker's score re-evaluated from the ledger, and level changes published.
 
-Whenever facts that score are recorded for a worker, and when a durable timer says a fading
-penalty or a passing window changes the level with no new fact, the worker is evaluated with the
-model in force at the unit of work's clock; a level that differs from the one stored is published
-as ``CreditLevelChanged`` (workers recolours the card, orders updates matching) in the same
-transaction, and the next such instant is scheduled. The companies of the workers whose score
-changed are to be regraded (``companies.workers_changed``).
+Whenever facts that score are recorded for a worker (once per consumed poll, however many of its
+events named the worker), and when a durable timer says a fading penalty or a passing window
+changes the level with no new fact, the worker is evaluated with the model in force at the unit of
+work's clock; a level that differs from the one stored is published as ``CreditLevelChanged``
+(workers recolours the card, orders updates matching) in the same transaction, and the next such
+instant is scheduled. The companies of the workers whose score changed are to be regraded
+(``companies.workers_changed``).
 """
 
 from __future__ import annotations

@@ -158,6 +158,9 @@ class PgCreditUnitOfWork(PgUnitOfWork):
     companies: PgCompanies
     lookups: PgWorkerLookups
     operator_entries: PgOperatorEntries
+    # What this transaction's effects leave to the poll's settle step (services.credit.handlers).
+    to_rescore: set[str]
+    to_regrade: set[str]
 
     def __init__(
         self,
@@ -177,3 +180,5 @@ class PgCreditUnitOfWork(PgUnitOfWork):
         self.companies = PgCompanies(conn)
         self.lookups = PgWorkerLookups(conn)
         self.operator_entries = PgOperatorEntries(conn)
+        self.to_rescore = set()
+        self.to_regrade = set()

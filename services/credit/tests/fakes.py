@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from libs.common.testing import FakeTimers, FakeUnitOfWork, FixedClock
 from services.credit.companies import REGRADE_DELAY, CaseHandling, RecordedDecision
@@ -30,14 +30,18 @@ class FakeLedgerRepository:
 
 
 class FakeScores:
+    """The stored scores; ``puts`` lists the worker of each write, in order."""
+
     def __init__(self) -> None:
         self.by_worker: dict[str, StoredScore] = {}
+        self.puts: list[str] = []
 
     async def get(self, worker_id: str) -> StoredScore | None:
         return self.by_worker.get(worker_id)
 
     async def put(self, worker_id: str, score: StoredScore) -> None:
         self.by_worker[worker_id] = score
+        self.puts.append(worker_id)
 
 
 class FakeProfiles:
@@ -209,6 +213,12 @@ class FakeCreditUnitOfWork(FakeUnitOfWork):
         self.companies = FakeCompanies(_staff(self.profiles, self.scores))
         self.lookups = FakeLookups(self.ledger, self.scores, self.profiles, self.companies)
         self.operator_entries = FakeOperatorEntries()
+        self.to_rescore: set[str] = set()
+        self.to_regrade: set[str] = set()
+
+    async def __aenter__(self) -> Self:
+        self.to_rescore, self.to_regrade = set(), set()  # each unit of work notes its own
+        return await super().__aenter__()
 
     def _stores(self) -> list[object]:
         return [

@@ -4,6 +4,7 @@ timer lifts a level when a penalty fades, with no new event."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,6 +23,7 @@ from libs.common.events import EventEnvelope, new_event
 from libs.common.inbox import IdempotentConsumer, KafkaRecord
 from libs.common.protoutil import timestamp
 from libs.common.settings import ServiceSettings
+from libs.common.telemetry import trace_id_of
 from libs.common.testing import FakeDeadLetters, FixedClock
 from libs.common.timers import TimerWorker
 from services.credit import companies, scoring
@@ -90,6 +92,23 @@ async def test_a_substantiated_severe_complaint_drops_the_worker_to_d_and_publis
         credit_events.CREDIT_LEVEL_UNSPECIFIED,
         400,
     )
+
+
+async def test_an_outcome_in_two_events_rescores_the_worker_once_within_their_trace(
+    uow: FakeCreditUnitOfWork,
+) -> None:
+    trace = "5" * 32
+    requested = complaint_events.WorkerSuspensionRequested(case_id="case-1", worker_id=WORKER)
+    outcome = [_severe_complaint(), _event(requested, "/jiazheng/complaints")]
+    traced = [dataclasses.replace(e, traceparent=f"00-{trace}-00f067aa0ba902b7-01") for e in outcome]
+
+    assert await _apply(uow, *traced) == ["applied"] * 2
+
+    assert [e.kind for e in uow.ledger.entries] == [FactKind.COMPLAINT_UPHELD, FactKind.SUSPENSION_REQUESTED]
+    assert uow.scores.puts == [WORKER]  # one evaluation for the poll, not one per event type
+    [changed] = [p.event for p in uow.published]
+    assert changed.parse(credit_events.CreditLevelChanged).level == credit_events.CREDIT_LEVEL_D
+    assert trace_id_of(changed.traceparent) == trace  # the outcome's trace, though a batch's
 
 
 async def test_a_scored_fact_of_an_employed_worker_sets_the_companys_regrade_a_booking_does_not(
