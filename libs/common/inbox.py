@@ -33,6 +33,7 @@ from libs.common.telemetry import (
     EVENTS_CONSUMED,
     context_from,
     span_context_of,
+    span_in_trace_of,
     trace_id_of,
     tracer,
 )
@@ -305,15 +306,9 @@ def _within_trace(run: list[EventEnvelope], alone: bool, name: str) -> AbstractC
     caused it, one hop after another; a run of several traces stays in the batch's span. A lone
     event's batch span already continues its trace. The settle step is a run of all the new events."""
     trace_ids = {trace_id_of(event.traceparent) for event in run}
-    if alone or len(trace_ids) != 1 or "" in trace_ids:
+    if alone or len(trace_ids) != 1:
         return contextlib.nullcontext()
-    batch = trace.get_current_span().get_span_context()
-    return tracer.start_as_current_span(
-        name,
-        context=context_from(run[0].traceparent),
-        links=[trace.Link(batch)] if batch.is_valid else [],
-        attributes={"messaging.batch.message_count": len(run)},
-    )
+    return span_in_trace_of(run[0].traceparent, name, **{"messaging.batch.message_count": len(run)})
 
 
 def _links(batch: list[_Parsed]) -> list[trace.Link]:

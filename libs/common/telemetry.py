@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from opentelemetry import context, propagate, trace
@@ -82,6 +84,23 @@ def span_context_of(traceparent: str | None) -> trace.SpanContext | None:
         int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=trace.TraceFlags(int(flags, 16))
     )
     return found if found.is_valid else None
+
+
+def span_in_trace_of(
+    traceparent: str | None, name: str, **attributes: str | int
+) -> AbstractContextManager[object]:
+    """A span of ``traceparent``'s trace, linked to the current span, so that what is published and
+    logged within it carries on the call that caused it; none (the current span stays) without a
+    valid traceparent."""
+    if span_context_of(traceparent) is None:
+        return contextlib.nullcontext()
+    current = trace.get_current_span().get_span_context()
+    return tracer.start_as_current_span(
+        name,
+        context=context_from(traceparent),
+        links=[trace.Link(current)] if current.is_valid else [],
+        attributes=attributes,
+    )
 
 
 def extract_from_metadata(metadata: Mapping[str, str]) -> context.Context:

@@ -24,7 +24,7 @@ from jiazheng.workers.events.v1 import events_pb2 as worker_events
 from jiazheng.workers.v1 import workers_pb2
 from libs.common.events import EventEnvelope, event_type_of
 from libs.common.inbox import Effect, SettledEffects
-from libs.common.telemetry import trace_id_of
+from libs.common.telemetry import span_in_trace_of, trace_id_of
 from services.credit import companies, domain, scoring
 from services.credit.companies import CompanyRepository
 from services.credit.model import FactKind
@@ -58,8 +58,9 @@ class CreditUnitOfWork(ScoringUnitOfWork, Protocol):
     def companies(self) -> CompanyRepository: ...
 
     @property
-    def to_rescore(self) -> set[str]:
-        """The workers whose record this unit of work's effects scored (empty when it begins)."""
+    def to_rescore(self) -> dict[str, str]:
+        """The workers whose record this unit of work's effects scored, each with the traceparent of
+        the last event that did (empty when it begins)."""
         ...
 
     @property
@@ -89,9 +90,13 @@ def _facts_effect(to_entries: ToEntries) -> Effect[CreditUnitOfWork]:
     re-evaluated when the poll settles."""
 
     async def apply(uow: CreditUnitOfWork, batch: Sequence[EventEnvelope]) -> None:
-        entries = [entry for event in batch for entry in to_entries(event)]
+        entries = []
+        for event in batch:
+            recorded = to_entries(event)
+            entries += recorded
+            scored = (e.worker_id for e in recorded if e.kind is not FactKind.UNSCORED)
+            uow.to_rescore.update(dict.fromkeys(scored, event.traceparent or ""))
         await uow.ledger.add_many(entries)
-        uow.to_rescore.update(e.worker_id for e in entries if e.kind is not FactKind.UNSCORED)
         if log.isEnabledFor(logging.DEBUG):
             for entry in entries:
                 fields = {
@@ -352,7 +357,11 @@ class _Effects(SettledEffects[CreditUnitOfWork]):
         return len(_KNOWN)
 
     async def settle(self, uow: CreditUnitOfWork) -> None:
-        await scoring.rescore(uow, uow.to_rescore)
+        """Each worker rescored once, in the trace of the last event that scored them (a poll may
+        mix traces: each level change carries on the call that caused it), then the companies."""
+        for worker_id, traceparent in sorted(uow.to_rescore.items()):
+            with span_in_trace_of(traceparent, "rescore worker"):
+                await scoring.rescore(uow, [worker_id])
         await companies.regrade_each(uow, uow.to_regrade)
 
 

@@ -159,7 +159,7 @@ class PgCreditUnitOfWork(PgUnitOfWork):
     lookups: PgWorkerLookups
     operator_entries: PgOperatorEntries
     # What this transaction's effects leave to the poll's settle step (services.credit.handlers).
-    to_rescore: set[str]
+    to_rescore: dict[str, str]
     to_regrade: set[str]
 
     def __init__(
@@ -180,5 +180,5 @@ class PgCreditUnitOfWork(PgUnitOfWork):
         self.companies = PgCompanies(conn)
         self.lookups = PgWorkerLookups(conn)
         self.operator_entries = PgOperatorEntries(conn)
-        self.to_rescore = set()
+        self.to_rescore = {}
         self.to_regrade = set()

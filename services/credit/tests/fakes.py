@@ -213,11 +213,11 @@ class FakeCreditUnitOfWork(FakeUnitOfWork):
         self.companies = FakeCompanies(_staff(self.profiles, self.scores))
         self.lookups = FakeLookups(self.ledger, self.scores, self.profiles, self.companies)
         self.operator_entries = FakeOperatorEntries()
-        self.to_rescore: set[str] = set()
+        self.to_rescore: dict[str, str] = {}
         self.to_regrade: set[str] = set()
 
     async def __aenter__(self) -> Self:
-        self.to_rescore, self.to_regrade = set(), set()  # each unit of work notes its own
+        self.to_rescore, self.to_regrade = {}, set()  # each unit of work notes its own
         return await super().__aenter__()
 
     def _stores(self) -> list[object]:

@@ -62,14 +62,14 @@ def _levels(uow: FakeCreditUnitOfWork) -> list[credit_events.CreditLevelChanged]
     return [p.event.parse(credit_events.CreditLevelChanged) for p in uow.published if p.event.type == name]
 
 
-def _severe_complaint() -> EventEnvelope:
+def _severe_complaint(worker_id: str = WORKER) -> EventEnvelope:
     resolved = complaint_events.CaseResolved(
-        case_id="case-1",
+        case_id=f"case-{worker_id}",
         kind=c.CASE_KIND_COMPLAINT,
         category=c.CATEGORY_ABUSE,
         severity=c.SEVERITY_SEVERE,
         outcome=c.Outcome(result=c.OUTCOME_RESULT_SUBSTANTIATED, at_fault=c.PARTY_KIND_WORKER),
-        worker_id=WORKER,
+        worker_id=worker_id,
         time=timestamp(NOW),
     )
     return _event(resolved, "/jiazheng/complaints")
@@ -109,6 +109,22 @@ async def test_an_outcome_in_two_events_rescores_the_worker_once_within_their_tr
     [changed] = [p.event for p in uow.published]
     assert changed.parse(credit_events.CreditLevelChanged).level == credit_events.CREDIT_LEVEL_D
     assert trace_id_of(changed.traceparent) == trace  # the outcome's trace, though a batch's
+
+
+async def test_in_a_poll_of_several_traces_each_level_change_carries_the_trace_that_moved_the_worker(
+    uow: FakeCreditUnitOfWork,
+) -> None:
+    traces = {WORKER: "5" * 32, "worker-2": "6" * 32}
+    polled = [
+        dataclasses.replace(_severe_complaint(worker), traceparent=f"00-{trace}-00f067aa0ba902b7-01")
+        for worker, trace in traces.items()
+    ]
+
+    assert await _apply(uow, *polled) == ["applied"] * 2
+
+    changes = {p.event.parse(credit_events.CreditLevelChanged).worker_id: p.event for p in uow.published}
+    carried = {worker: trace_id_of(event.traceparent) for worker, event in changes.items()}
+    assert carried == traces
 
 
 async def test_a_scored_fact_of_an_employed_worker_sets_the_companys_regrade_a_booking_does_not(
