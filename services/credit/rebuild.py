@@ -30,8 +30,7 @@ from typing import Protocol
 
 import asyncpg
 
-from libs.common.uow import UnitOfWork
-from services.credit import events, model, scoring
+from services.credit import companies, events, model, scoring
 from services.credit.model import Fact, FactKind
 from services.credit.scoring import StoredScore
 from services.credit.store import PgCreditUnitOfWork
@@ -93,9 +92,12 @@ class RebuiltScores(Protocol):
         ...
 
 
-class RebuildUnitOfWork(UnitOfWork, Protocol):
+class RebuildUnitOfWork(companies.RegradeScheduling, Protocol):
     @property
     def rebuilt(self) -> RebuiltScores: ...
+
+    @property
+    def profiles(self) -> scoring.Employers: ...
 
 
 ProgressReport = Callable[[Progress], Awaitable[None]]
@@ -145,14 +147,22 @@ def rescore(worker: WorkerLedger, at: datetime) -> Rescored | None:
 async def _store(
     uow_factory: Callable[[], RebuildUnitOfWork], rescored: Sequence[Rescored], at: datetime
 ) -> None:
-    """One transaction for a batch: the scores, their level changes and their timers."""
+    """One transaction for a batch: the scores, their level changes, their timers, and a regrade of
+    the companies whose workers' scores moved."""
     following = {r.worker.worker_id: model.next_change(r.worker.facts, at) for r in rescored}
     async with uow_factory() as uow:
         stored = await uow.rebuilt.replace(rescored)
         for r in rescored:
             if r.worker.worker_id in stored:
                 await _follow_up(uow, r, following[r.worker.worker_id], at)
+        moved = {r.worker.worker_id for r in rescored if r.worker.worker_id in stored and _moved(r)}
+        if moved:
+            await companies.workers_changed(uow, await uow.profiles.companies_of(moved))
         await uow.commit()
+
+
+def _moved(r: Rescored) -> bool:
+    return r.worker.live is None or r.worker.live.score != r.new.score
 
 
 async def _follow_up(uow: RebuildUnitOfWork, r: Rescored, following: datetime | None, at: datetime) -> None:

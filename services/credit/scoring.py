@@ -89,10 +89,10 @@ async def _rescore_one(uow: ScoringUnitOfWork, worker_id: str) -> tuple[StoredSc
     previous = await uow.scores.get(worker_id)  # locks the worker's row: one evaluation at a time
     facts = await uow.facts.facts_of(worker_id)
     now = uow.clock.now()
-    evaluation = model.evaluate(facts, now)
-    stored = StoredScore(evaluation.score, evaluation.level, evaluation.model_version, now)
+    standing = model.score_of(facts, now)  # the lines are made when someone reads the record
+    stored = StoredScore(standing.score, standing.level, standing.model_version, now)
     await uow.scores.put(worker_id, stored)
-    if previous is None or previous.level is not evaluation.level:
+    if previous is None or previous.level is not standing.level:
         await uow.add_event(events.TOPIC, events.level_changed(worker_id, stored, previous, now))
     following = model.next_change(facts, now)
     if following is None:

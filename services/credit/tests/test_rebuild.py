@@ -26,7 +26,7 @@ from libs.common.auth import Role
 from libs.common.events import EventEnvelope, new_event
 from libs.common.inbox import IdempotentConsumer, KafkaRecord
 from libs.common.testing import FakeDeadLetters, FixedClock
-from services.credit import model, scoring
+from services.credit import companies, model, scoring
 from services.credit.admin_api import POLICY, SERVICE, Context, CreditAdminServicer
 from services.credit.domain import LedgerEntry
 from services.credit.events import LEVEL_TO_PROTO
@@ -250,6 +250,22 @@ async def test_a_score_of_another_model_version_is_stored_again_its_unchanged_le
     assert final.mismatches == 1
     assert live.scores.by_worker[ORDERS] == stored
     assert len(live.published) == published
+
+
+async def test_applying_a_changed_model_has_the_companies_of_the_workers_it_moved_regraded(
+    live: FakeRebuildUnitOfWork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for worker_id, company_id in ((COMPLAINED, "co-moved"), (ORDERS, "co-restamped")):
+        registered = worker_events.WorkerRegistered(worker_id=worker_id, company_id=company_id)
+        await _live(live, [_event(registered, worker_id, 50)])
+    live.timers.pending.clear()  # the registrations' own regrades
+    live.scores.by_worker[ORDERS] = replace(live.scores.by_worker[ORDERS], model_version="2025.4")
+    _severe_costs(monkeypatch, 100)
+
+    await rebuild(FakeLedger(live), lambda: live, NOW, True)
+
+    assert _due(live)[(companies.REGRADE_TIMER, "co-moved")] == NOW + companies.REGRADE_DELAY
+    assert (companies.REGRADE_TIMER, "co-restamped") not in live.timers.pending  # its score did not move
 
 
 async def test_a_worker_scored_live_during_the_rebuild_keeps_the_live_score(
