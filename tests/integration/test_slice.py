@@ -6,7 +6,6 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from jiazheng.credit.v1 import credit_pb2
 from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
 from tests.integration.clients import (
     auth,
