@@ -65,6 +65,15 @@ class FakeTimers:
         self.parked.discard(timer_id)
         self.last_errors.pop(timer_id, None)
 
+    async def schedule_if_absent(
+        self, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any]
+    ) -> bool:
+        """As ``libs.common.timers.schedule_if_absent``: a pending timer (parked too) is kept."""
+        if (kind, key) in self.pending:
+            return False
+        await self.schedule(kind, key, due_at, payload)
+        return True
+
     async def cancel(self, kind: str, key: str) -> bool:
         timer = self.pending.pop((kind, key), None)
         if timer is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import random
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -25,16 +24,24 @@ from tests.integration.harness import RunningService, eventually
 USCC_BODY = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 
-# With any one birth date, the sequence digits never repeat within a test session.
-_SEQUENCE = itertools.count(random.randrange(1000))
+# Each number a birth date and sequence digits never drawn before in this process (three digits
+# hold 1,000 sequences a day: a counter alone repeated after 1,000 workers of one birth date).
+_DRAWN: set[tuple[date, int]] = set()
 
 
 def id_number(born: date | None = None) -> str:
     """A resident ID number with a correct check character, unique within a test session; born on
     ``born``, or on a random day that makes the worker 26 to 66 years old in 2026."""
-    born = born or date(1960, 1, 1) + timedelta(days=random.randrange(40 * 365))
-    first17 = f"110105{born:%Y%m%d}{next(_SEQUENCE) % 1000:03d}"
+    day, sequence = born or _random_birth_date(), random.randrange(1000)
+    while (day, sequence) in _DRAWN:
+        day, sequence = born or _random_birth_date(), random.randrange(1000)
+    _DRAWN.add((day, sequence))
+    first17 = f"110105{day:%Y%m%d}{sequence:03d}"
     return first17 + id_check_character(first17)
+
+
+def _random_birth_date() -> date:
+    return date(1960, 1, 1) + timedelta(days=random.randrange(40 * 365))
 
 
 def social_credit_code() -> str:

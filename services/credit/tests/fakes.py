@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
-from typing import Any, Self
+from typing import Self
 
-from libs.common.testing import FakeTimers, FakeUnitOfWork, FixedClock
+from libs.common.testing import FakeUnitOfWork, FixedClock
 from services.credit.companies import REGRADE_DELAY, CaseHandling, RecordedDecision
 from services.credit.domain import LedgerEntry
 from services.credit.lookups import Profile
@@ -187,24 +187,9 @@ class FakeOperatorEntries:
         return earlier
 
 
-class FakeCoalescingTimers(FakeTimers):
-    """``libs.common.timers.CoalescingTimers`` in memory: a pending timer (parked too) is kept."""
-
-    async def schedule_if_absent(
-        self, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any]
-    ) -> bool:
-        if (kind, key) in self.pending:
-            return False
-        await self.schedule(kind, key, due_at, payload)
-        return True
-
-
 class FakeCreditUnitOfWork(FakeUnitOfWork):
-    timers: FakeCoalescingTimers
-
     def __init__(self, clock: FixedClock | None = None) -> None:
         super().__init__(clock)
-        self.timers = FakeCoalescingTimers(self.clock)
         self.company_regrade_delay = REGRADE_DELAY
         self.ledger = FakeLedgerRepository()
         self.facts = self.ledger
