@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from jiazheng.complaints.v1 import complaints_pb2 as c
@@ -24,3 +25,27 @@ async def complaints_call(
             else complaints_pb2_grpc.ComplaintServiceStub(channel)
         )
         return await getattr(stub, method)(request, metadata=auth(key, traceparent))
+
+
+async def file_worker_complaint(
+    svc: RunningService,
+    key: str,
+    worker_id: str,
+    company: str,
+    category: c.Category.ValueType = c.CATEGORY_THEFT,
+    severity: c.Severity.ValueType = c.SEVERITY_SEVERE,
+    description: str = "服务后发现首饰丢失",
+) -> str:
+    """A consumer's complaint against the worker of ``company``, filed through the platform whose
+    ``key`` is given: the case's name (cases/{id})."""
+    complaint = c.FileComplaintRequest(
+        request_id=str(uuid.uuid4()),
+        respondent=c.PARTY_KIND_WORKER,
+        worker=f"workers/{worker_id}",
+        company=company,
+        category=category,
+        severity=severity,
+        description=description,
+    )
+    filed = await complaints_call(svc, key, "FileComplaint", complaint)
+    return str(filed.complaint_case.name)

@@ -18,7 +18,7 @@ from jiazheng.type.v1 import service_type_pb2
 from jiazheng.workers.v1 import workers_pb2 as w
 from libs.common.events import envelope_from_kafka
 from libs.common.kafka import events_topic
-from tests.integration.complaints_client import complaints_call
+from tests.integration.complaints_client import complaints_call, file_worker_complaint
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import read_topic
 from tests.integration.test_orders_lifecycle import orders_call
@@ -112,21 +112,12 @@ async def test_a_substantiated_severe_complaint_turns_the_workers_card_red(
     operator = harness.key("operator")
     company = await create_company(workers, operator)
     worker_id, _ = await ready_worker(endpoints, workers, operator, company.name)
-    complaint = c.FileComplaintRequest(
-        request_id=str(uuid.uuid4()),
-        respondent=c.PARTY_KIND_WORKER,
-        worker=f"workers/{worker_id}",
-        company=company.name,
-        category=c.CATEGORY_ABUSE,
-        severity=c.SEVERITY_SEVERE,
-        description="服务中辱骂老人",
+    platform = harness.key("demo-platform")
+    case = await file_worker_complaint(
+        complaints, platform, worker_id, company.name, c.CATEGORY_ABUSE, description="服务中辱骂老人"
     )
-    filed = (
-        await complaints_call(complaints, harness.key("demo-platform"), "FileComplaint", complaint)
-    ).complaint_case
     outcome = c.Outcome(result=c.OUTCOME_RESULT_SUBSTANTIATED, at_fault=c.PARTY_KIND_WORKER)
-    await complaints_call(
-        complaints, operator, "ResolveCase", c.ResolveCaseRequest(name=filed.name, outcome=outcome)
-    )
+    resolve = c.ResolveCaseRequest(name=case, outcome=outcome)
+    await complaints_call(complaints, operator, "ResolveCase", resolve)
 
     await becomes(workers, operator, f"workers/{worker_id}", w.CARD_COLOUR_RED)

@@ -5,8 +5,6 @@ in the trace of the mediator's call from the outcome to the card change."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from deploy.local.stack import Endpoints
@@ -19,7 +17,7 @@ from libs.common.events import EventEnvelope, envelope_from_kafka
 from libs.common.kafka import events_topic
 from libs.common.telemetry import trace_id_of
 from tests.integration.clients import auth, ledger, log_lines, new_traceparent
-from tests.integration.complaints_client import complaints_call
+from tests.integration.complaints_client import complaints_call, file_worker_complaint
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import read_topic
 from tests.integration.test_orders_lifecycle import _candidates, _order, orders_call
@@ -70,18 +68,9 @@ async def test_a_substantiated_severe_complaint_reaches_credit_cards_and_matchin
     order = await _order(orders, platform, days_ahead=13)
     await _candidates(orders, platform, order, {worker_id})
 
-    complaint = c.FileComplaintRequest(
-        request_id=str(uuid.uuid4()),
-        respondent=c.PARTY_KIND_WORKER,
-        worker=f"workers/{worker_id}",
-        company=company.name,
-        category=c.CATEGORY_THEFT,
-        severity=c.SEVERITY_SEVERE,
-        description="服务后发现首饰丢失",
-    )
-    filed = (await complaints_call(complaints, platform, "FileComplaint", complaint)).complaint_case
+    case = await file_worker_complaint(complaints, platform, worker_id, company.name)
     trace_id, traceparent = new_traceparent()
-    await _resolved_by_the_mediator(complaints, harness, filed.name, traceparent)
+    await _resolved_by_the_mediator(complaints, harness, case, traceparent)
 
     async def upheld() -> list[credit_pb2.LedgerEntry]:
         entries = await ledger(credit, operator, worker_id)

@@ -28,7 +28,7 @@ from jiazheng.type.v1 import service_type_pb2
 from jiazheng.workers.v1 import workers_pb2 as w
 from libs.common.kafka import events_topic
 from services.credit.model import BEIJING, Fact, FactKind, Substantiation, evaluate, v1
-from tests.integration.complaints_client import complaints_call
+from tests.integration.complaints_client import complaints_call, file_worker_complaint
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import read_topic, wait_until_consumed
 from tests.integration.test_credit_lookups import credit_of
@@ -231,17 +231,15 @@ async def _complaint(
     severity: c.Severity.ValueType,
 ) -> str:
     """A consumer's complaint, through the demo platform, against the worker: cases/{id}."""
-    complaint = c.FileComplaintRequest(
-        request_id=str(uuid.uuid4()),
-        respondent=c.PARTY_KIND_WORKER,
-        worker=f"workers/{worker_id}",
-        company=company,
-        category=c.CATEGORY_QUALITY,
-        severity=severity,
-        description="阿姨未按约定完成服务",
+    return await file_worker_complaint(
+        complaints,
+        harness.key("demo-platform"),
+        worker_id,
+        company,
+        c.CATEGORY_QUALITY,
+        severity,
+        "阿姨未按约定完成服务",
     )
-    filed = await complaints_call(complaints, harness.key("demo-platform"), "FileComplaint", complaint)
-    return str(filed.complaint_case.name)
 
 
 UPHELD = c.Outcome(result=c.OUTCOME_RESULT_SUBSTANTIATED, at_fault=c.PARTY_KIND_WORKER)

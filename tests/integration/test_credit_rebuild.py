@@ -40,7 +40,7 @@ from services.credit.rebuild import PgLedger, PgRebuildUnitOfWork, Rescored, Wor
 from services.credit.scoring import StoredScore
 from services.credit.store import PgCreditUnitOfWork
 from tests.integration.clients import auth, ledger
-from tests.integration.complaints_client import complaints_call
+from tests.integration.complaints_client import complaints_call, file_worker_complaint
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import read_topic
 from tests.integration.workers_client import create_company, ready_worker
@@ -174,20 +174,10 @@ async def _scored_by_a_chain_of_events(
     operator, platform = harness.key("operator"), harness.key("demo-platform")
     company = await create_company(workers, operator)
     worker_id, _ = await ready_worker(endpoints, workers, operator, company.name)
-    complaint = c.FileComplaintRequest(
-        request_id=str(uuid.uuid4()),
-        respondent=c.PARTY_KIND_WORKER,
-        worker=f"workers/{worker_id}",
-        company=company.name,
-        category=c.CATEGORY_THEFT,
-        severity=c.SEVERITY_SEVERE,
-        description="服务后发现首饰丢失",
-    )
-    filed = (await complaints_call(complaints, platform, "FileComplaint", complaint)).complaint_case
+    case = await file_worker_complaint(complaints, platform, worker_id, company.name)
     outcome = c.Outcome(result=c.OUTCOME_RESULT_SUBSTANTIATED, at_fault=c.PARTY_KIND_WORKER)
-    await complaints_call(
-        complaints, operator, "ResolveCase", c.ResolveCaseRequest(name=filed.name, outcome=outcome)
-    )
+    resolve = c.ResolveCaseRequest(name=case, outcome=outcome)
+    await complaints_call(complaints, operator, "ResolveCase", resolve)
 
     async def upheld() -> list[credit_pb2.LedgerEntry]:
         return [e for e in await ledger(credit, operator, worker_id) if "complaint" in e.reason]
