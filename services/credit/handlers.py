@@ -24,7 +24,7 @@ from jiazheng.workers.events.v1 import events_pb2 as worker_events
 from jiazheng.workers.v1 import workers_pb2
 from libs.common.events import EventEnvelope, event_type_of
 from libs.common.inbox import Effect, SettledEffects
-from libs.common.telemetry import span_in_trace_of, trace_id_of
+from libs.common.telemetry import trace_id_of
 from services.credit import companies, domain, scoring
 from services.credit.companies import CompanyRepository
 from services.credit.model import FactKind
@@ -359,9 +359,7 @@ class _Effects(SettledEffects[CreditUnitOfWork]):
     async def settle(self, uow: CreditUnitOfWork) -> None:
         """Each worker rescored once, in the trace of the last event that scored them (a poll may
         mix traces: each level change carries on the call that caused it), then the companies."""
-        for worker_id, traceparent in sorted(uow.to_rescore.items()):
-            with span_in_trace_of(traceparent, "rescore worker"):
-                await scoring.rescore(uow, [worker_id])
+        await scoring.rescore(uow, uow.to_rescore, traces=uow.to_rescore)
         await companies.regrade_each(uow, uow.to_regrade)
 
 

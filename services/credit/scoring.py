@@ -11,11 +11,12 @@ instant is scheduled. The companies of the workers whose score changed are to be
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from libs.common.telemetry import span_in_trace_of
 from libs.common.timers import DueTimer
 from services.credit import companies, events, model
 
@@ -70,12 +71,16 @@ class ScoringUnitOfWork(companies.RegradeScheduling, Protocol):
     def profiles(self) -> Employers: ...
 
 
-async def rescore(uow: ScoringUnitOfWork, worker_ids: Iterable[str]) -> list[StoredScore]:
-    """Evaluate each worker now; publish the level changes; schedule each next re-evaluation, and
-    a regrade of the companies whose workers' scores changed."""
+async def rescore(
+    uow: ScoringUnitOfWork, worker_ids: Iterable[str], traces: Mapping[str, str] | None = None
+) -> list[StoredScore]:
+    """Evaluate each worker now (in the trace ``traces`` gives them, if any); publish the level
+    changes; schedule each next re-evaluation, and a regrade of the companies whose workers'
+    scores changed."""
     stored, moved = [], []
     for worker_id in sorted(set(worker_ids)):
-        before, after = await _rescore_one(uow, worker_id)
+        with span_in_trace_of((traces or {}).get(worker_id), "rescore worker"):
+            before, after = await _rescore_one(uow, worker_id)
         stored.append(after)
         if before is None or before.score != after.score:
             moved.append(worker_id)
