@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -52,12 +53,18 @@ class PersonalDataFilter(logging.Filter):
         return True
 
 
-def _masked(value: object) -> object:
+# A trace or span id is hex, which can hold a run of digits shaped like a mobile number.
+_TRACE_ID = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}")
+
+
+def _masked(value: object, key: str = "") -> object:
+    if key in ("trace_id", "span_id") and isinstance(value, str) and _TRACE_ID.fullmatch(value):
+        return value
     if isinstance(value, str | int) and not isinstance(value, bool):
         masked = mask_in_text(str(value))
         return value if masked == str(value) else masked
     if isinstance(value, dict):
-        return {key: _masked(item) for key, item in value.items()}
+        return {key: _masked(item, key) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_masked(item) for item in value]
     return value

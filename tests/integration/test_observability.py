@@ -140,7 +140,8 @@ async def test_one_span_per_unit_of_work_from_the_call_to_the_ledger(
 
     # The server span ends after the statements inside it, so theirs would have been exported by now.
     assert receiver.names_in(trace_id, "orders") == [CREATE_ORDER_SPAN]
-    assert consumer_span.name == "consume credit"
+    # A poll of this event alone continues its trace; in a larger poll, its run does.
+    assert consumer_span.name in ("consume credit", "apply jiazheng.orders.events.v1.OrderCreated")
     assert entry.trace_id == trace_id
     assert any(s.name == "outbox relay batch" for s in receiver.spans if s.service == "orders")
 

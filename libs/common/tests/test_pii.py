@@ -257,6 +257,20 @@ def test_the_log_filter_masks_ids_and_phones_in_messages_and_fields(captured: io
     assert ID_NUMBER not in captured.getvalue()
 
 
+def test_the_log_filter_leaves_trace_ids_whole_and_masks_a_phone_under_their_key(
+    captured: io.StringIO,
+) -> None:
+    trace_id = "27918bb16447422899e260802e3e695e"  # "16447422899" is shaped like a mobile number
+    fields = {"trace_id": trace_id, "span_id": "16447422899e2608", "event_id": trace_id}
+    logging.getLogger("test_pii").info("traced", extra={"fields": fields})
+    logging.getLogger("test_pii").info("not a trace", extra={"fields": {"trace_id": "13800138000"}})
+
+    traced, other = (json.loads(line) for line in captured.getvalue().splitlines())
+    assert (traced["trace_id"], traced["span_id"]) == (trace_id, "16447422899e2608")
+    assert traced["event_id"] == "27918bb164****2899e260802e3e695e"  # only trace and span ids are exempt
+    assert other["trace_id"] == "138****8000"
+
+
 @pytest.fixture
 def root_logging() -> Iterator[None]:
     root = logging.getLogger()
