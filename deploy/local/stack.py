@@ -98,8 +98,23 @@ def pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
+    return any(_task_running(task) for task in _tasks(pid))
+
+
+def _tasks(pid: int) -> list[Path]:
+    """The process's threads: its leader shows as a zombie while other threads, holding its files
+    and sockets, are still exiting."""
+    try:
+        return list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return [Path(f"/proc/{pid}")]
+
+
+def _task_running(task: Path) -> bool:
+    try:
+        return not (task / "stat").read_text().split(") ")[-1].startswith("Z")
+    except OSError:
+        return False
 
 
 def pid_cmdline(pid: int) -> str:
