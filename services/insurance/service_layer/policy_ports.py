@@ -1,0 +1,52 @@
+"""What the policy use cases need of storage, as protocols: policy_store.py implements them on
+asyncpg, tests/policy_fakes.py in memory."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+from libs.common.uow import UnitOfWork
+from services.insurance.domain.cover import Cover
+from services.insurance.domain.policies import GroupPolicy
+
+
+@dataclass(frozen=True)
+class PolicyFilter:
+    """Which policies a listing shows: a company's, an insurer's products', or (both empty) all."""
+
+    company_id: str = ""
+    insurer: str = ""
+
+
+class PolicyRepository(Protocol):
+    async def add_once(
+        self, policy: GroupPolicy, requester: str, request_id: uuid.UUID
+    ) -> GroupPolicy | None:
+        """Store ``policy`` unless ``requester`` (the caller's tenant) already used ``request_id``;
+        then the policy that request created."""
+        ...
+
+    async def get(self, policy_id: uuid.UUID) -> GroupPolicy | None: ...
+
+    async def get_for_update(self, policy_id: uuid.UUID) -> GroupPolicy | None:
+        """The policy, its row locked until the unit of work ends (every writer locks it)."""
+        ...
+
+    async def update(self, policy: GroupPolicy) -> None:
+        """Store the policy's state, its stints (new ones and changed end dates) and new endorsements."""
+        ...
+
+    async def listing(self, which: PolicyFilter, after: uuid.UUID | None, limit: int) -> list[GroupPolicy]:
+        """Up to ``limit`` policies of ``which``, in policy id order, after ``after``."""
+        ...
+
+    async def covers_of(self, worker_id: str) -> list[Cover]:
+        """Every cover of the worker on every policy, expired or not."""
+        ...
+
+
+class PolicyUnitOfWork(UnitOfWork, Protocol):
+    @property
+    def policies(self) -> PolicyRepository: ...
