@@ -1,18 +1,57 @@
-"""Composition root of the insurance service.
-
-It migrates its database and answers gRPC health checks; its APIs, events and consumers
-arrive with the issues that build its capabilities.
-"""
+"""Composition root of the insurance service: the product catalogue (checked at start: a
+malformed products file stops the service), the store, PolicyService, the durable timers of
+policies (a worker's cover starting or ending on a later day, a policy expiring) and the outbox
+relay."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-from libs.common.runtime import bare_components, run_service
+from libs.common.db import create_pool, database_answers
+from libs.common.grpc_server import GrpcServer
+from libs.common.kafka import ensure_topics, idempotent_producer
+from libs.common.outbox import OutboxRelay
+from libs.common.pii import Keyring
+from libs.common.runtime import Components, run_service
 from libs.common.settings import ServiceSettings
+from libs.common.timers import TimerWorker
+from services.insurance import events
+from services.insurance.api import POLICY_POLICY, POLICY_SERVICE, PolicyServicer
+from services.insurance.domain.products import DEFAULT_PRODUCTS, load_catalogue
+from services.insurance.policy_store import PgPolicyUnitOfWork
+from services.insurance.service_layer import policies
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+POLICY = {**POLICY_POLICY}
+
+
+class InsuranceSettings(ServiceSettings):
+    service_name: str = "insurance"
+    # The products and premium tables (JZ_PRODUCTS_FILE; a ConfigMap in Kubernetes).
+    products_file: Path = DEFAULT_PRODUCTS
+
+
+async def build(settings: InsuranceSettings) -> Components:
+    catalogue = load_catalogue(settings.products_file)
+    pool = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+    await ensure_topics(settings, [events.TOPIC])
+    clock = settings.clock()
+    uow = partial(
+        PgPolicyUnitOfWork, pool, Keyring.from_settings(settings), clock, settings.db_acquire_timeout_s
+    )
+    server = GrpcServer.from_settings(settings, POLICY)
+    server.add(PolicyServicer(uow, catalogue, clock), POLICY_SERVICE)
+    handlers = {
+        policies.EXPIRY_TIMER: policies.policy_expiry_due,
+        policies.COVERAGE_TIMER: policies.coverage_change_due,
+    }
+    timers = TimerWorker(uow, handlers, settings, lambda: database_answers(pool))
+    components = Components(server=server, background=[timers.run()], closers=[pool.close])
+    if settings.relay_enabled:
+        components.background.append(OutboxRelay(pool, idempotent_producer(settings), settings).run())
+    return components
 
 
 def main() -> None:
-    run_service(ServiceSettings(service_name="insurance"), MIGRATIONS, bare_components)
+    run_service(InsuranceSettings(), MIGRATIONS, build)
