@@ -69,3 +69,11 @@ async def uncovered_orders(
         orders = await uow.orders.uncovered(company, after, limit + 1)
     more = len(orders) > limit
     return orders[:limit], encode_key_token(orders[limit - 1].order_id, company) if more else ""
+
+
+async def worker_left(uow: InsuranceUnitOfWork, order_id: str, worker_id: str, at: datetime) -> None:
+    """The order's worker was replaced (换阿姨): their service ends now; the new worker's
+    assignment arrives as another acceptance and is covered again."""
+    known = await uow.orders.get_for_update(order_id)
+    if known is not None and known.worker_id == worker_id and known.check_in and not known.check_out:
+        await uow.orders.put(dataclasses.replace(known, check_out=max(at, known.check_in)))
