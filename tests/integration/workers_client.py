@@ -145,10 +145,16 @@ async def becomes(svc: RunningService, key: str, worker: str, colour: pb.CardCol
 
 
 async def ready_worker(
-    endpoints: Endpoints, workers: RunningService, operator: str, company: str, district: str = "110105"
+    endpoints: Endpoints,
+    workers: RunningService,
+    operator: str,
+    company: str,
+    district: str = "110105",
+    insured: bool = True,
 ) -> tuple[str, str]:
     """A GREEN family carer (level 4, elderly-care health check) serving ``district`` (朝阳 unless
-    said) all week; its id and the verification link its card's QR code encodes."""
+    said) all week; its id and the verification link its card's QR code encodes. Not ``insured``:
+    no coverage event, the card waits (YELLOW) for a real policy."""
     worker = await create_worker(
         workers, operator, company, service_districts=[district], trades=[pb.TRADE_FAMILY_CARER]
     )
@@ -193,6 +199,8 @@ async def ready_worker(
     for method, request in steps:
         await call(workers, operator, method, request)
     card = (await call(workers, operator, "IssueCard", pb.IssueCardRequest(worker=worker.name))).card
+    if not insured:
+        return worker.name.removeprefix("workers/"), card.verification_url
     await produce(
         endpoints.kafka_bootstrap,
         events_topic("insurance"),
