@@ -101,10 +101,10 @@ def buyer(principal: Principal, company_id: str) -> str:
     """The company a policy is for: a company buys for itself, an operator names the company."""
     if principal.role is Role.COMPANY:
         if company_id not in ("", principal.tenant):
-            raise InvalidArgument("company_id", "a company buys policies for itself")
+            raise InvalidArgument("company", "a company buys policies for itself")
         return principal.tenant
     if not company_id:
-        raise InvalidArgument("company_id", "is required when an operator creates a policy")
+        raise InvalidArgument("company", "is required when an operator creates a policy")
     return company_id
 
 
