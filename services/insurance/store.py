@@ -40,7 +40,8 @@ _UPDATE_CLAIM = (
 # A transaction-scoped advisory lock per (policy, worker, kind): adjudications of one limit queue.
 _LOCK_LIMIT = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 _USED = (
-    "SELECT coalesce(sum(payable_fen), 0) FROM claims WHERE policy_id = $1 AND worker_id = $2 AND kind = $3"
+    "SELECT coalesce(sum(payable_fen), 0)::bigint FROM claims"
+    " WHERE policy_id = $1 AND worker_id = $2 AND kind = $3"
     " AND state IN ('adjudicated', 'paid') AND claim_id <> $4"
 )
 

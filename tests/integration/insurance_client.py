@@ -1,5 +1,5 @@
-"""Helpers for the insurance service's integration tests: a thin PolicyService client, group
-policy requests, and insurance's events read back from Kafka."""
+"""Helpers for the insurance service's integration tests: thin PolicyService and ClaimService
+clients, group policy requests, and insurance's events read back from Kafka."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+import grpc
 from google.protobuf.message import Message
 
+from jiazheng.insurance.v1 import claims_pb2, claims_pb2_grpc, policies_pb2_grpc
 from jiazheng.insurance.v1 import policies_pb2 as pb
-from jiazheng.insurance.v1 import policies_pb2_grpc
 from jiazheng.type.v1 import service_type_pb2 as st
 from libs.common.events import envelope_from_kafka, event_type_of
 from libs.common.kafka import events_topic
@@ -83,3 +84,22 @@ async def events_about(bootstrap: str, subject: str, message: type[Message]) -> 
         if envelope.type == event_type_of(message()) and envelope.id not in found:
             found[envelope.id] = envelope.parse(message)
     return list(found.values())
+
+
+async def claim_call(svc: RunningService, key: str, method: str, request: Any) -> Any:
+    """``method`` of ClaimService with ``key``'s authorisation."""
+    async with svc.channel() as channel:
+        stub: Any = claims_pb2_grpc.ClaimServiceStub(channel)
+        return await getattr(stub, method)(request, metadata=auth(key))
+
+
+async def order_coverage(svc: RunningService, key: str, order: str) -> claims_pb2.OrderCoverage | None:
+    """The coverage insurance recorded for ``order`` (orders/{id}); None while it does not know it."""
+    try:
+        reply = await claim_call(svc, key, "GetOrderCoverage", claims_pb2.GetOrderCoverageRequest(name=order))
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        return None
+    coverage: claims_pb2.OrderCoverage = reply.coverage
+    return coverage
