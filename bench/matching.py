@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bench.common import Target, figure, percentile_ms
+from libs.common.beijing import BEIJING
 from services.orders.domain import (
     DEFAULT_CATALOGUE,
     CardColour,
@@ -32,7 +33,6 @@ from services.orders.domain import (
     linear_match,
 )
 from services.orders.domain.districts import NEIGHBOURS
-from services.orders.domain.matching import BEIJING
 
 SEED = 20_241_130
 NOW = datetime(2024, 12, 2, tzinfo=BEIJING)  # a Monday

@@ -31,7 +31,7 @@ from cli.rpc import (
 from cli.workers import JSON, resource
 from jiazheng.complaints.v1 import complaints_pb2 as c
 from jiazheng.complaints.v1 import complaints_pb2_grpc
-from services.complaints.domain.calendar import BEIJING
+from libs.common.beijing import BEIJING
 
 app = typer.Typer(
     help="Complaints (投诉) and workers' disputes on their SLA clocks (the complaints service).",

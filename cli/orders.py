@@ -32,8 +32,8 @@ from jiazheng.orders.v1 import orders_pb2 as o
 from jiazheng.orders.v1 import orders_pb2_grpc
 from jiazheng.type.v1.service_type_pb2 import ServiceType
 from jiazheng.workers.v1 import workers_pb2 as w
+from libs.common.beijing import BEIJING
 from services.orders.domain.contract import format_yuan
-from services.orders.domain.matching import BEIJING
 
 app = typer.Typer(
     help="Orders: the catalogue, matching, offers, contracts and check-in (the orders service).",

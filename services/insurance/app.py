@@ -19,10 +19,7 @@ from libs.common.runtime import Components, run_service
 from libs.common.settings import ServiceSettings
 from libs.common.timers import TimerWorker
 from services.insurance import events
-from services.insurance.api import POLICY_POLICY, POLICY_SERVICE, PolicyServicer
-from services.insurance.api.claims import POLICY as CLAIM_POLICY
-from services.insurance.api.claims import SERVICE as CLAIM_SERVICE
-from services.insurance.api.claims import ClaimServicer
+from services.insurance.api import CLAIM_SERVICE, POLICY, POLICY_SERVICE, ClaimServicer, PolicyServicer
 from services.insurance.domain.products import DEFAULT_PRODUCTS, load_catalogue
 from services.insurance.handlers import effects
 from services.insurance.service_layer import policies
@@ -30,7 +27,6 @@ from services.insurance.service_layer.claim_ports import ClaimRules
 from services.insurance.store import PgInsuranceUnitOfWork
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-POLICY = {**POLICY_POLICY, **CLAIM_POLICY}
 CONSUMER = "insurance"
 # Orders' events (the copy of orders, their coverage) and complaints' (compensation to claim).
 SOURCES = [events_topic("orders"), events_topic("complaints")]

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
+from libs.common.beijing import BEIJING
 from libs.common.outages import backoff, is_outage
 from libs.common.uow import Clock, UnitOfWork
 from services.orders.domain.catalogue import Catalogue
 from services.orders.domain.matching import (
-    BEIJING,
     DEFAULT_TOP_N,
     Interval,
     MatchingIndex,

@@ -4,7 +4,7 @@ clients, group policy requests, and insurance's events read back from Kafka."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any
 
 import grpc
@@ -13,13 +13,13 @@ from google.protobuf.message import Message
 from jiazheng.insurance.v1 import claims_pb2, claims_pb2_grpc, policies_pb2_grpc
 from jiazheng.insurance.v1 import policies_pb2 as pb
 from jiazheng.type.v1 import service_type_pb2 as st
+from libs.common.beijing import BEIJING
 from libs.common.events import envelope_from_kafka, event_type_of
 from libs.common.kafka import events_topic
 from tests.integration.clients import auth
 from tests.integration.harness import RunningService
 from tests.integration.kafka_tools import read_topic
 
-BEIJING = timezone(timedelta(hours=8))
 TOPIC = events_topic("insurance")
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from deploy.local.services import DEMO_COMPANY_ID
-from services.complaints.domain.calendar import BEIJING
+from libs.common.beijing import BEIJING
 from tests.integration.harness import RunningService, ServiceHarness
 from tests.integration.test_cli_orders import CLI, Run
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from deploy.local.stack import Endpoints
-from services.orders.domain.matching import BEIJING
+from libs.common.beijing import BEIJING
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.workers_client import create_company, ready_worker
 

@@ -14,12 +14,12 @@ import asyncpg
 import pytest
 
 from deploy.local.stack import Endpoints
+from libs.common.beijing import BEIJING
 from libs.common.db import PgUnitOfWork, create_pool, migrate
 from libs.common.testing import FixedClock
 from services.orders.domain import ServiceType
 from services.orders.domain.catalogue import DEFAULT_CATALOGUE
 from services.orders.domain.matching import (
-    BEIJING,
     Interval,
     MatchRequest,
     Rule,

@@ -19,8 +19,8 @@ from deploy.local.stack import Endpoints
 from jiazheng.orders.v1 import orders_pb2 as o
 from jiazheng.orders.v1 import orders_pb2_grpc
 from jiazheng.type.v1 import service_type_pb2
+from libs.common.beijing import BEIJING
 from libs.common.kafka import events_topic
-from services.orders.domain.matching import BEIJING
 from tests.integration.clients import auth, field_violations, order_request
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import ORDERS_TOPIC, read_topic

@@ -1,6 +1,7 @@
 """Complaints domain: pure rules, no I/O, no protobuf."""
 
-from services.complaints.domain.calendar import BEIJING, WorkingCalendar, add_working_days, load_overrides
+from libs.common.beijing import BEIJING
+from services.complaints.domain.calendar import WorkingCalendar, add_working_days, load_overrides
 from services.complaints.domain.case import (
     OPEN,
     Agreement,

@@ -21,12 +21,13 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import chinese_calendar  # type: ignore[import-untyped]
 
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # China keeps no daylight saving time
+from libs.common.beijing import BEIJING
+
 DEFAULT_OVERRIDES = Path(__file__).parents[1] / "holiday_overrides.json"
 COMMENT_KEY = "_comment"
 YEAR_KEYS = frozenset({"holidays", "workdays", "source"})

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import IntEnum, StrEnum
 
+from libs.common.beijing import BEIJING
 from libs.common.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from services.complaints.domain.calendar import BEIJING, WorkingCalendar, add_working_days
+from services.complaints.domain.calendar import WorkingCalendar, add_working_days
 
 FIRST_RESPONSE = timedelta(hours=24)  # local standards: contact the complainant within 24 h
 DECISION_WORKING_DAYS = 7  # decide to accept within 7 working days (DOMAIN §7)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from libs.common.beijing import BEIJING
 from services.complaints.domain.calendar import (
-    BEIJING,
     DEFAULT_OVERRIDES,
     WorkingCalendar,
     YearOverride,

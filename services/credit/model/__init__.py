@@ -4,7 +4,8 @@ Callers import from here; ``MODEL_VERSION`` names the model in force, and each e
 the version that produced it.
 """
 
-from services.credit.model.facts import BEIJING, Fact, FactKind, Substantiation
+from libs.common.beijing import BEIJING
+from services.credit.model.facts import Fact, FactKind, Substantiation
 from services.credit.model.v1 import (
     MODEL_VERSION,
     CompanyGrade,

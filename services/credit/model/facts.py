@@ -10,12 +10,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from enum import StrEnum
 
 from libs.common.errors import InvalidArgument
-
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # China keeps no daylight saving time
 
 
 class FactKind(StrEnum):

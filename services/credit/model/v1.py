@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
+from libs.common.beijing import BEIJING
 from libs.common.errors import InvalidArgument
-from services.credit.model.facts import BEIJING, Fact, FactKind, Substantiation
+from services.credit.model.facts import Fact, FactKind, Substantiation
 
 MODEL_VERSION = "2026.1"
 

@@ -12,6 +12,7 @@ import grpc
 from jiazheng.insurance.v1 import policies_pb2 as pb
 from jiazheng.insurance.v1 import policies_pb2_grpc
 from libs.common.auth import Role, current_principal
+from libs.common.beijing import beijing_day
 from libs.common.errors import InvalidArgument, NotFound
 from libs.common.paging import decode_key_token, encode_key_token, page_size
 from libs.common.uow import Clock
@@ -59,7 +60,7 @@ class PolicyServicer(policies_pb2_grpc.PolicyServiceServicer):
         self._clock = clock
 
     def _today(self) -> date:
-        return domain.beijing_day(self._clock.now())
+        return beijing_day(self._clock.now())
 
     async def ListProducts(
         self, request: pb.ListProductsRequest, context: Context

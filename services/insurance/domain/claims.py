@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import IntEnum, StrEnum
 
+from libs.common.beijing import beijing_day
 from libs.common.errors import FailedPrecondition, InvalidArgument
 from services.insurance.domain.cover import Cover, CoverKind, CoverTerms, Exclusion, find_cover
-from services.insurance.domain.orders import Order, beijing_day
+from services.insurance.domain.orders import Order
 from services.insurance.domain.vocabulary import ServiceType
 
 LATE_REPORT = timedelta(hours=48)  # DOMAIN §8 asks for a report within 24-48 h; later ones are flagged

@@ -7,17 +7,11 @@ import dataclasses
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 
+from libs.common.beijing import beijing_day
 from services.insurance.domain.cover import Cover, find_cover
 from services.insurance.domain.vocabulary import ServiceType
-
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # China keeps no daylight saving time
-
-
-def beijing_day(moment: datetime) -> date:
-    """The Beijing date of ``moment``: cover is granted by Beijing dates."""
-    return moment.astimezone(BEIJING).date()
 
 
 @dataclass(frozen=True)

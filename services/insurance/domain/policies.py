@@ -8,7 +8,7 @@ import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta
 from enum import IntEnum, StrEnum
 
 from libs.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
@@ -16,18 +16,7 @@ from services.insurance.domain.cover import Cover, InsuredWorker
 from services.insurance.domain.products import Product, age_on, pro_rata
 from services.insurance.domain.vocabulary import ServiceType, job_class_needed
 
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # China keeps no daylight saving time
 ONE_DAY = timedelta(days=1)
-
-
-def beijing_day(instant: datetime) -> date:
-    """The Beijing date of ``instant``."""
-    return instant.astimezone(BEIJING).date()
-
-
-def beijing_midnight(day: date) -> datetime:
-    """00:00 Beijing time on ``day``: when a change of cover on that day takes effect."""
-    return datetime.combine(day, time(), BEIJING)
 
 
 def year_after(start: date) -> date:

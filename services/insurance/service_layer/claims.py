@@ -8,12 +8,13 @@ import uuid
 from datetime import datetime
 
 from libs.common.auth import Principal, Role
+from libs.common.beijing import beijing_day
 from libs.common.errors import AlreadyExists, NotFound
 from libs.common.paging import decode_key_token, encode_key_token, page_size
 from services.insurance import claim_events
 from services.insurance.domain import claims as domain
 from services.insurance.domain.cover import Cover
-from services.insurance.domain.orders import Order, beijing_day
+from services.insurance.domain.orders import Order
 from services.insurance.service_layer.claim_ports import ClaimFilter, ClaimRules, InsuranceUnitOfWork
 
 AUTOMATIC_CLAIMS = uuid.UUID("0b8f0c7e-93b5-4a53-8d1c-2f4a6e9d5c31")  # namespace of automatic claims' ids

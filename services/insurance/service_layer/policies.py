@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from libs.common.auth import Principal, Role
+from libs.common.beijing import beijing_day, beijing_midnight
 from libs.common.errors import InvalidArgument, NotFound
 from libs.common.timers import DueTimer
 from services.insurance import events
@@ -53,7 +54,7 @@ def quote(product: Product, job_class: int, age: int, start: date, end: date | N
 
 
 def today_of(uow: PolicyUnitOfWork) -> date:
-    return domain.beijing_day(uow.clock.now())
+    return beijing_day(uow.clock.now())
 
 
 def cover_today(covers: Iterable[Cover], today: date) -> Cover | None:
@@ -79,7 +80,7 @@ async def coverage_changes_on(uow: PolicyUnitOfWork, day: date, worker_ids: Iter
     for worker_id in worker_ids:
         key = f"{worker_id}/{day.isoformat()}"
         payload = {"worker_id": worker_id}
-        await uow.timers.schedule(COVERAGE_TIMER, key, domain.beijing_midnight(day), payload)
+        await uow.timers.schedule(COVERAGE_TIMER, key, beijing_midnight(day), payload)
 
 
 def visible(policy: domain.GroupPolicy | None, principal: Principal) -> domain.GroupPolicy:
@@ -120,7 +121,7 @@ async def create_policy(
             return earlier
         await uow.add_event(events.TOPIC, events.policy_issued(policy))
         await coverage_changes_on(uow, policy.start, policy.worker_ids)
-        expires_at = domain.beijing_midnight(policy.end + domain.ONE_DAY)
+        expires_at = beijing_midnight(policy.end + domain.ONE_DAY)
         await uow.timers.schedule(EXPIRY_TIMER, str(policy.policy_id), expires_at, {})
         await uow.commit()
     return policy

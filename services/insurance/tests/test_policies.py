@@ -18,8 +18,6 @@ from services.insurance.domain.policies import (
     EndorsementKind,
     GroupPolicy,
     Issue,
-    beijing_day,
-    beijing_midnight,
     default_end,
     issue,
 )
@@ -221,8 +219,3 @@ def test_added_and_removed_the_same_day_refunds_what_was_charged(offset: int, ag
     assert charged > 0
     assert charged + refunded == 0
     assert removed.stint_on(newcomer.worker_id, day) is None
-
-
-def test_beijing_days_and_midnights() -> None:
-    assert beijing_day(datetime(2026, 11, 30, 16, 0, tzinfo=UTC)) == date(2026, 12, 1)
-    assert beijing_midnight(date(2026, 12, 1)) == datetime(2026, 11, 30, 16, 0, tzinfo=UTC)

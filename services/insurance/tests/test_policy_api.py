@@ -16,7 +16,8 @@ from jiazheng.type.v1 import service_type_pb2 as st
 from libs.common.auth import Principal, Role, acting_as
 from libs.common.errors import InvalidArgument, NotFound
 from libs.common.testing import FixedClock
-from services.insurance.api import POLICY_POLICY, POLICY_SERVICE, PolicyServicer
+from services.insurance.api import POLICY_SERVICE, PolicyServicer
+from services.insurance.api.policies import POLICY as POLICY_POLICY
 from services.insurance.api.policies import Context
 from services.insurance.domain.products import DEFAULT_PRODUCTS, load_catalogue
 from services.insurance.tests.policy_fakes import FakePolicyUnitOfWork

@@ -27,10 +27,11 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
+from libs.common.beijing import BEIJING
 from libs.common.errors import InvalidArgument
 from services.orders.domain.catalogue import Catalogue, CatalogueEntry
 from services.orders.domain.districts import district_distance
@@ -43,7 +44,6 @@ from services.orders.domain.vocabulary import (
     Trade,
 )
 
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # China keeps no daylight saving time
 DEFAULT_TOP_N = 10
 
 

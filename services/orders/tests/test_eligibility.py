@@ -9,11 +9,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from libs.common.beijing import BEIJING
 from libs.common.testing import FixedClock
 from services.orders.domain import ServiceType
 from services.orders.domain.catalogue import DEFAULT_CATALOGUE
 from services.orders.domain.matching import (
-    BEIJING,
     Interval,
     MatchRequest,
     MatchResult,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from libs.common.beijing import BEIJING
 from services.orders.domain import (
     DEFAULT_CATALOGUE,
     CardColour,
@@ -22,7 +23,6 @@ from services.orders.domain import (
 from services.orders.domain import Trade as T
 from services.orders.domain.districts import BEIJING_DISTRICTS, NEIGHBOURS, district_distance
 from services.orders.domain.matching import (
-    BEIJING,
     Interval,
     MatchingIndex,
     MatchRequest,
