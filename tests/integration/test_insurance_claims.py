@@ -438,3 +438,74 @@ async def test_bad_claims_are_refused_capped_or_denied_with_the_reason(
     assert late.late_report is True
     filed = await events_about(endpoints.kafka_bootstrap, late.name, ev.ClaimFiled)
     assert [f.late_report for f in filed] == [True]
+
+
+async def _claim_disputes(bootstrap: str, order_id: str) -> list[ce.CaseFiled]:
+    """The claim-dispute cases complaints filed about the order."""
+    found = {}
+    for record in await read_topic(bootstrap, events_topic("complaints")):
+        event = envelope_from_kafka(record.headers, record.value)
+        if event.type.endswith(".CaseFiled"):
+            filed = event.parse(ce.CaseFiled)
+            if filed.order_id == order_id and filed.kind == c.CASE_KIND_CLAIM_DISPUTE:
+                found[event.id] = filed
+    return list(found.values())
+
+
+async def test_a_contested_denial_opens_a_claim_dispute_in_complaints(
+    endpoints: Endpoints,
+    harness: ServiceHarness,
+    orders: RunningService,
+    workers: RunningService,
+    complaints: RunningService,
+    insurance: RunningService,
+    company: w.Company,
+) -> None:
+    operator, platform, buyer = (
+        harness.key("operator"),
+        harness.key("demo-platform"),
+        harness.key("demo-company"),
+    )
+    insurer, bootstrap = harness.key("demo-insurer"), endpoints.kafka_bootstrap
+    worker, card = await ready_worker(endpoints, workers, operator, company.name)
+    await create_policy(
+        insurance, buyer, "package-standard", beijing_today(), None, insured(worker, BORN, 2, ELDERLY_CARE)
+    )
+    order = await accepted_order(orders, platform, worker, card)
+    await knows_check_in(insurance, buyer, order)
+    incident = order.check_in_time.ToDatetime(tzinfo=UTC)
+    claim = (await claim_call(insurance, buyer, "FileClaim", file_request(order, incident))).claim
+    adjudicate_request = pb.AdjudicateClaimRequest(
+        name=claim.name,
+        request_id=str(uuid.uuid4()),
+        assessed_fen=300_000,
+        exclusions=[cover_pb2.EXCLUSION_UNDECLARED_VALUABLES],
+    )
+    denied = (await claim_call(insurance, insurer, "AdjudicateClaim", adjudicate_request)).claim
+    assert denied.state == pb.CLAIM_STATE_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as unpaid:
+        await claim_call(
+            insurance, insurer, "PayClaim", pb.PayClaimRequest(name=claim.name, request_id=str(uuid.uuid4()))
+        )
+    assert unpaid.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    contest = pb.ContestClaimDenialRequest(
+        name=claim.name, request_id=str(uuid.uuid4()), reason="花瓶已在入户前登记"
+    )
+    contested = (await claim_call(insurance, buyer, "ContestClaimDenial", contest)).claim
+    assert contested.state == pb.CLAIM_STATE_CONTESTED
+    assert (await claim_call(insurance, buyer, "ContestClaimDenial", contest)).claim == contested
+
+    order_id = order.name.removeprefix("orders/")
+    [dispute] = await eventually(lambda: _claim_disputes(bootstrap, order_id), within=60)
+    assert (dispute.category, dispute.complainant, dispute.respondent) == (
+        c.CATEGORY_CLAIM_DENIED,
+        c.PARTY_KIND_COMPANY,
+        c.PARTY_KIND_INSURER,
+    )
+    assert (dispute.worker_id, dispute.company_id) == (worker, company.name.removeprefix("companies/"))
+    case = await complaints_call(
+        complaints, buyer, "GetCase", c.GetCaseRequest(name=f"cases/{dispute.case_id}")
+    )
+    assert case.complaint_case.state == c.CASE_STATE_FILED
+    assert len(await events_about(bootstrap, claim.name, ev.ClaimDenialContested)) == 1
