@@ -123,11 +123,14 @@ class PgPolicyRepository:
             policy.state,
         )
         if not inserted:
-            return await self._one(
-                "SELECT * FROM policies WHERE requester = $1 AND request_id = $2", requester, request_id
-            )
+            return await self.issued_by(requester, request_id)
         await self._store_children(policy)
         return None
+
+    async def issued_by(self, requester: str, request_id: uuid.UUID) -> GroupPolicy | None:
+        return await self._one(
+            "SELECT * FROM policies WHERE requester = $1 AND request_id = $2", requester, request_id
+        )
 
     async def get(self, policy_id: uuid.UUID) -> GroupPolicy | None:
         return await self._one("SELECT * FROM policies WHERE policy_id = $1", policy_id)

@@ -115,6 +115,10 @@ async def create_policy(
     """Issue a group policy (or answer the one this request issued): PolicyIssued, the workers'
     coverage now or on the start day, and the expiry timer."""
     async with uow:
+        # A retry is answered before the request is checked again: its start date may have passed.
+        earlier = await uow.policies.issued_by(principal.tenant, request_id)
+        if earlier is not None:
+            return earlier
         policy = domain.issue(request, uuid.uuid4(), today_of(uow), uow.clock.now())
         earlier = await uow.policies.add_once(policy, principal.tenant, request_id)
         if earlier is not None:

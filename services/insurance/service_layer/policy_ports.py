@@ -28,6 +28,10 @@ class PolicyRepository(Protocol):
         then the policy that request created."""
         ...
 
+    async def issued_by(self, requester: str, request_id: uuid.UUID) -> GroupPolicy | None:
+        """The policy ``requester`` created with ``request_id``, if any."""
+        ...
+
     async def get(self, policy_id: uuid.UUID) -> GroupPolicy | None: ...
 
     async def get_for_update(self, policy_id: uuid.UUID) -> GroupPolicy | None:

@@ -20,12 +20,16 @@ class FakePolicyRepository:
     async def add_once(
         self, policy: GroupPolicy, requester: str, request_id: uuid.UUID
     ) -> GroupPolicy | None:
-        earlier = self.by_request.get((requester, request_id))
+        earlier = await self.issued_by(requester, request_id)
         if earlier is not None:
-            return self.by_id[earlier]
+            return earlier
         self.by_request[requester, request_id] = policy.policy_id
         self.by_id[policy.policy_id] = policy
         return None
+
+    async def issued_by(self, requester: str, request_id: uuid.UUID) -> GroupPolicy | None:
+        earlier = self.by_request.get((requester, request_id))
+        return None if earlier is None else self.by_id[earlier]
 
     async def get(self, policy_id: uuid.UUID) -> GroupPolicy | None:
         return self.by_id.get(policy_id)

@@ -92,6 +92,16 @@ async def test_a_retried_request_issues_nothing_more(uow: FakePolicyUnitOfWork) 
     assert types(uow).count("PolicyIssued") == 1
 
 
+async def test_a_retry_after_the_start_day_has_passed_answers_the_policy_it_issued(
+    uow: FakePolicyUnitOfWork,
+) -> None:
+    request, request_id = Issue("c-1", el_100k(), TODAY, None, (worker(),)), uuid.uuid4()
+    first = await use_cases.create_policy(uow, COMPANY, request_id, request)
+    uow.clock.advance(timedelta(days=2))
+    assert await use_cases.create_policy(uow, COMPANY, request_id, request) == first
+    assert types(uow).count("PolicyIssued") == 1
+
+
 async def test_a_policy_starting_later_covers_from_a_timer_on_its_first_day(
     uow: FakePolicyUnitOfWork,
 ) -> None:
