@@ -31,6 +31,7 @@ from jiazheng.workers.v1 import workers_pb2 as w
 from libs.common.events import EventEnvelope, envelope_from_kafka
 from libs.common.kafka import events_topic
 from libs.common.protoutil import timestamp
+from services.credit.model import FactKind, v1
 from services.insurance.service_layer.claims import automatic_claim_id
 from tests.integration.clients import db_value, field_violations, ledger
 from tests.integration.complaints_client import complaints_call
@@ -45,6 +46,7 @@ from tests.integration.insurance_client import (
     policy_call,
 )
 from tests.integration.kafka_tools import read_topic
+from tests.integration.test_credit_lookups import credit_of
 from tests.integration.test_orders_lifecycle import orders_call
 from tests.integration.workers_client import create_company, produce, ready_worker
 
@@ -347,6 +349,10 @@ async def test_a_complaint_s_compensation_is_claimed_once_paid_once_and_settles_
         assert await eventually(at_fault_entry, within=60) == [
             f"at-fault claim {name.removeprefix('claims/')} paid"
         ]
+        # The score moved by the model's claim penalty: 50, and 10 per full 1,000 yuan paid (¥1,500).
+        record = await credit_of(credit, operator, worker)
+        lines = [line for line in record.lines if line.kind == FactKind.CLAIM_PAID_AT_FAULT]
+        assert [line.points for line in lines] == [-(v1.CLAIM_PENALTY + v1.CLAIM_PENALTY_PER_1000_YUAN)]
         assert len(await events_about(bootstrap, name, ev.ClaimPaid)) == 1
 
 
