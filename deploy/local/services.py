@@ -37,7 +37,8 @@ from deploy.local.stack import (
 from deploy.local.supervisor import SupervisorState
 from libs.common.card_token import SigningKeyring
 
-SERVICES = ("orders", "workers", "credit", "complaints", "insurance")
+# The regulator owns no database: SERVICE_DATABASES (deploy/local/stack.py) does not name it.
+SERVICES = ("orders", "workers", "credit", "complaints", "insurance", "regulator")
 SUPERVISOR = "deploy.local.supervisor"
 
 
@@ -98,6 +99,11 @@ def new_dev_pii_keys() -> dict[str, str]:
     }
 
 
+def new_dev_pseudonym_key() -> dict[str, str]:
+    """A throw-away key for the regulator's pseudonyms (services.regulator), as an environment."""
+    return {"JZ_REGULATOR_PSEUDONYM_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
+
+
 def new_dev_card_keys() -> dict[str, str]:
     """A throw-away Ed25519 key that signs the local stack's service cards, as an environment."""
     return {
@@ -125,7 +131,7 @@ def service_env(
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JZ_")}
     # Fresh unless ``extra`` brings the keys the data was sealed and the cards were signed with.
-    env.update({**new_dev_pii_keys(), **new_dev_card_keys()})
+    env.update({**new_dev_pii_keys(), **new_dev_card_keys(), **new_dev_pseudonym_key()})
     env.update(
         {
             "JZ_DATABASE_URL": endpoints.dsn(f"jz_{name}"),
@@ -295,6 +301,8 @@ class LocalServices:
         # Kept while the stack's databases live: what the services sealed must stay openable.
         self.pii_keys_file = self.home / "pii-keys.json"
         self.card_keys_file = self.home / "card-keys.json"
+        # Kept too: the regulator's pseudonyms stay the same across restarts of the stack.
+        self.pseudonym_key_file = self.home / "pseudonym-key.json"
 
     def api_keys(self) -> list[DevKey]:
         """The stack's keys; principals added to ``new_dev_keys`` since they were made get a key too."""
@@ -312,6 +320,10 @@ class LocalServices:
     def card_keys(self) -> dict[str, str]:
         keys: dict[str, str] = _kept(self.card_keys_file, new_dev_card_keys)
         return keys
+
+    def pseudonym_key(self) -> dict[str, str]:
+        key: dict[str, str] = _kept(self.pseudonym_key_file, new_dev_pseudonym_key)
+        return key
 
     def state(self) -> dict[str, dict[str, int]]:
         if not self.state_file.exists():
@@ -337,7 +349,12 @@ class LocalServices:
                 metrics_port=_reusable(current.get("metrics_port")) or free_port(),
                 log=self.log(name),
                 supervised=True,
-                extra={**self.pii_keys(), **self.card_keys(), "JZ_CARD_JWKS": card_jwks(self.card_keys())},
+                extra={
+                    **self.pii_keys(),
+                    **self.card_keys(),
+                    **self.pseudonym_key(),
+                    "JZ_CARD_JWKS": card_jwks(self.card_keys()),
+                },
             )
             state[name] = {
                 "supervisor_pid": svc.proc.pid,

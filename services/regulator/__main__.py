@@ -1,0 +1,3 @@
+from services.regulator.app import main
+
+main()

@@ -1,0 +1,88 @@
+"""Composition root of the regulator service: one faust worker (the projection and the
+indicators, as agents and tables) that serves gRPC from a faust task in the same event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+import faust
+from pydantic import AliasChoices, Field, SecretStr
+
+from libs.common.grpc_server import GrpcServer
+from libs.common.kafka import ensure_topics
+from libs.common.logs import configure_logging
+from libs.common.settings import ServiceSettings
+from libs.common.telemetry import setup_telemetry
+from services.regulator.topics import INDICATORS_TOPIC, REGULATOR_TOPICS
+
+
+class RegulatorSettings(ServiceSettings):
+    service_name: str = "regulator"
+    # The key of the pseudonyms (JZ_REGULATOR_PSEUDONYM_KEY, base64, at least 32 bytes): from the
+    # environment or a mounted Secret, never a default; rotating it starts new pseudonyms.
+    pseudonym_key: SecretStr = Field(
+        validation_alias=AliasChoices("JZ_REGULATOR_PSEUDONYM_KEY", "pseudonym_key"),
+        description="base64, at least 32 bytes",
+    )
+    # How long a day's indicator window still takes late events (JZ_REGULATOR_GRACE_DAYS).
+    grace_days: int = Field(
+        default=7, ge=0, validation_alias=AliasChoices("JZ_REGULATOR_GRACE_DAYS", "grace_days")
+    )
+    # faust's working directory: tables live in memory and in their changelog topics, so nothing
+    # kept here matters across restarts; outside the checkout so that it is not littered.
+    faust_datadir: Path = Path(tempfile.gettempdir())
+
+    def app_id(self) -> str:
+        """The faust app id: its consumer group and the prefix of its changelog topics."""
+        return f"{self.consumer_group_prefix}-regulator"
+
+
+def make_app(settings: RegulatorSettings) -> faust.App:
+    """The regulator's faust app with every agent, table and task registered."""
+    app = faust.App(
+        settings.app_id(),
+        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        store="memory://",
+        datadir=str(settings.faust_datadir / f"faust-{settings.app_id()}"),
+        web_enabled=False,
+        autodiscover=False,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        topic_disable_leader=True,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+    )
+    serve_grpc(app, GrpcServer.from_settings(settings, policy={}), settings.shutdown_grace_s)
+    return app
+
+
+def serve_grpc(app: faust.App, server: GrpcServer, grace_s: float) -> None:
+    """The gRPC server as a faust task: it starts once the tables are recovered (health answers
+    SERVING from then on) and stops gracefully when the worker stops."""
+
+    async def grpc_server() -> None:
+        await server.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop(grace_s)
+
+    app.task(grpc_server)
+
+
+def main() -> None:
+    settings = RegulatorSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    setup_telemetry(settings)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(
+        ensure_topics(settings, [*REGULATOR_TOPICS, *REGULATOR_TOPICS.values(), INDICATORS_TOPIC])
+    )
+    # The worker installs the SIGTERM/SIGINT handlers that stop it; our JSON logs stay in place.
+    worker = faust.Worker(
+        make_app(settings), loop=loop, quiet=True, override_logging=False, redirect_stdouts=False
+    )
+    worker.execute_from_commandline()
