@@ -15,6 +15,7 @@ from libs.common.kafka import ensure_topics
 from libs.common.logs import configure_logging
 from libs.common.settings import ServiceSettings
 from libs.common.telemetry import setup_telemetry
+from services.regulator.projector import register_projection
 from services.regulator.topics import INDICATORS_TOPIC, REGULATOR_TOPICS
 
 
@@ -54,6 +55,7 @@ def make_app(settings: RegulatorSettings) -> faust.App:
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
     )
+    register_projection(app, settings)
     serve_grpc(app, GrpcServer.from_settings(settings, policy={}), settings.shutdown_grace_s)
     return app
 
@@ -85,4 +87,5 @@ def main() -> None:
     worker = faust.Worker(
         make_app(settings), loop=loop, quiet=True, override_logging=False, redirect_stdouts=False
     )
+    worker.spinner = None  # it writes terminal control codes among the JSON lines
     worker.execute_from_commandline()
