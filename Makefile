@@ -13,8 +13,13 @@ GEN_STAMP := gen/.stamp
 PROTOSET := gen/jiazheng.binpb
 GRPCURL_VERSION := 1.9.4
 GRPCURL_STAMP := $(BUILD)/go/bin/.grpcurl-$(GRPCURL_VERSION)
+ASYNCAPI_CLI_VERSION := 6.2.0
+ASYNCAPI_HOME := $(BUILD)/npm/asyncapi
+ASYNCAPI := $(ASYNCAPI_HOME)/node_modules/.bin/asyncapi
+# The CLI's usage tracking stays off, and its settings out of $HOME.
+ASYNCAPI_RUN := ASYNCAPI_METRICS_CONFIG_PATH=$(CURDIR)/$(ASYNCAPI_HOME)/analytics.json SUPPRESS_NO_CONFIG_WARNING=1 $(ASYNCAPI)
 
-.PHONY: run test stop status deps proto protoset api-docs grpcurl lint typecheck buf-lint contract-snapshot unit integration bench clean
+.PHONY: run test stop status deps proto protoset api-docs grpcurl lint typecheck buf-lint asyncapi asyncapi-lint contract-snapshot unit integration bench clean
 
 run: deps proto
 	$(BIN)/jiazheng up
@@ -25,7 +30,7 @@ stop:
 status: deps
 	$(BIN)/jiazheng status
 
-test: deps proto lint typecheck buf-lint unit integration
+test: deps proto lint typecheck buf-lint asyncapi-lint unit integration
 
 deps: $(VENV)/.installed $(BUF) $(VALIDATE_PROTO) $(BUILD)/fonts/.installed
 
@@ -103,6 +108,21 @@ buf-lint: deps
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
 	$(BUF) breaking protos --against $(CONTRACT)
+
+# The AsyncAPI CLI, from the npm registry like buf, under a prefix of its own: another install
+# without a package.json into buf's prefix would remove buf.
+$(ASYNCAPI):
+	mkdir -p $(ASYNCAPI_HOME)
+	echo '{"analyticsEnabled": "false", "infoMessageShown": "true", "userID": "jiazheng"}' > $(ASYNCAPI_HOME)/analytics.json
+	npm install --silent --no-audit --no-fund --no-save --no-package-lock --prefix $(ASYNCAPI_HOME) @asyncapi/cli@$(ASYNCAPI_CLI_VERSION)
+	$(ASYNCAPI_RUN) --version
+
+# The regulators' contract (docs/asyncapi.yaml), generated from the projection and the protos.
+asyncapi: deps proto
+	$(BIN)/python -m services.regulator.asyncapi
+
+asyncapi-lint: $(ASYNCAPI)
+	$(ASYNCAPI_RUN) validate docs/asyncapi.yaml --fail-severity warn
 
 contract-snapshot: deps
 	$(BUF) build protos --exclude-source-info -o $(CONTRACT)
