@@ -48,7 +48,7 @@ from tests.integration.insurance_client import (
 from tests.integration.kafka_tools import read_topic
 from tests.integration.test_credit_lookups import credit_of
 from tests.integration.test_orders_lifecycle import orders_call
-from tests.integration.workers_client import create_company, produce, ready_worker
+from tests.integration.workers_client import ensure_company, produce, ready_worker
 
 pytestmark = pytest.mark.integration
 BORN = date(1985, 3, 1)
@@ -77,7 +77,7 @@ async def insurance(
 @pytest.fixture(scope="module")
 async def company(harness: ServiceHarness, workers: RunningService) -> w.Company:
     """The demo company, whose key buys the policies and files the claims."""
-    return await create_company(workers, harness.key("operator"), DEMO_COMPANY_ID)
+    return await ensure_company(workers, harness.key("operator"), DEMO_COMPANY_ID)
 
 
 async def accepted_order(

@@ -12,14 +12,21 @@ from deploy.local.services import DEMO_COMPANY_ID, OTHER_COMPANY_ID
 from jiazheng.workers.v1 import workers_pb2 as pb
 from tests.integration.clients import field_violations
 from tests.integration.harness import RunningService, ServiceHarness
-from tests.integration.workers_client import call, create_company, create_worker, id_number, worker_request
+from tests.integration.workers_client import (
+    call,
+    create_company,
+    create_worker,
+    ensure_company,
+    id_number,
+    worker_request,
+)
 
 DEMO_COMPANY = f"companies/{DEMO_COMPANY_ID}"
 
 
 @pytest.fixture(scope="module")
 async def demo_company(harness: ServiceHarness, workers: RunningService) -> str:
-    await create_company(workers, harness.key("operator"), DEMO_COMPANY_ID)
+    await ensure_company(workers, harness.key("operator"), DEMO_COMPANY_ID)
     await create_company(workers, harness.key("operator"), OTHER_COMPANY_ID)
     return DEMO_COMPANY
 

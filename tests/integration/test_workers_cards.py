@@ -19,24 +19,15 @@ from deploy.local.services import DEMO_COMPANY_ID, OTHER_COMPANY_ID, new_dev_pii
 from jiazheng.workers.v1 import workers_pb2 as pb
 from services.workers import card_qr
 from tests.integration.harness import RunningService, ServiceHarness
-from tests.integration.workers_client import call, create_company, create_worker
+from tests.integration.workers_client import call, create_company, create_worker, ensure_company
 
 DEMO_COMPANY = f"companies/{DEMO_COMPANY_ID}"
 
 
-async def _company(svc: RunningService, operator_key: str, company_id: str) -> None:
-    """The company, unless another module of this session registered it already."""
-    try:
-        await create_company(svc, operator_key, company_id)
-    except grpc.aio.AioRpcError as err:
-        if err.code() != grpc.StatusCode.ALREADY_EXISTS:
-            raise
-
-
 @pytest.fixture(scope="module")
 async def demo_company(harness: ServiceHarness, workers: RunningService) -> str:
-    await _company(workers, harness.key("operator"), DEMO_COMPANY_ID)
-    await _company(workers, harness.key("operator"), OTHER_COMPANY_ID)
+    await ensure_company(workers, harness.key("operator"), DEMO_COMPANY_ID)
+    await ensure_company(workers, harness.key("operator"), OTHER_COMPANY_ID)
     return DEMO_COMPANY
 
 

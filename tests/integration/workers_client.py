@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import grpc
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
@@ -70,6 +71,19 @@ async def create_company(svc: RunningService, operator_key: str, company_id: str
     )
     request = pb.CreateCompanyRequest(request_id=str(uuid.uuid4()), company=company, company_id=company_id)
     reply: pb.CreateCompanyResponse = await call(svc, operator_key, "CreateCompany", request)
+    return reply.company
+
+
+async def ensure_company(svc: RunningService, operator_key: str, company_id: str) -> pb.Company:
+    """The company ``company_id``, registered unless another module of this session did (the
+    session's workers database is shared: the demo company's key acts for that one id)."""
+    try:
+        return await create_company(svc, operator_key, company_id)
+    except grpc.aio.AioRpcError as err:
+        if err.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise
+    request = pb.GetCompanyRequest(name=f"companies/{company_id}")
+    reply: pb.GetCompanyResponse = await call(svc, operator_key, "GetCompany", request)
     return reply.company
 
 
