@@ -15,6 +15,7 @@ from libs.common.kafka import ensure_topics
 from libs.common.logs import configure_logging
 from libs.common.settings import ServiceSettings
 from libs.common.telemetry import setup_telemetry
+from services.regulator.indicators import register_indicators
 from services.regulator.projector import register_projection
 from services.regulator.topics import INDICATORS_TOPIC, REGULATOR_TOPICS
 
@@ -56,6 +57,7 @@ def make_app(settings: RegulatorSettings) -> faust.App:
         consumer_auto_offset_reset="earliest",
     )
     register_projection(app, settings)
+    register_indicators(app, settings)
     serve_grpc(app, GrpcServer.from_settings(settings, policy={}), settings.shutdown_grace_s)
     return app
 
