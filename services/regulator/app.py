@@ -15,7 +15,8 @@ from libs.common.kafka import ensure_topics
 from libs.common.logs import configure_logging
 from libs.common.settings import ServiceSettings
 from libs.common.telemetry import setup_telemetry
-from services.regulator.indicators import register_indicators
+from services.regulator.api import POLICY, SERVICE, RegulatorServicer
+from services.regulator.indicators import indicators_between, register_indicators
 from services.regulator.projector import register_projection
 from services.regulator.topics import INDICATORS_TOPIC, REGULATOR_TOPICS
 
@@ -58,7 +59,9 @@ def make_app(settings: RegulatorSettings) -> faust.App:
     )
     register_projection(app, settings)
     register_indicators(app, settings)
-    serve_grpc(app, GrpcServer.from_settings(settings, policy={}), settings.shutdown_grace_s)
+    server = GrpcServer.from_settings(settings, POLICY)
+    server.add(RegulatorServicer(settings, indicators_between), SERVICE)
+    serve_grpc(app, server, settings.shutdown_grace_s)
     return app
 
 
