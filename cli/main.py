@@ -44,7 +44,7 @@ def _stack() -> tuple[LocalStack, LocalServices]:
 
 @app.command()
 def up() -> None:
-    """Start Kafka, PostgreSQL and the five services (reusing whatever already runs)."""
+    """Start Kafka, PostgreSQL and every service and the regulator (reusing whatever already runs)."""
     stack, services = _stack()
     try:
         with console.status("starting Kafka and PostgreSQL..."):
