@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
@@ -26,6 +27,7 @@ from jiazheng.credit.events.v1 import events_pb2 as credit
 from jiazheng.insurance.events.v1 import events_pb2 as insurance
 from jiazheng.orders.events.v1 import events_pb2 as orders
 from jiazheng.regulator.v1 import regulator_pb2 as pb
+from jiazheng.regulator.v1 import regulator_pb2_grpc
 from jiazheng.type.v1 import service_type_pb2 as st
 from jiazheng.workers.events.v1 import events_pb2 as workers
 from jiazheng.workers.v1 import workers_pb2 as wpb
@@ -34,6 +36,7 @@ from libs.common.events import EventEnvelope, new_event
 from libs.common.kafka import events_topic
 from libs.common.protoutil import timestamp
 from services.regulator.topics import INDICATORS_TOPIC
+from tests.integration.clients import auth
 from tests.integration.harness import ServiceHarness, eventually
 from tests.integration.kafka_tools import read_topic
 from tests.integration.workers_client import produce
@@ -301,7 +304,7 @@ async def test_a_generated_days_indicators_equal_the_figures_computed_from_its_i
     day = beijing_day(datetime.now(UTC)) - timedelta(days=2)
     districts = [f"99{random.randrange(10_000):04d}" for _ in range(3)]
     activity = Activity(SEED, day, districts)
-    await harness.start("regulator", consumer_group_prefix=f"test-r2-{uuid.uuid4().hex[:8]}")
+    regulator = await harness.start("regulator", consumer_group_prefix=f"test-r2-{uuid.uuid4().hex[:8]}")
     for service, envelopes in activity.events().items():
         await produce(bootstrap, events_topic(service), *envelopes, *envelopes[:3])  # 3 delivered twice
 
@@ -312,5 +315,17 @@ async def test_a_generated_days_indicators_equal_the_figures_computed_from_its_i
     await produce(bootstrap, ORDERS, _order_placed(first, beijing_midnight(too_late) + timedelta(hours=12)))
     await produce(bootstrap, ORDERS, _order_placed(first, activity.at(12)))
     activity.orders.append(Order("late", first, ELDERLY, activity.at(12)))
-    await figures_become(bootstrap, {**want, f"{first}/{day.isoformat()}": expected(activity, first)})
+    want[f"{first}/{day.isoformat()}"] = expected(activity, first)
+    await figures_become(bootstrap, want)
     assert await published(bootstrap, {f"{first}/{too_late.isoformat()}"}) == {}
+
+    # What a regulator queries through the API is what the topic carries.
+    request = pb.ListIndicatorsRequest(
+        start_date=too_late.isoformat(), end_date=day.isoformat(), district_codes=districts
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{regulator.port}") as channel:
+        stub = regulator_pb2_grpc.RegulatorServiceStub(channel)
+        reply = await stub.ListIndicators(request, metadata=auth(harness.key("regulator")))
+    answered = {f"{d.district_code}/{d.date}": d for d in reply.days}
+    assert {key: answered.get(key) for key in want} == want
+    assert f"{first}/{too_late.isoformat()}" not in answered
