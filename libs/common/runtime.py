@@ -39,7 +39,12 @@ S = TypeVar("S", bound=ServiceSettings)
 
 
 def run_service(settings: S, migrations: Path | None, build: Callable[[S], Awaitable[Components]]) -> None:
+    """Migrate, then serve until SIGTERM; with ``migrate_only`` (a migrations Job) migrate and exit 0."""
     configure_logging(settings.service_name, settings.log_level)
+    if settings.migrate_only:
+        applied = asyncio.run(migrate(settings.database_url, migrations))
+        log.info("migrated; exiting (JZ_MIGRATE_ONLY)", extra={"fields": {"applied": applied}})
+        raise SystemExit(0)
     setup_telemetry(settings)
     raise SystemExit(asyncio.run(_serve(settings, migrations, build)))
 

@@ -79,6 +79,8 @@ class ServiceSettings(BaseSettings):
     timer_max_backoff_s: float = Field(default=300.0, gt=0)
     # Shifts this process's clock (drills and tests: what time alone changes); 0 in production.
     clock_offset_s: float = 0.0
+    # Kubernetes migrations Job (deploy/k8s): apply the database migrations, then exit 0 without serving.
+    migrate_only: bool = False
 
     def clock(self) -> Clock:
         """The clock use cases and timers read: the system's, shifted by ``clock_offset_s``."""
