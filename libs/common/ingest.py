@@ -18,6 +18,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from libs.common.db import database_answers
 from libs.common.inbox import Effect, IdempotentConsumer, KafkaDeadLetters, U
+from libs.common.kafka import client_options
 from libs.common.settings import ServiceSettings
 from libs.common.telemetry import CONSUMER_LAG
 
@@ -54,7 +55,7 @@ def kafka_consumer(settings: ServiceSettings, group: str, topics: Sequence[str])
     """A group member that never commits on its own; ``<prefix>-<group>`` is its group id."""
     return AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         group_id=f"{settings.consumer_group_prefix}-{group}",
         client_id=f"jiazheng-{settings.service_name}-{group}",
         enable_auto_commit=False,

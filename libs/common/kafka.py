@@ -8,10 +8,12 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
@@ -30,8 +32,25 @@ def dlq_topic(consumer: str) -> str:
     return f"jiazheng.{consumer}.dlq.v1"
 
 
+def client_options(settings: ServiceSettings) -> dict[str, Any]:
+    """What every Kafka client of a service is given: where the brokers are and how to log in."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password.get_secret_value(),
+        }
+    if settings.kafka_security_protocol == "SASL_SSL":
+        options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ca_file)
+    return options
+
+
 async def ensure_topics(settings: ServiceSettings, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -58,7 +77,7 @@ def idempotent_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     linger: the relay hands over whole batches (``send_batched``) and dead letters go one at a
     time, so waiting for more records would only delay every hop (by up to the linger)."""
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         enable_idempotence=True,
         acks="all",
         linger_ms=0,

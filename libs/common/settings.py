@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,14 @@ class ServiceSettings(BaseSettings):
     # How long a call waits for a pooled connection before answering UNAVAILABLE.
     db_acquire_timeout_s: float = Field(default=5.0, gt=0)
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # How every Kafka client logs in: not at all on the local stack; in Kubernetes, SASL
+    # (SCRAM-SHA-512) as the service's KafkaUser, whose password Strimzi keeps in the user's Secret.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    # For SASL_SSL: the CA of the brokers' certificates (Strimzi's cluster CA), else the system's.
+    kafka_ca_file: Path | None = None
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     # FileDescriptorSet with comments (`make protoset`) that reflection answers from; when it is

@@ -11,7 +11,7 @@ import faust
 from pydantic import AliasChoices, Field, SecretStr
 
 from libs.common.grpc_server import GrpcServer
-from libs.common.kafka import ensure_topics
+from libs.common.kafka import client_options, ensure_topics
 from libs.common.logs import configure_logging
 from libs.common.settings import ServiceSettings
 from libs.common.telemetry import setup_telemetry
@@ -47,6 +47,7 @@ def make_app(settings: RegulatorSettings) -> faust.App:
     app = faust.App(
         settings.app_id(),
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        broker_credentials=broker_credentials(settings),
         store="memory://",
         datadir=str(settings.faust_datadir / f"faust-{settings.app_id()}"),
         web_enabled=False,
@@ -63,6 +64,19 @@ def make_app(settings: RegulatorSettings) -> faust.App:
     server.add(RegulatorServicer(settings, indicators_between), SERVICE)
     serve_grpc(app, server, settings.shutdown_grace_s)
     return app
+
+
+def broker_credentials(settings: RegulatorSettings) -> faust.SASLCredentials | None:
+    """The faust clients' login: the same as every service's Kafka clients (client_options)."""
+    options = client_options(settings)
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    return faust.SASLCredentials(
+        username=options["sasl_plain_username"],
+        password=options["sasl_plain_password"],
+        mechanism=options["sasl_mechanism"],
+        ssl_context=options.get("ssl_context"),
+    )
 
 
 def serve_grpc(app: faust.App, server: GrpcServer, grace_s: float) -> None:

@@ -157,15 +157,14 @@ Discover = Callable[[], Awaitable[set[TopicPartition]]]
 
 
 async def read_feed(
-    bootstrap: str, topics: Collection[str], resume: Positions | None, start: Start
+    kafka: Mapping[str, Any], topics: Collection[str], resume: Positions | None, start: Start
 ) -> AsyncIterator[tuple[FeedEvent, str]]:
     """Each event of ``topics`` after ``resume`` (a decoded cursor) or from ``start``, with the
-    cursor after it, for as long as the caller iterates. Kafka unreachable at the start raises
-    what aiokafka raised (an outage the API answers UNAVAILABLE)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    cursor after it, for as long as the caller iterates; ``kafka`` is the clients' options
+    (libs.common.kafka.client_options). Kafka unreachable at the start raises what aiokafka raised
+    (an outage the API answers UNAVAILABLE)."""
+    consumer = AIOKafkaConsumer(**kafka, enable_auto_commit=False, auto_offset_reset="earliest")
+    admin = AIOKafkaAdminClient(**kafka)
     try:
         await consumer.start()
         await admin.start()

@@ -3,7 +3,7 @@ per district and Beijing day; regulators and operators only (docs/regulators.md)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from datetime import date
 from typing import Any
 
@@ -12,6 +12,7 @@ import grpc
 from jiazheng.regulator.v1 import regulator_pb2 as pb
 from libs.common.auth import Role
 from libs.common.errors import InvalidArgument
+from libs.common.kafka import client_options
 from libs.common.settings import ServiceSettings
 from services.regulator.api.convert import START, date_range, district_day_to_proto, subscribe_response
 from services.regulator.domain.indicators import DistrictDay
@@ -26,7 +27,9 @@ EVENT_TOPICS = tuple(sorted(REGULATOR_TOPICS.values()))
 
 Context = grpc.aio.ServicerContext[Any, Any]
 IndicatorsQuery = Callable[[date, date, frozenset[str]], list[DistrictDay]]
-Feed = Callable[[str, Collection[str], Positions | None, Start], AsyncIterator[tuple[FeedEvent, str]]]
+Feed = Callable[
+    [Mapping[str, Any], Collection[str], Positions | None, Start], AsyncIterator[tuple[FeedEvent, str]]
+]
 
 
 class RegulatorServicer:
@@ -34,7 +37,7 @@ class RegulatorServicer:
     ``feed`` reads the regulator topics (Kafka's, by default)."""
 
     def __init__(self, settings: ServiceSettings, query: IndicatorsQuery, feed: Feed = read_feed) -> None:
-        self._bootstrap = settings.kafka_bootstrap
+        self._kafka = client_options(settings)
         self._query = query
         self._feed = feed
 
@@ -45,7 +48,7 @@ class RegulatorServicer:
         until the client goes (its call is cancelled, which closes the reader)."""
         topics = subscribed_topics(request.topics)
         resume = decode_cursor(request.cursor, topics) if request.cursor else None
-        async for event, cursor in self._feed(self._bootstrap, topics, resume, START[request.start]):
+        async for event, cursor in self._feed(self._kafka, topics, resume, START[request.start]):
             yield subscribe_response(event, cursor)
 
     async def ListIndicators(

@@ -6,9 +6,9 @@ Kafka answer."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Mapping
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -67,9 +67,9 @@ class FakeFeed:
         self.closed = asyncio.Event()
 
     async def __call__(
-        self, bootstrap: str, topics: Collection[str], resume: Positions | None, start: Start
+        self, kafka: Mapping[str, Any], topics: Collection[str], resume: Positions | None, start: Start
     ) -> AsyncIterator[tuple[FeedEvent, str]]:
-        self.asked.append((bootstrap, tuple(topics), resume, start))
+        self.asked.append((kafka["bootstrap_servers"], tuple(topics), resume, start))
         n = 0
         try:
             while True:
