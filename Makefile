@@ -19,7 +19,7 @@ ASYNCAPI := $(ASYNCAPI_HOME)/node_modules/.bin/asyncapi
 # The CLI's usage tracking stays off, and its settings out of $HOME.
 ASYNCAPI_RUN := ASYNCAPI_METRICS_CONFIG_PATH=$(CURDIR)/$(ASYNCAPI_HOME)/analytics.json SUPPRESS_NO_CONFIG_WARNING=1 $(ASYNCAPI)
 
-.PHONY: run test stop status deps proto protoset api-docs grpcurl lint typecheck buf-lint asyncapi asyncapi-lint contract-snapshot unit integration bench clean
+.PHONY: run test stop status deps proto protoset api-docs grpcurl lint typecheck buf-lint asyncapi asyncapi-lint contract-snapshot k8s-validate unit integration bench clean
 
 run: deps proto
 	$(BIN)/jiazheng up
@@ -30,7 +30,7 @@ stop:
 status: deps
 	$(BIN)/jiazheng status
 
-test: deps proto lint typecheck buf-lint asyncapi-lint unit integration
+test: deps proto lint typecheck buf-lint asyncapi-lint k8s-validate unit integration
 
 deps: $(VENV)/.installed $(BUF) $(VALIDATE_PROTO) $(BUILD)/fonts/.installed
 
@@ -126,6 +126,24 @@ asyncapi-lint: $(ASYNCAPI)
 
 contract-snapshot: deps
 	$(BUF) build protos --exclude-source-info -o $(CONTRACT)
+
+# The Kubernetes manifests, offline: every kustomize build (base and overlays) validated in strict
+# mode (Kubernetes' kinds with kubernetes-validate, the operators' against their vendored CRDs in
+# deploy/k8s/crds), then scanned by checkov with the skips explained in deploy/k8s/.checkov.yaml.
+# checkov pins many packages of its own, so it lives in a venv of its own under .build.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := $(BUILD)/checkov/bin/checkov
+
+$(CHECKOV):
+	rm -rf $(BUILD)/checkov && $(PYTHON) -m venv $(BUILD)/checkov
+	$(BUILD)/checkov/bin/python -m pip install --quiet --upgrade pip
+	$(BUILD)/checkov/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+
+k8s-validate: deps $(CHECKOV)
+	rm -rf $(BUILD)/k8s
+	$(BIN)/python -m deploy.k8s.validate --out $(BUILD)/k8s
+	for build in $(BUILD)/k8s/*.yaml; do [ "$$build" = $(BUILD)/k8s/base.yaml ] || \
+		$(CHECKOV) --config-file deploy/k8s/.checkov.yaml -f $$build || exit 1; done
 
 unit: deps proto
 	$(BIN)/pytest -q -m "not integration"
