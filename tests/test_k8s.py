@@ -165,6 +165,20 @@ def test_every_process_has_a_deployment_of_the_image_with_grpc_probes(process: s
 
 
 @pytest.mark.parametrize("process", PROCESSES)
+def test_every_process_logs_in_to_kafka_as_its_kafka_user(process: str) -> None:
+    (container,) = containers(of_kind("Deployment")[process])
+    env = {var["name"]: var for var in container.get("env", [])}
+    user = env["JZ_KAFKA_SASL_USERNAME"]["value"]
+    assert user in of_kind("KafkaUser")
+    password = env["JZ_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert (password["name"], password["key"]) == (user, "password")  # the Secret Strimzi writes
+    assert (user, of_kind("Kafka")["jiazheng"]["spec"]["kafka"]["listeners"][0]["authentication"]) == (
+        f"jiazheng-{process}",
+        {"type": "scram-sha-512"},
+    )
+
+
+@pytest.mark.parametrize("process", PROCESSES)
 def test_every_process_has_a_network_policy(process: str) -> None:
     assert any(selects(policy, process) for policy in of_kind("NetworkPolicy").values())
 
