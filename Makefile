@@ -19,7 +19,7 @@ ASYNCAPI := $(ASYNCAPI_HOME)/node_modules/.bin/asyncapi
 # The CLI's usage tracking stays off, and its settings out of $HOME.
 ASYNCAPI_RUN := ASYNCAPI_METRICS_CONFIG_PATH=$(CURDIR)/$(ASYNCAPI_HOME)/analytics.json SUPPRESS_NO_CONFIG_WARNING=1 $(ASYNCAPI)
 
-.PHONY: run test stop status deps proto protoset api-docs grpcurl lint typecheck buf-lint asyncapi asyncapi-lint contract-snapshot k8s-validate unit integration bench clean
+.PHONY: run test stop status deps proto protoset api-docs grpcurl lint typecheck buf-lint asyncapi asyncapi-lint contract-snapshot k8s-validate unit integration bench clean images test-containers
 
 run: deps proto
 	$(BIN)/jiazheng up
@@ -150,6 +150,17 @@ unit: deps proto
 
 integration: deps proto $(GRPCURL_STAMP)
 	$(BIN)/pytest -q -m integration
+
+# The images (deploy/docker, docs/containers.md): the services' and the test stack's Kafka and
+# PostgreSQL, built without any image registry; needs a running Docker engine and debootstrap.
+images: deps proto
+	bash deploy/docker/build.sh
+
+# The container smoke test (tests/containers), then the integration suite on testcontainers
+# (our Kafka and PostgreSQL images); both need `make images` and a running Docker engine.
+test-containers: images $(GRPCURL_STAMP)
+	JZ_TEST_CONTAINERS=1 $(BIN)/pytest -q tests/containers
+	$(BIN)/pytest -q -m integration $(ARGS)
 
 # The benchmarks on a stack of their own (.stack/bench): `make bench` writes bench/results/latest.json,
 # `make bench ARGS=--quick` is a short smoke run (bench/results/quick.tmp); see bench/README.md.

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import urllib.request
@@ -17,7 +18,16 @@ from urllib.parse import urlparse
 import grpc
 
 from deploy.local.services import SUPERVISOR, DevKey, ServiceProcess, api_keys_setting, new_dev_keys
-from deploy.local.stack import Endpoints, LocalStack, default_home, pid_cmdline, stop_pid
+from deploy.local.stack import (
+    PG_SUPERUSER,
+    Endpoints,
+    LocalStack,
+    default_home,
+    free_port,
+    pid_cmdline,
+    stop_pid,
+    wait_for_kafka,
+)
 
 T = TypeVar("T")
 
@@ -44,28 +54,40 @@ def docker_answers() -> bool:
 
 
 class Testcontainers:
-    """2. Where a Docker engine answers: throwaway Kafka and PostgreSQL containers."""
+    """2. Where a Docker engine answers: throwaway Kafka and PostgreSQL containers of the images
+    `make images` builds (deploy/docker), started with testcontainers on the host's network, on
+    free ports of this machine's loopback. No image is pulled: none comes from a registry."""
 
-    def __init__(self) -> None:
-        from testcontainers.community.kafka import KafkaContainer
-        from testcontainers.community.postgres import PostgresContainer
+    def __init__(self, tag: str = os.environ.get("JZ_IMAGE_TAG", "latest")) -> None:
+        from testcontainers.core.config import testcontainers_config
+        from testcontainers.core.container import DockerContainer
+        from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
-        # testcontainers' KafkaContainer drives Confluent's image; 7.9 carries Apache Kafka 3.9 (KRaft).
-        self.kafka = KafkaContainer("confluentinc/cp-kafka:7.9.0").with_kraft()
-        self.pg = PostgresContainer(
-            "postgres:15", username="jiazheng", password="jiazheng", dbname="postgres"
+        # The reaper (Ryuk) is an image from a registry too; down() removes what up() started.
+        testcontainers_config.ryuk_disabled = True
+        self.password = secrets.token_urlsafe(18)
+        self.kafka_port, self.pg_port = free_port(), free_port()
+        self.kafka = (
+            DockerContainer(f"jiazheng-kafka:{tag}")
+            .with_env("KAFKA_PORT", str(self.kafka_port))
+            .with_env("KAFKA_CONTROLLER_PORT", str(free_port()))
+            .with_kwargs(network_mode="host")
+        )
+        self.pg = (
+            DockerContainer(f"jiazheng-postgres:{tag}")
+            .with_env("PGPORT", str(self.pg_port))
+            .with_env("POSTGRES_USER", PG_SUPERUSER)
+            .with_env("POSTGRES_PASSWORD", self.password)
+            .with_kwargs(network_mode="host")
+            .waiting_for(LogMessageWaitStrategy("database system is ready to accept connections"))
         )
 
     def up(self) -> Endpoints:
-        self.kafka.start()
         self.pg.start()
-        return Endpoints(
-            self.kafka.get_bootstrap_server(),
-            self.pg.get_container_host_ip(),
-            int(self.pg.get_exposed_port(5432)),
-            "jiazheng",
-            "jiazheng",
-        )
+        self.kafka.start()
+        bootstrap = f"127.0.0.1:{self.kafka_port}"
+        asyncio.run(wait_for_kafka(bootstrap, timeout=120))
+        return Endpoints(bootstrap, "127.0.0.1", self.pg_port, PG_SUPERUSER, self.password)
 
     def down(self) -> None:
         self.kafka.stop()

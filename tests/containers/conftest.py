@@ -1,0 +1,69 @@
+"""The container smoke test: the images `make images` builds, run as Kubernetes runs them.
+
+It runs only when asked (JZ_TEST_CONTAINERS=1, as `make test-containers` does) and a Docker
+engine answers, so `make unit` stays free of containers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.local.services import SERVICES, DevKey, new_dev_keys
+from deploy.local.stack import SERVICE_DATABASES, Endpoints, create_database, default_home
+from tests.containers.images import ServiceContainers
+from tests.integration.harness import RunningService, Testcontainers, docker_answers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "containers: needs a Docker engine and the images of `make images`")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    ours = [item for item in items if here in Path(str(item.fspath)).parents]
+    runs = bool(ours) and os.environ.get("JZ_TEST_CONTAINERS") == "1" and docker_answers()
+    skip = pytest.mark.skip(reason="container smoke test: set JZ_TEST_CONTAINERS=1 where Docker answers")
+    for item in ours:
+        item.add_marker(pytest.mark.containers)
+        if not runs:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Endpoints]:
+    """Kafka and PostgreSQL from our images, as the integration suite gets them under Docker."""
+    containers = Testcontainers()
+    try:
+        yield containers.up()
+    finally:
+        containers.down()
+
+
+@pytest.fixture(scope="module")
+async def databases(stack: Endpoints) -> None:
+    for name in SERVICE_DATABASES:
+        await create_database(stack, f"jz_{name}")
+
+
+@pytest.fixture(scope="module")
+def keys() -> list[DevKey]:
+    return new_dev_keys()
+
+
+@pytest.fixture(scope="module")
+def containers(stack: Endpoints, keys: list[DevKey]) -> Iterator[ServiceContainers]:
+    with ServiceContainers.on(stack, keys, default_home("test-containers")) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+async def services(containers: ServiceContainers, databases: None) -> dict[str, RunningService]:
+    """Every service in its own container, SERVING."""
+    running = {name: containers.start(name) for name in SERVICES}
+    for svc in running.values():
+        await svc.wait_serving(timeout=180)
+    return running
