@@ -62,7 +62,8 @@ postgres_image() {
 
 # A BASE_IMAGE given from outside is used as it is (pulled by docker build where a registry answers).
 [ "$BASE_IMAGE" != jiazheng-base:bookworm ] || base_image
-for image in "${@:-service kafka postgres}"; do
-	for one in $image; do "${one}_image"; done
-done
+# Arguments name some of the images (service, kafka, postgres); none means all three.
+images=("$@")
+[ $# -gt 0 ] || images=(service kafka postgres)
+for image in "${images[@]}"; do "${image}_image"; done
 docker image ls --filter 'reference=jiazheng-*'
