@@ -53,6 +53,21 @@ def harness(endpoints: Endpoints) -> Iterator[ServiceHarness]:
         yield h
 
 
+@pytest.fixture(autouse=True)
+def regulators_stop_with_their_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A regulator projects every source topic for as long as it runs: the regulators a test
+    started stop when it ends, not at the end of the session (they loaded every later test)."""
+    if "harness" not in request.fixturenames:
+        yield
+        return
+    harness: ServiceHarness = request.getfixturevalue("harness")
+    before = harness.running()
+    yield
+    for svc in harness.running():
+        if svc.name == "regulator" and svc not in before:
+            harness.stop(svc)
+
+
 @pytest.fixture(scope="session")
 async def databases(endpoints: Endpoints) -> None:
     for name in ("orders", "credit", "workers", "complaints", "insurance"):

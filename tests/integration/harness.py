@@ -197,6 +197,14 @@ class ServiceHarness:
         await svc.wait_serving()
         return svc
 
+    def running(self) -> list[RunningService]:
+        return list(self._running)
+
+    def stop(self, svc: RunningService) -> None:
+        svc.stop()
+        self._running.remove(svc)
+        self._record()
+
     def stop_all(self) -> None:
         for svc in self._running:
             svc.stop()

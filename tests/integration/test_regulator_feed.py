@@ -10,6 +10,7 @@ import base64
 import secrets
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -37,15 +38,16 @@ WORKERS_TOPIC = "jiazheng.regulator.workers.v1"
 
 
 @pytest.fixture(scope="module")
-async def keyed_regulator(harness: ServiceHarness) -> tuple[bytes, RunningService]:
-    """A regulator of its own (consumer group, tables) and its pseudonym key."""
+async def keyed_regulator(harness: ServiceHarness) -> AsyncIterator[tuple[bytes, RunningService]]:
+    """A regulator of its own (consumer group, tables) and its pseudonym key, for this module."""
     key = secrets.token_bytes(32)
     regulator = await harness.start(
         "regulator",
         consumer_group_prefix=f"test-r3-{uuid.uuid4().hex[:8]}",
         regulator_pseudonym_key=base64.b64encode(key).decode(),
     )
-    return key, regulator
+    yield key, regulator
+    harness.stop(regulator)
 
 
 def _worker_story(worker_id: uuid.UUID) -> list[EventEnvelope]:
