@@ -323,9 +323,16 @@ async def test_a_generated_days_indicators_equal_the_figures_computed_from_its_i
     request = pb.ListIndicatorsRequest(
         start_date=too_late.isoformat(), end_date=day.isoformat(), district_codes=districts
     )
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{regulator.port}") as channel:
-        stub = regulator_pb2_grpc.RegulatorServiceStub(channel)
-        reply = await stub.ListIndicators(request, metadata=auth(harness.key("regulator")))
-    answered = {f"{d.district_code}/{d.date}": d for d in reply.days}
-    assert {key: answered.get(key) for key in want} == want
-    assert f"{first}/{too_late.isoformat()}" not in answered
+
+    async def answered() -> dict[str, pb.DistrictDay]:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{regulator.port}") as channel:
+            stub = regulator_pb2_grpc.RegulatorServiceStub(channel)
+            reply = await stub.ListIndicators(request, metadata=auth(harness.key("regulator")))
+        return {f"{d.district_code}/{d.date}": d for d in reply.days}
+
+    async def as_published() -> dict[str, pb.DistrictDay] | None:
+        days = await answered()
+        return days if {key: days.get(key) for key in want} == want else None
+
+    days = await eventually(as_published, within=60)
+    assert f"{first}/{too_late.isoformat()}" not in days
