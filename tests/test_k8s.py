@@ -8,6 +8,7 @@ objects that break it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import importlib
 from collections.abc import Iterator
@@ -51,9 +52,14 @@ def regulator_settings() -> RegulatorSettings:
 
 @cache
 def changelog_topics() -> frozenset[str]:
-    """The changelog topics of the regulator's faust tables, named by faust itself."""
-    tables = make_app(regulator_settings()).tables.values()
-    return frozenset(table.changelog_topic.get_topic_name() for table in tables)
+    """The changelog topics of the regulator's faust tables, named by faust itself (the app is
+    built in a loop of its own: its gRPC server binds to the running loop)."""
+
+    async def named() -> frozenset[str]:
+        tables = make_app(regulator_settings()).tables.values()
+        return frozenset(table.changelog_topic.get_topic_name() for table in tables)
+
+    return asyncio.run(named())
 
 
 def service_acls(service: str) -> Acls:
