@@ -146,7 +146,7 @@ k8s-validate: deps $(CHECKOV)
 		$(CHECKOV) --config-file deploy/k8s/.checkov.yaml -f $$build || exit 1; done
 
 unit: deps proto
-	$(BIN)/pytest -q -m "not integration"
+	$(BIN)/pytest -q -m "not integration and not containers"
 
 integration: deps proto $(GRPCURL_STAMP)
 	$(BIN)/pytest -q -m integration
@@ -159,7 +159,7 @@ images: deps proto
 # The container smoke test (tests/containers), then the integration suite on testcontainers
 # (our Kafka and PostgreSQL images); both need `make images` and a running Docker engine.
 test-containers: images $(GRPCURL_STAMP)
-	JZ_TEST_CONTAINERS=1 $(BIN)/pytest -q tests/containers
+	$(BIN)/pytest -q -m containers tests/containers
 	$(BIN)/pytest -q -m integration $(ARGS)
 
 # The benchmarks on a stack of their own (.stack/bench): `make bench` writes bench/results/latest.json,

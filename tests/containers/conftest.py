@@ -1,12 +1,11 @@
 """The container smoke test: the images `make images` builds, run as Kubernetes runs them.
 
-It runs only when asked (JZ_TEST_CONTAINERS=1, as `make test-containers` does) and a Docker
-engine answers, so `make unit` stays free of containers.
+It runs only when selected (`pytest -m containers`, as `make test-containers` does, where a
+Docker engine answers); `make unit` deselects it, so it stays free of containers.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from deploy.local.services import SERVICES, DevKey, new_dev_keys
 from deploy.local.stack import SERVICE_DATABASES, Endpoints, create_database, default_home
 from tests.containers.images import ServiceContainers
-from tests.integration.harness import RunningService, Testcontainers, docker_answers
+from tests.integration.harness import RunningService, Testcontainers
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -23,14 +22,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marked `containers`: `make unit` deselects them, `make test-containers` selects them."""
     here = Path(__file__).parent
-    ours = [item for item in items if here in Path(str(item.fspath)).parents]
-    runs = bool(ours) and os.environ.get("JZ_TEST_CONTAINERS") == "1" and docker_answers()
-    skip = pytest.mark.skip(reason="container smoke test: set JZ_TEST_CONTAINERS=1 where Docker answers")
-    for item in ours:
-        item.add_marker(pytest.mark.containers)
-        if not runs:
-            item.add_marker(skip)
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.containers)
 
 
 @pytest.fixture(scope="module")
