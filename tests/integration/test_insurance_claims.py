@@ -150,6 +150,26 @@ async def knows_check_in(svc: RunningService, key: str, order: o.Order) -> None:
     assert field_violations(outside) == ["incident_time"]
 
 
+async def insured_and_checked_in(
+    endpoints: Endpoints,
+    harness: ServiceHarness,
+    orders: RunningService,
+    workers: RunningService,
+    insurance: RunningService,
+    company: w.Company,
+) -> tuple[str, o.Order]:
+    """A ready worker of ``company`` on its package policy from today, and an elderly-care order
+    of theirs accepted and checked in, once insurance knows the check-in."""
+    operator, buyer = harness.key("operator"), harness.key("demo-company")
+    worker, card = await ready_worker(endpoints, workers, operator, company.name)
+    await create_policy(
+        insurance, buyer, "package-standard", beijing_today(), None, insured(worker, BORN, 2, ELDERLY_CARE)
+    )
+    order = await accepted_order(orders, harness.key("demo-platform"), worker, card)
+    await knows_check_in(insurance, buyer, order)
+    return worker, order
+
+
 async def adjudicate(svc: RunningService, key: str, claim: str, assessed_fen: int) -> pb.Claim:
     request = pb.AdjudicateClaimRequest(name=claim, request_id=str(uuid.uuid4()), assessed_fen=assessed_fen)
     return (await claim_call(svc, key, "AdjudicateClaim", request)).claim  # type: ignore[no-any-return]
@@ -263,18 +283,9 @@ async def test_a_complaint_s_compensation_is_claimed_once_paid_once_and_settles_
     pii: dict[str, str],
     company: w.Company,
 ) -> None:
-    operator, platform, buyer = (
-        harness.key("operator"),
-        harness.key("demo-platform"),
-        harness.key("demo-company"),
-    )
+    operator, platform = harness.key("operator"), harness.key("demo-platform")
     insurer, bootstrap = harness.key("demo-insurer"), endpoints.kafka_bootstrap
-    worker, card = await ready_worker(endpoints, workers, operator, company.name)
-    await create_policy(
-        insurance, buyer, "package-standard", beijing_today(), None, insured(worker, BORN, 2, ELDERLY_CARE)
-    )
-    order = await accepted_order(orders, platform, worker, card)
-    await knows_check_in(insurance, buyer, order)
+    worker, order = await insured_and_checked_in(endpoints, harness, orders, workers, insurance, company)
 
     case = await _complaint_on(complaints, platform, order)
     case_id = case.removeprefix("cases/")
@@ -467,18 +478,12 @@ async def test_a_contested_denial_opens_a_claim_dispute_in_complaints(
     insurance: RunningService,
     company: w.Company,
 ) -> None:
-    operator, platform, buyer = (
-        harness.key("operator"),
-        harness.key("demo-platform"),
+    buyer, insurer, bootstrap = (
         harness.key("demo-company"),
+        harness.key("demo-insurer"),
+        endpoints.kafka_bootstrap,
     )
-    insurer, bootstrap = harness.key("demo-insurer"), endpoints.kafka_bootstrap
-    worker, card = await ready_worker(endpoints, workers, operator, company.name)
-    await create_policy(
-        insurance, buyer, "package-standard", beijing_today(), None, insured(worker, BORN, 2, ELDERLY_CARE)
-    )
-    order = await accepted_order(orders, platform, worker, card)
-    await knows_check_in(insurance, buyer, order)
+    worker, order = await insured_and_checked_in(endpoints, harness, orders, workers, insurance, company)
     incident = order.check_in_time.ToDatetime(tzinfo=UTC)
     claim = (await claim_call(insurance, buyer, "FileClaim", file_request(order, incident))).claim
     adjudicate_request = pb.AdjudicateClaimRequest(
