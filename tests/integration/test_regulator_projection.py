@@ -12,6 +12,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from deploy.local.services import health_status
 from deploy.local.stack import Endpoints
 from jiazheng.complaints.v1 import complaints_pb2 as c
@@ -123,12 +125,14 @@ def _expected_keys(key: bytes, events: list[EventEnvelope]) -> dict[str, bytes]:
     }
 
 
-async def _until_projected(bootstrap: str, keys: dict[str, bytes], at_least: int) -> list[Record]:
+async def _until_projected(
+    bootstrap: str, keys: dict[str, bytes], at_least: int, within: float = 120
+) -> list[Record]:
     async def enough() -> list[Record]:
         found = await _records_with(bootstrap, WORKERS_TOPIC, keys)
         return found if len({_ce(r, "ce_id") for r in found}) >= at_least else []
 
-    return await eventually(enough, within=120, interval=0.5)
+    return await eventually(enough, within=within, interval=0.5)
 
 
 def _copies(records: Iterable[Record]) -> dict[str, list[Record]]:
@@ -138,6 +142,7 @@ def _copies(records: Iterable[Record]) -> dict[str, list[Record]]:
     return by_id
 
 
+@pytest.mark.timeout(900)  # in a whole suite, each regulator first projects everything before it
 async def test_a_regulator_killed_mid_stream_and_restarted_neither_drops_nor_duplicates(
     endpoints: Endpoints, harness: ServiceHarness
 ) -> None:
@@ -152,7 +157,7 @@ async def test_a_regulator_killed_mid_stream_and_restarted_neither_drops_nor_dup
     settled_ids, streamed_ids = _expected_keys(key, settled), _expected_keys(key, streamed)
     everything = settled_ids | streamed_ids
     await produce(bootstrap, worker_events.TOPIC, *settled)
-    await _until_projected(bootstrap, settled_ids, len(settled_ids))
+    await _until_projected(bootstrap, settled_ids, len(settled_ids), within=360)
     await asyncio.sleep(6)  # past faust's commit interval (2.8 s) and the changelog's flush
 
     producing = asyncio.create_task(_produce_slowly(bootstrap, streamed))
@@ -162,7 +167,8 @@ async def test_a_regulator_killed_mid_stream_and_restarted_neither_drops_nor_dup
     await producing
     await _regulator(harness, group, encoded)
 
-    copies = _copies(await _until_projected(bootstrap, everything, len(everything)))
+    # The restarted one recovers its tables from their changelogs and reads on from the commits.
+    copies = _copies(await _until_projected(bootstrap, everything, len(everything), within=360))
     assert set(copies) == set(everything)
     assert all(len(copies[i]) == 1 for i in settled_ids)
     for same in copies.values():
