@@ -34,6 +34,7 @@ from services.regulator.domain.indicators import (
     observe,
 )
 from services.regulator.domain.projection import JSON_CONTENT_TYPE, REGULATOR_NAMESPACE, REGULATOR_SOURCE
+from services.regulator.skipped import skipped_records
 from services.regulator.topics import INDICATORS_TOPIC, SOURCE_SERVICES, regulator_topic
 
 if TYPE_CHECKING:  # the composition root imports this module
@@ -117,6 +118,7 @@ class Indicators:
         topics = [regulator_topic(service) for service in SOURCE_SERVICES]
         self.source = app.topic(*topics, key_serializer="raw", value_serializer="raw")
         self.target = app.topic(INDICATORS_TOPIC, key_serializer="raw", value_serializer="raw")
+        self.records = skipped_records(app, "regulator-indicators", "indicator-offsets", settings)
 
     def register(self) -> None:
         _FIGURES["figures"] = self.figures
@@ -124,9 +126,9 @@ class Indicators:
 
     async def consume(self, stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
-            await self.handle(event.message.headers, event.message.value)
+            await self.records.deliver(event.message, self.handle)
 
-    async def handle(self, headers: Any, value: bytes | None) -> None:
+    async def handle(self, value: bytes | None, headers: Any) -> None:
         """Count one regulator record and publish the figures it changed; a record that is not a
         CloudEvent with a JSON object would fail the same way every time: logged and skipped."""
         try:

@@ -25,6 +25,7 @@ from libs.common.events import envelope_from_kafka
 from libs.common.kafka import OutgoingRecord, events_topic
 from services.regulator.domain.projection import Unprojectable, project
 from services.regulator.domain.pseudonym import pseudonym_key
+from services.regulator.skipped import skipped_records
 from services.regulator.topics import SOURCE_SERVICES, regulator_topic
 
 if TYPE_CHECKING:  # the composition root imports this module
@@ -58,13 +59,15 @@ class Projector:
         self.target = app.topic(regulator_topic(service), key_serializer="raw", value_serializer="raw")
         # Source event id -> True once its record is published; backed by a changelog topic.
         self.seen = app.Table(f"projected-{service}", default=bool, partitions=settings.topic_partitions)
+        self.name = f"regulator-project-{service}"
+        self.records = skipped_records(app, self.name, f"projected-{service}-offsets", settings)
 
     def register(self) -> None:
-        self.app.agent(self.source, name=f"regulator-project-{self.service}")(self.consume)
+        self.app.agent(self.source, name=self.name)(self.consume)
 
     async def consume(self, stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
-            await self.handle(event.message.value, event.message.headers)
+            await self.records.deliver(event.message, self.handle)
 
     async def handle(self, value: bytes | None, headers: Any) -> None:
         """Project one source record; a record that cannot be projected is logged and skipped

@@ -1,0 +1,100 @@
+"""Records faust acknowledged without delivering them reach the agent anyway, in order, once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from services.regulator.skipped import DeliveredRecord, SkippedRecords
+
+TOPIC = "jiazheng.workers.events.v1"
+
+
+@dataclass(frozen=True)
+class FakeRecord:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    headers: Any = ()
+
+
+class FakePartitions:
+    """A partition log of records ``first``, ``first + 1``... (values name their offsets)."""
+
+    def __init__(self, first: int = 0, last: int = 100) -> None:
+        self.first = first
+        self.log = {o: FakeRecord(TOPIC, 1, o, f"r{o}".encode()) for o in range(first, last + 1)}
+        self.reads: list[tuple[int, int]] = []
+
+    async def first_offset(self, tp: TopicPartition) -> int:
+        return self.first
+
+    async def read(self, tp: TopicPartition, start: int, end: int) -> AsyncIterator[DeliveredRecord]:
+        self.reads.append((start, end))
+        for offset in range(start, end):
+            yield self.log[offset]
+
+
+class Agent:
+    def __init__(self) -> None:
+        self.handled: list[bytes | None] = []
+
+    async def handle(self, value: bytes | None, headers: Any) -> None:
+        self.handled.append(value)
+
+
+def _values(*offsets: int) -> list[bytes | None]:
+    return [f"r{o}".encode() for o in offsets]
+
+
+async def _deliver(records: SkippedRecords, log: FakePartitions, agent: Agent, *offsets: int) -> None:
+    for offset in offsets:
+        await records.deliver(log.log[offset], agent.handle)
+
+
+async def test_records_delivered_in_order_are_handled_and_nothing_is_read_again() -> None:
+    log, agent = FakePartitions(first=5), Agent()
+    records = SkippedRecords("agent", {}, log)
+
+    await _deliver(records, log, agent, 5, 6, 7)
+
+    assert agent.handled == _values(5, 6, 7)
+    assert log.reads == []
+
+
+async def test_records_skipped_between_two_delivered_are_read_and_handled_first() -> None:
+    log, agent = FakePartitions(), Agent()
+    expected: dict[str, int] = {}
+    records = SkippedRecords("agent", expected, log)
+
+    await _deliver(records, log, agent, 0, 1, 5, 6)
+
+    assert agent.handled == _values(0, 1, 2, 3, 4, 5, 6)
+    assert log.reads == [(2, 5)]
+    assert expected == {f"{TOPIC}/1": 7}
+
+
+async def test_records_skipped_before_the_first_one_delivered_are_read_from_the_partition_start() -> None:
+    log, agent = FakePartitions(first=10), Agent()
+    records = SkippedRecords("agent", {}, log)
+
+    await _deliver(records, log, agent, 13)
+
+    assert agent.handled == _values(10, 11, 12, 13)
+
+
+async def test_a_record_delivered_again_after_a_restart_is_handled_and_moves_nothing_back() -> None:
+    """Redelivery from the committed offset: the handler's own idempotence (by event id) applies."""
+    log, agent = FakePartitions(), Agent()
+    expected = {f"{TOPIC}/1": 9}  # recovered from the table's changelog
+    records = SkippedRecords("agent", expected, log)
+
+    await _deliver(records, log, agent, 7, 8, 9)
+
+    assert agent.handled == _values(7, 8, 9)
+    assert log.reads == []
+    assert expected == {f"{TOPIC}/1": 10}
