@@ -206,6 +206,15 @@ def test_only_the_services_with_a_database_have_one() -> None:
     assert {d["spec"]["name"] for d in of_kind("Database").values()} == {f"jz_{s}" for s in WITH_DATABASE}
 
 
+def test_every_service_of_the_repository_is_a_process_the_manifests_run() -> None:
+    assert {m.parent.name for m in (REPO / "services").glob("*/__main__.py")} == set(PROCESSES)
+
+
+def test_the_image_the_manifests_run_is_the_one_make_images_builds() -> None:
+    build = (REPO / "deploy" / "docker" / "build.sh").read_text()
+    assert f'-f deploy/docker/Dockerfile -t "{IMAGE}:$TAG"' in build
+
+
 def test_the_image_is_named_once_in_the_base_kustomization() -> None:
     kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
     assert [image["name"] for image in kustomization["images"]] == [IMAGE]
