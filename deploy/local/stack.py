@@ -61,12 +61,21 @@ class Endpoints:
 LISTEN_PORTS_FROM = 20000
 
 
+# Ports free_port has handed out in this process. Several are often picked before any server
+# binds (a stack's services and their metrics), so "free now" alone could give two the same one.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A free port on 127.0.0.1 for a server, that an outgoing connection will never take."""
+    """A free port on 127.0.0.1 for a server, that an outgoing connection will never take, and
+    that this process has not handed out before."""
     below = _ephemeral_ports_from()
+    if len(_handed_out) > (below - LISTEN_PORTS_FROM) // 2:
+        _handed_out.clear()  # a very long run: forget the oldest picks rather than run out
     for _ in range(200):
         port = random.randrange(LISTEN_PORTS_FROM, below)
-        if port_is_free(port):
+        if port not in _handed_out and port_is_free(port):
+            _handed_out.add(port)
             return port
     raise StackError(f"no free port between {LISTEN_PORTS_FROM} and {below}")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import grpc
 import pytest
@@ -28,6 +28,7 @@ from jiazheng.insurance.v1 import policies_pb2 as ppb
 from jiazheng.orders.v1 import orders_pb2 as o
 from jiazheng.type.v1 import service_type_pb2 as st
 from jiazheng.workers.v1 import workers_pb2 as w
+from libs.common.beijing import BEIJING, beijing_day
 from libs.common.events import EventEnvelope, envelope_from_kafka
 from libs.common.kafka import events_topic
 from libs.common.protoutil import timestamp
@@ -83,10 +84,12 @@ async def company(harness: ServiceHarness, workers: RunningService) -> w.Company
 async def accepted_order(
     orders: RunningService, platform: str, worker_id: str, card: str, check_in: bool = True
 ) -> o.Order:
-    """An elderly-care order that started half an hour ago, offered to ``worker_id``, accepted,
-    and (unless not ``check_in``) checked in with the worker's card."""
+    """An elderly-care order that started half an hour ago (or at Beijing midnight if that is
+    later, so that it falls on the day a policy made "from today" starts), offered to
+    ``worker_id``, accepted, and (unless not ``check_in``) checked in with the worker's card."""
     start = Timestamp()
-    start.FromDatetime(datetime.now(UTC) - timedelta(minutes=30))
+    midnight = datetime.combine(beijing_today(), time(), tzinfo=BEIJING)
+    start.FromDatetime(max(datetime.now(UTC) - timedelta(minutes=30), midnight))
     draft = o.Order(
         service_type=st.SERVICE_TYPE_ELDERLY_CARE,
         district_code="110105",
@@ -202,7 +205,7 @@ async def test_an_accepted_order_is_covered_by_its_worker_s_policy_or_flagged(
     order = await accepted_order(orders, platform, covered_worker, card, check_in=False)
     coverage = await eventually(lambda: order_coverage(insurance, buyer, order.name), within=60)
     assert (coverage.covered, coverage.policy, coverage.insurer) == (True, policy.name, "demo-insurer")
-    assert coverage.service_date == beijing_today().isoformat()
+    assert coverage.service_date == beijing_day(order.scheduled_start_time.ToDatetime(UTC)).isoformat()
     recorded = await eventually(
         lambda: events_about(endpoints.kafka_bootstrap, order.name, ev.OrderCoverageRecorded)
     )

@@ -3,7 +3,7 @@ import sys
 import time
 from pathlib import Path
 
-from deploy.local.stack import pid_alive
+from deploy.local.stack import LISTEN_PORTS_FROM, free_port, pid_alive
 
 # The main thread ends (pthread_exit) while another thread keeps the process, its files and its
 # sockets: the leader shows as a zombie until that thread is done.
@@ -42,3 +42,10 @@ def test_a_finished_but_unreaped_process_is_not_alive() -> None:
     assert _state(proc.pid) == "Z"
     assert not pid_alive(proc.pid)
     proc.wait()
+
+
+def test_ports_picked_before_any_server_binds_are_all_different() -> None:
+    """As when a stack's five services and their metrics ports are picked before one binds."""
+    picked = [free_port() for _ in range(2000)]
+    assert len(set(picked)) == len(picked)
+    assert all(LISTEN_PORTS_FROM <= port < 65536 for port in picked)
