@@ -219,6 +219,11 @@ async def test_a_relay_in_a_process_of_its_own_publishes_what_the_api_committed(
     [entry] = await eventually(lambda: ledger(credit, harness.key("operator"), worker))
     assert entry.trace_id == trace_id
     assert order.name.removeprefix("orders/") in entry.reason
-    assert (await outbox_for_order(endpoints.dsn(scratch_database), order.name))["published_at"] is not None
+
+    async def marked_published() -> bool:  # the relay marks the row after Kafka's acknowledgement
+        row = await outbox_for_order(endpoints.dsn(scratch_database), order.name)
+        return row["published_at"] is not None
+
+    assert await eventually(marked_published, within=30)
     relay.proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(relay.proc.wait, 60) == 0
