@@ -22,6 +22,8 @@ pid=$!
 stop_dockerd() {
 	kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
+	# dockerd leaves its network namespace mounted; without this `rm -rf .build` fails.
+	umount "$home/exec/netns/default" 2>/dev/null || true
 }
 trap stop_dockerd EXIT
 export DOCKER_HOST=unix://$home/docker.sock
