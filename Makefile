@@ -18,8 +18,11 @@ ASYNCAPI_HOME := $(BUILD)/npm/asyncapi
 ASYNCAPI := $(ASYNCAPI_HOME)/node_modules/.bin/asyncapi
 # The CLI's usage tracking stays off, and its settings out of $HOME.
 ASYNCAPI_RUN := ASYNCAPI_METRICS_CONFIG_PATH=$(CURDIR)/$(ASYNCAPI_HOME)/analytics.json SUPPRESS_NO_CONFIG_WARNING=1 $(ASYNCAPI)
+AXE_CORE_VERSION := 4.14.1
+AXE_HOME := $(BUILD)/npm/axe
+AXE_STAMP := $(AXE_HOME)/.axe-core-$(AXE_CORE_VERSION)
 
-.PHONY: run test stop status deps proto protoset api-docs grpcurl lint typecheck buf-lint asyncapi asyncapi-lint contract-snapshot k8s-validate unit integration bench clean images test-containers
+.PHONY: run test stop status deps proto protoset api-docs grpcurl lint typecheck buf-lint asyncapi asyncapi-lint contract-snapshot k8s-validate unit integration bench clean images test-containers browser-deps
 
 run: deps proto
 	$(BIN)/jiazheng up
@@ -32,7 +35,7 @@ status: deps
 
 test: deps proto lint typecheck buf-lint asyncapi-lint k8s-validate unit integration
 
-deps: $(VENV)/.installed $(BUF) $(VALIDATE_PROTO) $(BUILD)/fonts/.installed
+deps: $(VENV)/.installed $(BUF) $(VALIDATE_PROTO) $(BUILD)/fonts/.installed browser-deps
 
 # setuptools announces every editable install with a banner (the filter drops only that one);
 # other warnings and errors still show.
@@ -62,6 +65,32 @@ $(BUILD)/fonts/.installed:
 	rm -rf $(BUILD)/fonts && mkdir -p $(BUILD)/fonts
 	cd $(BUILD)/fonts && { apt-get download fonts-wqy-zenhei || { apt-get update -qq && apt-get download fonts-wqy-zenhei; }; }
 	cd $(BUILD)/fonts && dpkg-deb -x fonts-wqy-zenhei_*.deb .
+	touch $@
+
+# The browser tests (tests/integration/browser.py) drive Debian's chromium with PyPI's playwright
+# (executable_path: no browser is downloaded), with fonts-noto-cjk for the Chinese text. Both come
+# from Debian's packages: installed when missing if run as root (the package lists read only when
+# the first try fails), otherwise the exact command to run is printed. Silent when both are there.
+BROWSER_PACKAGES := chromium fonts-noto-cjk
+
+browser-deps: $(AXE_STAMP)
+	@if ! command -v chromium >/dev/null || ! dpkg-query -W -f='$${Status}' fonts-noto-cjk 2>/dev/null | grep -q 'ok installed'; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "The browser tests need Debian's chromium and fonts-noto-cjk: run \`sudo apt-get install $(BROWSER_PACKAGES)\`" >&2; \
+			exit 1; \
+		fi; \
+		echo "Installing $(BROWSER_PACKAGES) from Debian's packages"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; } || exit 1; \
+		chromium --version; \
+	fi
+
+# axe-core, the accessibility rules the browser tests run in the page, from the npm registry like
+# buf, under a prefix of its own (another install without a package.json would remove the others).
+$(AXE_STAMP):
+	rm -rf $(AXE_HOME) && mkdir -p $(AXE_HOME)
+	npm install --silent --no-audit --no-fund --no-save --no-package-lock --prefix $(AXE_HOME) axe-core@$(AXE_CORE_VERSION)
+	test -s $(AXE_HOME)/node_modules/axe-core/axe.min.js
 	touch $@
 
 proto: $(GEN_STAMP) $(PROTOSET)

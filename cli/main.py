@@ -66,6 +66,8 @@ def up() -> None:
     for name, address, log in rows:
         console.print(f"  {name:<11} {address:<44} log {_short(log)}", soft_wrap=True)
     console.print(f"API keys for trying it: {_short(services.keys_file)}", soft_wrap=True)
+    web = f"http://127.0.0.1:{state['gateway']['http_port']}"
+    console.print(f"Web: card page {web}/v?t=<token>   regulator dashboard {web}/regulator", soft_wrap=True)
     console.print("Try it: [bold].venv/bin/jiazheng demo[/bold]   Stop: [bold]make stop[/bold]")
 
 

@@ -28,7 +28,7 @@ from rich.table import Column, Table
 from cli.rpc import Target, address_option, console, fail, invoke
 from jiazheng.regulator.v1 import regulator_pb2 as pb
 from jiazheng.regulator.v1 import regulator_pb2_grpc
-from services.orders.domain.districts import BEIJING_DISTRICTS
+from libs.common.districts import BEIJING_DISTRICTS
 
 Days = Sequence[pb.DistrictDay]
 Figure = Callable[[Days], float | None]

@@ -37,8 +37,9 @@ from deploy.local.stack import (
 from deploy.local.supervisor import SupervisorState
 from libs.common.card_token import SigningKeyring
 
-# The regulator owns no database: SERVICE_DATABASES (deploy/local/stack.py) does not name it.
-SERVICES = ("orders", "workers", "credit", "complaints", "insurance", "regulator")
+# The regulator and the gateway own no database: SERVICE_DATABASES (deploy/local/stack.py) does
+# not name them. The gateway comes last: it is given the others' addresses.
+SERVICES = ("orders", "workers", "credit", "complaints", "insurance", "regulator", "gateway")
 SUPERVISOR = "deploy.local.supervisor"
 
 
@@ -75,6 +76,8 @@ def new_dev_keys() -> list[DevKey]:
             ("industry-mediator", "mediator", "industry_association"),
             ("union", "union", "beijing-union"),
             ("demo-insurer", "insurer", "demo-insurer"),
+            # The web gateway reads cards (VerifyCard) as itself.
+            ("gateway", "service", ""),
         ]
     ]
 
@@ -144,6 +147,24 @@ def service_env(
     )
     env.update(extra or {})
     return env
+
+
+def gateway_env(
+    keys: Sequence[DevKey], session_key: str, http_port: int, ports: Mapping[str, Mapping[str, int]]
+) -> dict[str, str]:
+    """The web gateway's environment on a local stack: its HTTP port, the addresses of the services
+    it calls, its own key, the platforms' keys (确认入户 acts for them) and its session key. Cookies
+    stay Secure: browsers accept them from http://127.0.0.1."""
+    return {
+        "JZ_HTTP_PORT": str(http_port),
+        **{
+            f"JZ_{name.upper()}_ADDRESS": f"127.0.0.1:{ports[name]['grpc_port']}"
+            for name in ("workers", "orders", "regulator")
+        },
+        "JZ_GATEWAY_API_KEY": next(k.key for k in keys if k.principal == "gateway"),
+        "JZ_GATEWAY_PLATFORM_KEYS": json.dumps({k.tenant: k.key for k in keys if k.role == "platform"}),
+        "JZ_GATEWAY_SESSION_KEY": session_key,
+    }
 
 
 def supervisor_state_file(log: Path) -> Path:
@@ -325,6 +346,13 @@ class LocalServices:
         key: dict[str, str] = _kept(self.pseudonym_key_file, new_dev_pseudonym_key)
         return key
 
+    def gateway_session_key(self) -> str:
+        key: dict[str, str] = _kept(
+            self.home / "gateway-session-key.json",
+            lambda: {"key": base64.b64encode(secrets.token_bytes(32)).decode()},
+        )
+        return key["key"]
+
     def state(self) -> dict[str, dict[str, int]]:
         if not self.state_file.exists():
             return {}
@@ -334,12 +362,25 @@ class LocalServices:
     def up(self, endpoints: Endpoints) -> dict[str, dict[str, int]]:
         """Start a supervisor for each service that has none running, on its former ports if free."""
         state = self.state()
-        api_keys = api_keys_setting(self.api_keys())
+        keys = self.api_keys()
+        api_keys = api_keys_setting(keys)
+        web = state.get("gateway", {})
+        running = self._supervisor_runs("gateway", web)
+        http_port = (web["http_port"] if running else _reusable(web.get("http_port"))) or free_port()
         started: list[ServiceProcess] = []
         for name in SERVICES:
             current = state.get(name, {})
             if self._supervisor_runs(name, current):
                 continue
+            extra = {
+                **self.pii_keys(),
+                **self.card_keys(),
+                **self.pseudonym_key(),
+                "JZ_CARD_JWKS": card_jwks(self.card_keys()),
+                "JZ_CARD_VERIFY_BASE_URL": f"http://127.0.0.1:{http_port}/v",
+            }
+            if name == "gateway":
+                extra |= gateway_env(keys, self.gateway_session_key(), http_port, state)
             svc = ServiceProcess.spawn(
                 name,
                 endpoints,
@@ -349,18 +390,15 @@ class LocalServices:
                 metrics_port=_reusable(current.get("metrics_port")) or free_port(),
                 log=self.log(name),
                 supervised=True,
-                extra={
-                    **self.pii_keys(),
-                    **self.card_keys(),
-                    **self.pseudonym_key(),
-                    "JZ_CARD_JWKS": card_jwks(self.card_keys()),
-                },
+                extra=extra,
             )
             state[name] = {
                 "supervisor_pid": svc.proc.pid,
                 "grpc_port": svc.port,
                 "metrics_port": svc.metrics_port,
             }
+            if name == "gateway":
+                state[name]["http_port"] = http_port
             started.append(svc)
         self.state_file.write_text(json.dumps(state, indent=2))
         for svc in started:

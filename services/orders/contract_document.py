@@ -31,6 +31,7 @@ from reportlab.platypus import (  # type: ignore[import-untyped]
 )
 
 from libs.common.beijing import BEIJING
+from libs.common.districts import BEIJING_DISTRICTS
 from services.orders.domain.contract import (
     DISPUTE_ROUTE,
     REPLACEMENT_CLAUSE,
@@ -39,7 +40,6 @@ from services.orders.domain.contract import (
     breach_clauses,
     format_yuan,
 )
-from services.orders.domain.districts import BEIJING_DISTRICTS
 from services.orders.domain.vocabulary import ServiceType
 
 TITLE = "北京市家政服务合同（示范文本）"

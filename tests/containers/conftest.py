@@ -13,7 +13,7 @@ import pytest
 
 from deploy.local.services import SERVICES, DevKey, new_dev_keys
 from deploy.local.stack import SERVICE_DATABASES, Endpoints, create_database, default_home
-from tests.containers.images import ServiceContainers
+from tests.containers.images import GATEWAY, ServiceContainers
 from tests.integration.harness import RunningService, Testcontainers
 
 
@@ -58,8 +58,11 @@ def containers(stack: Endpoints, keys: list[DevKey]) -> Iterator[ServiceContaine
 
 @pytest.fixture(scope="module")
 async def services(containers: ServiceContainers, databases: None) -> dict[str, RunningService]:
-    """Every service in its own container, SERVING."""
-    running = {name: containers.start(name) for name in SERVICES}
+    """Every service in its own container, SERVING; the gateway last, calling the others'."""
+    running = {name: containers.start(name) for name in SERVICES if name != GATEWAY}
     for svc in running.values():
         await svc.wait_serving(timeout=180)
+    if GATEWAY in SERVICES:
+        running[GATEWAY] = containers.start_gateway(running)
+        await running[GATEWAY].wait_serving(timeout=60)
     return running

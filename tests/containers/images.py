@@ -7,8 +7,10 @@ clients (tests/integration/clients.py) talk to it unchanged.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import secrets
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from deploy.local.services import (
     DevKey,
     api_keys_setting,
     card_jwks,
+    gateway_env,
     new_dev_card_keys,
     new_dev_pii_keys,
     new_dev_pseudonym_key,
@@ -28,6 +31,8 @@ from deploy.local.stack import Endpoints, free_port
 from tests.integration.harness import RunningService
 
 IMAGE = f"jiazheng-service:{os.environ.get('JZ_IMAGE_TAG', 'latest')}"
+# It needs the addresses of the services it calls: started by ``start_gateway``, once they serve.
+GATEWAY = "gateway"
 # As deploy/k8s/base/common/hardening-deployment.yaml: uid 10001, read-only root, /tmp writable.
 HARDENING = ("--network", "host", "--read-only", "--tmpfs", "/tmp", "--user", "10001:10001")
 
@@ -50,6 +55,8 @@ class ServiceContainers:
     home: Path
     shared: dict[str, str] = field(default_factory=dict)
     started: list[RunningService] = field(default_factory=list)
+    # The HTTP port of the gateway ``start_gateway`` ran, 0 before.
+    gateway_http_port: int = 0
 
     @classmethod
     @contextlib.contextmanager
@@ -74,6 +81,15 @@ class ServiceContainers:
         svc = RunningService(name, port, metrics_port, proc, log)
         self.started.append(svc)
         return svc
+
+    def start_gateway(self, called: Mapping[str, RunningService]) -> RunningService:
+        """``python -m services.gateway``, given the gRPC addresses of the containers it calls
+        (``called``: workers, orders, regulator, on the host network), its key, the platforms'
+        keys and a fresh session key, as ``jiazheng up`` gives them (deploy/local/services.py)."""
+        self.gateway_http_port = free_port()
+        ports = {name: {"grpc_port": svc.port} for name, svc in called.items()}
+        session_key = base64.b64encode(secrets.token_bytes(32)).decode()
+        return self.start(GATEWAY, **gateway_env(self.keys, session_key, self.gateway_http_port, ports))
 
     def _run(
         self, container: str, env: Mapping[str, str], log: Path, command: list[str]

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 from deploy.local.services import SERVICES, DevKey
 from deploy.local.stack import SERVICE_DATABASES, Endpoints
-from tests.containers.images import ServiceContainers, container_of
+from tests.containers.images import GATEWAY, ServiceContainers, container_of
 from tests.integration.clients import create_order, db_value, ledger, new_worker_id, order_request
 from tests.integration.harness import RunningService, eventually
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _key(keys: list[DevKey], principal: str) -> str:
@@ -50,3 +55,31 @@ async def test_create_order_reaches_the_credit_ledger_across_containers(
     entries = await eventually(lambda: ledger(services["credit"], _key(keys, "operator"), worker))
     assert [e.worker_id for e in entries] == [worker]
     assert order.name.removeprefix("orders/") in entries[0].reason
+
+
+def _http_status(url: str) -> int:
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy to 127.0.0.1
+    try:
+        with direct.open(url, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as answered:
+        return answered.code
+
+
+async def test_the_gateway_ships_its_pages_and_answers_http(
+    services: dict[str, RunningService], containers: ServiceContainers
+) -> None:
+    """Its templates and static files (not Python) are in the image, and its HTTP server, up
+    before it reports SERVING, answers without a server error."""
+    gateway = REPO / "services" / GATEWAY
+    pages = {
+        f"/app/services/{GATEWAY}/{p.relative_to(gateway)}"
+        for d in ("templates", "static")
+        for p in (gateway / d).rglob("*")
+        if p.is_file()
+    }
+    shipped = _in_container(services[GATEWAY], "find", f"/app/services/{GATEWAY}", "-type", "f").stdout
+    assert pages
+    assert pages <= set(shipped.split())
+    status = await asyncio.to_thread(_http_status, f"http://127.0.0.1:{containers.gateway_http_port}/")
+    assert status < 500

@@ -1,4 +1,4 @@
-"""Beijing's 16 districts (GB/T 2260 codes) and how far apart they are, for matching's score.
+"""How far apart Beijing's 16 districts (libs.common.districts) are, for matching's score.
 
 The neighbours are our table, read off the map: two districts are neighbours when they share a
 border. The distance between two districts is the fewest borders crossed to get from one to the
@@ -10,24 +10,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 
-_NAMES = {
-    "110101": "东城",
-    "110102": "西城",
-    "110105": "朝阳",
-    "110106": "丰台",
-    "110107": "石景山",
-    "110108": "海淀",
-    "110109": "门头沟",
-    "110111": "房山",
-    "110112": "通州",
-    "110113": "顺义",
-    "110114": "昌平",
-    "110115": "大兴",
-    "110116": "怀柔",
-    "110117": "平谷",
-    "110118": "密云",
-    "110119": "延庆",
-}
+from libs.common.districts import BEIJING_DISTRICTS
+
+_NAMES = BEIJING_DISTRICTS
 _BORDERS = (
     "东城 西城 朝阳 丰台",
     "西城 海淀 朝阳 丰台",
@@ -43,7 +28,6 @@ _BORDERS = (
     "怀柔 密云 延庆",
     "平谷 密云",
 )
-BEIJING_DISTRICTS: Mapping[str, str] = _NAMES
 
 
 def _neighbours() -> dict[str, set[str]]:

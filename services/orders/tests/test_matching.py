@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from libs.common.beijing import BEIJING
+from libs.common.districts import BEIJING_DISTRICTS
 from services.orders.domain import (
     DEFAULT_CATALOGUE,
     CardColour,
@@ -21,7 +22,7 @@ from services.orders.domain import (
     SkillLevel,
 )
 from services.orders.domain import Trade as T
-from services.orders.domain.districts import BEIJING_DISTRICTS, NEIGHBOURS, district_distance
+from services.orders.domain.districts import NEIGHBOURS, district_distance
 from services.orders.domain.matching import (
     Interval,
     MatchingIndex,

@@ -11,7 +11,6 @@ from services.workers.domain.company import (
 )
 from services.workers.domain.consent import ConsentGrant, grant_consent, revoke_consent
 from services.workers.domain.identity import (
-    BEIJING_DISTRICTS,
     ResidentId,
     mobile_number,
     resident_id,
@@ -43,7 +42,6 @@ from services.workers.domain.worker import (
 )
 
 __all__ = [
-    "BEIJING_DISTRICTS",
     "DEFAULT_PAY_BANDS",
     "Availability",
     "BackgroundCheck",

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from libs.common.districts import BEIJING_DISTRICTS
 from libs.common.errors import InvalidArgument
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -18,25 +19,6 @@ _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _USCC_SHAPE = re.compile(f"^[{_USCC_ALPHABET}]{{18}}$")
 
 _MOBILE_SHAPE = re.compile(r"^1[3-9]\d{9}$")
-
-BEIJING_DISTRICTS: dict[str, str] = {
-    "110101": "东城",
-    "110102": "西城",
-    "110105": "朝阳",
-    "110106": "丰台",
-    "110107": "石景山",
-    "110108": "海淀",
-    "110109": "门头沟",
-    "110111": "房山",
-    "110112": "通州",
-    "110113": "顺义",
-    "110114": "昌平",
-    "110115": "大兴",
-    "110116": "怀柔",
-    "110117": "平谷",
-    "110118": "密云",
-    "110119": "延庆",
-}
 
 
 @dataclass(frozen=True)
