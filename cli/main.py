@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 
-from cli import cards, complaints, credit, insurance, orders, report, workers
+from cli import cards, complaints, credit, dlq, insurance, orders, report, workers
 from deploy.local.services import SERVICES, LocalServices, health_status
 from deploy.local.stack import ROOT, LocalStack, StackError, default_home
 from libs.common.errors import PermanentEventError
@@ -34,6 +34,7 @@ app.add_typer(complaints.app, name="complaints")
 app.add_typer(complaints.mediation_app, name="mediation")
 app.add_typer(credit.app, name="credit")
 app.add_typer(insurance.app, name="insurance")
+app.add_typer(dlq.app, name="dlq")
 app.command("report")(report.report)
 
 
