@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from deploy.local.services import health_status
 from deploy.local.stack import Endpoints
@@ -181,3 +182,48 @@ async def _produce_slowly(bootstrap: str, events: list[EventEnvelope]) -> None:
     for start in range(0, len(events), 10):
         await produce(bootstrap, worker_events.TOPIC, *events[start : start + 10])
         await asyncio.sleep(0.1)
+
+
+async def test_records_committed_but_never_delivered_at_the_end_of_a_partition_are_projected(
+    endpoints: Endpoints, harness: ServiceHarness
+) -> None:
+    """The end state of faust's skip (services/regulator/skipped.py), made on purpose: the group's
+    committed offset is past records its agent never handled, and no record comes after them.
+    The restarted regulator's rewind check seeks back to them."""
+    bootstrap = endpoints.kafka_bootstrap
+    group, (key, encoded) = f"test-r1-{uuid.uuid4().hex[:8]}", _new_key()
+    worker, now = uuid.uuid4(), datetime.now(UTC)
+    cards = [
+        worker_events.card_issued(worker, uuid.uuid4(), now + timedelta(days=365), now) for _ in range(12)
+    ]
+    handled, never_delivered = cards[:4], cards[4:]
+    regulator = await _regulator(harness, group, encoded)
+    await produce(bootstrap, worker_events.TOPIC, *handled)
+    await _until_projected(bootstrap, _expected_keys(key, handled), len(handled), within=360)
+    await asyncio.sleep(6)  # past faust's commit interval (2.8 s) and the changelog's flush
+    regulator.stop()
+
+    written = await produce(bootstrap, worker_events.TOPIC, *never_delivered)
+    [partition] = {m.partition for m in written}
+    await _commit(
+        bootstrap,
+        f"{group}-regulator",
+        TopicPartition(worker_events.TOPIC, partition),
+        written[-1].offset + 1,
+    )
+    await _regulator(harness, group, encoded)
+
+    expected = _expected_keys(key, never_delivered)
+    copies = _copies(await _until_projected(bootstrap, expected, len(expected), within=240))
+    assert set(copies) == set(expected)
+
+
+async def _commit(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> None:
+    """Commit ``offset`` for ``tp`` in ``group`` (no member in it), as faust's skip does."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.commit({tp: offset})
+    finally:
+        await consumer.stop()

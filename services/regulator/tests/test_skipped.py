@@ -98,3 +98,53 @@ async def test_a_record_delivered_again_after_a_restart_is_handled_and_moves_not
     assert agent.handled == _values(7, 8, 9)
     assert log.reads == []
     assert expected == {f"{TOPIC}/1": 10}
+
+
+class FakeGroupConsumer:
+    """faust's consumer as the rewind check sees it: committed offsets it can be told, and seeks."""
+
+    def __init__(self) -> None:
+        self.committed_offsets: dict[TopicPartition, int] = {}
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    def assigned(self) -> list[TopicPartition]:
+        return list(self.committed_offsets)
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        return self.committed_offsets.get(tp)
+
+    async def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+async def test_the_last_records_committed_but_never_delivered_are_sought_back_to() -> None:
+    log, agent, consumer = FakePartitions(), Agent(), FakeGroupConsumer()
+    records = SkippedRecords("test", {}, log)
+    await _deliver(records, log, agent, 0, 1, 2)
+    tp = TopicPartition(TOPIC, 1)
+    consumer.committed_offsets[tp] = 7  # faust committed 3..6 as a gap: the agent never saw them
+    await records.rewind_if_skipped(consumer)
+    assert consumer.seeks == []  # once may be a delivery under way
+    await records.rewind_if_skipped(consumer)
+    assert consumer.seeks == [(tp, 3)]
+    await _deliver(records, log, agent, 3, 4, 5, 6)  # what the seek brings
+    await records.rewind_if_skipped(consumer)
+    await records.rewind_if_skipped(consumer)
+    assert consumer.seeks == [(tp, 3)]
+    assert agent.handled == _values(0, 1, 2, 3, 4, 5, 6)
+
+
+async def test_committed_offsets_not_past_the_expected_one_or_progress_between_checks_seek_nothing() -> None:
+    log, agent, consumer = FakePartitions(), Agent(), FakeGroupConsumer()
+    records = SkippedRecords("test", {}, log)
+    tp = TopicPartition(TOPIC, 1)
+    consumer.committed_offsets[tp] = 2
+    await records.rewind_if_skipped(consumer)  # nothing delivered yet: nothing to compare
+    await _deliver(records, log, agent, 0, 1, 2)
+    for committed in (3, 2, 5):  # caught up, behind, then past while the agent moves on
+        consumer.committed_offsets[tp] = committed
+        await records.rewind_if_skipped(consumer)
+        if committed == 5:
+            await _deliver(records, log, agent, 3)
+    await records.rewind_if_skipped(consumer)
+    assert consumer.seeks == []
