@@ -9,10 +9,11 @@ own work. Health and reflection are registered unguarded: probes and tooling nee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -167,7 +168,7 @@ def _tolerant(deserialize: Callable[[bytes], Message]) -> Callable[[bytes], Mess
 Context = grpc.aio.ServicerContext[Any, Any]
 Handler = Callable[[Message, Context], Awaitable[Message]]
 # A server-streaming servicer method: an async generator of the responses.
-StreamHandler = Callable[[Message, Context], AsyncIterator[Message]]
+StreamHandler = Callable[[Message, Context], AsyncGenerator[Message, None]]
 
 
 class _Guard:
@@ -202,9 +203,15 @@ class _Guard:
 
             async def streamed(
                 request: Message | _Undecodable, context: grpc.aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Message]:
-                async for message in self._serve_stream(path, cast(StreamHandler, inner), request, context):
-                    yield message
+            ) -> None:
+                # Written, not yielded: a caller that leaves cancels this coroutine at its write, and
+                # the stream is closed here, in the call's context. A yielded stream the caller left
+                # would be finalised later in another context, where neither the principal nor the
+                # span can be reset (an "unhandled error", counted INTERNAL).
+                stream = self._serve_stream(path, cast(StreamHandler, inner), request, context)
+                async with contextlib.aclosing(stream) as messages:
+                    async for message in messages:
+                        await context.write(message)
 
             return grpc.unary_stream_rpc_method_handler(
                 streamed, request_deserializer=deserializer, response_serializer=response.SerializeToString
@@ -269,10 +276,10 @@ class _Guard:
     async def _serve_stream(
         self,
         method: str,
-        inner: Callable[..., AsyncIterator[Message]],
+        inner: Callable[..., AsyncGenerator[Message, None]],
         request: Message | _Undecodable,
         context: grpc.aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[Message]:
+    ) -> AsyncGenerator[Message, None]:
         """A server stream under the same guard: the first message is sent once the caller is
         admitted; a failure mid-stream ends it with its status."""
         metadata = tuple(context.invocation_metadata() or ())
@@ -282,11 +289,12 @@ class _Guard:
             try:
                 principal = self._admit(method, request, metadata)
                 with auth.acting_as(principal):
-                    async for message in inner(request, context):
-                        yield message
+                    async with contextlib.aclosing(inner(request, context)) as messages:
+                        async for message in messages:
+                            yield message
             except grpc.aio.AbortError:
                 raise
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, GeneratorExit):  # the caller left
                 code = grpc.StatusCode.CANCELLED
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure leaves as a status code

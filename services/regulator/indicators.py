@@ -27,6 +27,7 @@ from libs.common.events import EventEnvelope, envelope_from_kafka
 from services.regulator.domain.indicators import (
     DayFacts,
     DistrictDay,
+    IndicatorStore,
     R,
     Record,
     RegulatorEvent,
@@ -136,7 +137,7 @@ class Indicators:
         except (PermanentEventError, ValueError) as exc:
             log.error("regulator record not counted", extra={"fields": {"error": str(exc)}})
             return
-        for district, day in sorted(observe(event, self.store, datetime.now(UTC), self.grace)):
+        for district, day in sorted(counted(event, self.store, datetime.now(UTC), self.grace)):
             await self.publish(district_day(self.store, district, day))
 
     async def publish(self, figures: DistrictDay) -> None:
@@ -147,6 +148,22 @@ class Indicators:
             key=key.encode(), value=record.data, headers=record.kafka_headers(), force=True
         )
         await sent
+
+
+def counted(
+    event: RegulatorEvent, store: IndicatorStore, now: datetime, grace: timedelta
+) -> set[tuple[str, date]]:
+    """The district days ``event`` changed; none, logged, for a payload the rules cannot read (a
+    missing or malformed field): it would fail the same way every time, and raising would stop
+    the agent for good on it (a poison message)."""
+    try:
+        return observe(event, store, now, grace)
+    except (KeyError, TypeError, ValueError) as exc:
+        log.error(
+            "regulator record not counted",
+            extra={"fields": {"event_id": event.id, "type": event.type, "error": str(exc)}},
+        )
+        return set()
 
 
 def regulator_event(envelope: EventEnvelope) -> RegulatorEvent:

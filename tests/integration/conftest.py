@@ -30,8 +30,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
-    # The scan of every regulator record runs last: it projects what the whole suite produced.
-    items.sort(key=lambda item: Path(str(item.fspath)).name == "test_regulator_pii_scan.py")
+    # The personal-data scans run last, over what the whole suite produced: the regulator
+    # records', then everything's (logs, every topic, every table).
+    last = ("test_regulator_pii_scan.py", "test_pii_scan_all.py")
+    items.sort(key=lambda item: [Path(str(item.fspath)).name == name for name in last][::-1])
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from tests.integration.clients import field_violations
 from tests.integration.harness import RunningService, ServiceHarness
 from tests.integration.workers_client import (
     call,
-    create_company,
     create_worker,
     ensure_company,
     id_number,
@@ -27,7 +26,7 @@ DEMO_COMPANY = f"companies/{DEMO_COMPANY_ID}"
 @pytest.fixture(scope="module")
 async def demo_company(harness: ServiceHarness, workers: RunningService) -> str:
     await ensure_company(workers, harness.key("operator"), DEMO_COMPANY_ID)
-    await create_company(workers, harness.key("operator"), OTHER_COMPANY_ID)
+    await ensure_company(workers, harness.key("operator"), OTHER_COMPANY_ID)
     return DEMO_COMPANY
 
 

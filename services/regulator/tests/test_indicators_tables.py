@@ -12,12 +12,15 @@ from google.protobuf import json_format
 from hypothesis import given
 from hypothesis import strategies as s
 
+from jiazheng.complaints.events.v1 import events_pb2 as complaints
 from jiazheng.regulator.v1 import regulator_pb2 as pb
 from libs.common.beijing import BEIJING, beijing_day, beijing_midnight
 from libs.common.errors import PermanentEventError
 from libs.common.events import EventEnvelope
-from services.regulator.domain.indicators import DistrictDay, LevelCount, SkillLevelCount
-from services.regulator.indicators import indicators_record, regulator_event, window_time
+from libs.common.protoutil import timestamp
+from services.regulator.domain.indicators import DistrictDay, LevelCount, RegulatorEvent, SkillLevelCount
+from services.regulator.indicators import counted, indicators_record, regulator_event, window_time
+from services.regulator.tests.indicator_events import DAY, GRACE, NOW, MemoryStore, at, event
 
 DAY_WINDOW = TumblingWindow(timedelta(days=1).total_seconds())
 FIGURES = DistrictDay(
@@ -96,3 +99,14 @@ def test_a_regulator_record_is_read_with_its_id_type_time_and_json_data() -> Non
 def test_a_payload_that_is_not_a_json_object_is_refused(data: bytes) -> None:
     with pytest.raises((ValueError, PermanentEventError)):
         regulator_event(_envelope(data))
+
+
+def test_a_payload_the_rules_cannot_read_is_not_counted_and_stops_nothing() -> None:
+    """A CaseResolved with an empty filing time (a poison message) is logged and skipped; the
+    next event is counted as usual."""
+    store = MemoryStore()
+    resolved = event(complaints.CaseResolved(case_id="k-1", time=timestamp(at(11))), at(11))
+    malformed = RegulatorEvent(resolved.id, resolved.type, resolved.time, {**resolved.data, "fileTime": ""})
+    assert counted(malformed, store, NOW, GRACE) == set()
+    filed = complaints.CaseFiled(case_id="k-2", district_code="110105", file_time=timestamp(at(8)))
+    assert counted(event(filed, at(8)), store, NOW, GRACE) == {("110105", DAY)}
