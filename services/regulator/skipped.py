@@ -8,7 +8,9 @@ they are fetched again. The regulator's kill/restart test lost such runs of reco
 
 So each agent keeps, per source partition, the offset of the next record it expects, in a table
 (recovered with the others after a restart). A record past that offset means records were skipped:
-they are read straight from Kafka, with a consumer of their own, and handled first, in order.
+they are read straight from Kafka, with a consumer of their own, and handled first, in order;
+faust is then told they are done (as a gap of its own), or its committed offset would stay
+before them for good when it had not counted them as a gap itself.
 
 When the skipped records are the last of their partition, no later record comes to reveal them.
 So a timer also compares, every few seconds, the offset faust committed for each partition with
@@ -17,19 +19,29 @@ committed offset past the expected one means records were skipped. Seen twice in
 progress (not in the middle of a delivery, not while recovering), faust's consumer is sought back
 to the expected offset, and those records reach the agent again.
 
+The same timer repairs the opposite: faust's committed offset staying behind the expected one. Its
+commits advance only over a consecutive run of acknowledged offsets, and records it never delivered
+(dropped at a seek or a rebalance, or read again here) can leave a hole no gap covers; its group's
+lag then never drains and a restart re-reads from there. Every offset before the expected one has
+been handled, so a committed offset seen behind it, unchanged, at two checks in a row, is moved to
+the expected one (a commit of our own, between faust's).
+
 Handling is idempotent (the projection's table of published ids, the indicators' table of counted
 ids), so a record that reaches the agent twice changes nothing the second time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Protocol
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.exceptions import PartitionsMismatch
 from faust.types import TP as FaustTP
+from mode.utils.futures import notify
 from prometheus_client import Counter
 
 from libs.common.kafka import client_options
@@ -48,7 +60,13 @@ REWOUND = Counter(
     "Times a partition's consumer was sought back to records faust committed without delivering",
     ["agent"],
 )
+STALLED = Counter(
+    "jz_regulator_stalled_commits_total",
+    "Times a partition's committed offset stayed behind records the agent had handled and was moved on",
+    ["agent"],
+)
 REWIND_CHECK_S = 5.0
+CHANGELOG_WAIT_S = 1.0
 
 Handle = Callable[[bytes | None, Any], Awaitable[None]]
 
@@ -83,36 +101,105 @@ class GroupConsumer(Protocol):
 
     async def seek(self, tp: TopicPartition, offset: int) -> None: ...
 
+    async def mark_handled(self, tp: TopicPartition, start: int, end: int) -> None: ...
+
+    async def commit(self, tp: TopicPartition, offset: int) -> None: ...
+
+    def changelogs_pending(self) -> bool: ...
+
 
 class SkippedRecords:
     """Hands an agent every record of its partitions in order, skipped ones included."""
 
-    def __init__(self, agent: str, expected: MutableMapping[str, int], reader: PartitionReader) -> None:
+    def __init__(
+        self,
+        agent: str,
+        expected: MutableMapping[str, int],
+        reader: PartitionReader,
+        consumer: GroupConsumer | None = None,
+    ) -> None:
         self.agent = agent
         self.expected = expected  # "<topic>/<partition>" -> the next offset the agent expects
         self.reader = reader
+        self.consumer = consumer  # None: no group to tell or check (a reader on its own)
         self._suspects: dict[str, int] = {}  # key -> expected offset when committed was past it
+        self._stalled: dict[str, int] = {}  # key -> committed offset when it was behind the expected one
 
-    async def rewind_if_skipped(self, consumer: GroupConsumer) -> None:
-        """Seek back each partition whose committed offset has stayed past the expected one since
-        the previous check (records faust committed without delivering, none after them)."""
+    async def check_commits(self) -> None:
+        """Compare each partition's committed offset with the expected one: seek back to records
+        committed without being delivered, or commit what was handled when faust's commits stall."""
+        consumer = self.consumer
+        if consumer is None:
+            return
         for tp in consumer.assigned():
             key = f"{tp.topic}/{tp.partition}"
             expected, committed = self.expected.get(key), consumer.committed(tp)
-            if expected is None or committed is None or committed <= expected:
+            if expected is None or committed is None or committed == expected:
                 self._suspects.pop(key, None)
-            elif self._suspects.get(key) != expected:
-                self._suspects[key] = expected
+                self._stalled.pop(key, None)
+            elif committed > expected:
+                self._stalled.pop(key, None)
+                await self._rewind_if_still_past(consumer, tp, key, expected)
             else:
-                del self._suspects[key]
-                log.warning(
-                    "records committed but never delivered; seeking back to them",
-                    extra={"fields": {"agent": self.agent, "partition": key, "from_offset": expected}},
-                )
-                REWOUND.labels(self.agent).inc()
-                await consumer.seek(tp, expected)
+                self._suspects.pop(key, None)
+                await self._commit_if_stalled(consumer, tp, key, committed, expected)
+
+    async def _rewind_if_still_past(
+        self, consumer: GroupConsumer, tp: TopicPartition, key: str, expected: int
+    ) -> None:
+        if self._suspects.get(key) != expected:  # once may be a delivery under way
+            self._suspects[key] = expected
+            return
+        del self._suspects[key]
+        log.warning(
+            "records committed but never delivered; seeking back to them",
+            extra={"fields": {"agent": self.agent, "partition": key, "from_offset": expected}},
+        )
+        REWOUND.labels(self.agent).inc()
+        await consumer.seek(tp, expected)
+
+    async def _commit_if_stalled(
+        self, consumer: GroupConsumer, tp: TopicPartition, key: str, committed: int, expected: int
+    ) -> None:
+        if self._stalled.get(key) != committed:  # faust may still be on its way there
+            self._stalled[key] = committed
+            return
+        del self._stalled[key]
+        log.warning(
+            "committed offset stalled behind handled records; committing them",
+            extra={
+                "fields": {
+                    "agent": self.agent,
+                    "partition": key,
+                    "from_offset": committed,
+                    "to_offset": expected,
+                }
+            },
+        )
+        STALLED.labels(self.agent).inc()
+        await consumer.commit(tp, expected)
 
     async def deliver(self, record: DeliveredRecord, handle: Handle) -> None:
+        """Handle ``record`` (and any skipped before it). A table written before the broker's
+        metadata shows its changelog topic (a fresh group's topics were just created) makes faust
+        raise PartitionsMismatch, which would crash the agent: the record is handled again once the
+        changelogs are known (handling is idempotent)."""
+        waited = 0.0
+        while True:
+            try:
+                return await self._deliver(record, handle)
+            except PartitionsMismatch:
+                if self.consumer is None or not self.consumer.changelogs_pending():
+                    raise
+                if waited % 10 == 0:
+                    log.warning(
+                        "changelog topics not in the metadata yet; waiting to handle the record",
+                        extra={"fields": {"agent": self.agent, "waited_s": waited}},
+                    )
+                await asyncio.sleep(CHANGELOG_WAIT_S)
+                waited += CHANGELOG_WAIT_S
+
+    async def _deliver(self, record: DeliveredRecord, handle: Handle) -> None:
         tp = TopicPartition(record.topic, record.partition)
         key = f"{record.topic}/{record.partition}"
         expected = self.expected.get(key)
@@ -140,6 +227,8 @@ class SkippedRecords:
         async for skipped in self.reader.read(tp, start, end):
             SKIPPED.labels(self.agent).inc()
             await handle(skipped.value, skipped.headers)
+        if self.consumer is not None:  # faust never saw them: unless told, it commits no further
+            await self.consumer.mark_handled(tp, start, end)
 
 
 class KafkaPartitionReader:
@@ -187,6 +276,35 @@ class FaustGroupConsumer:
     async def seek(self, tp: TopicPartition, offset: int) -> None:
         await self.app.consumer.seek(FaustTP(tp.topic, tp.partition), offset)
 
+    async def mark_handled(self, tp: TopicPartition, start: int, end: int) -> None:
+        """Count ``start``..``end - 1`` as done, as faust counts the gaps it finds itself: without
+        this its committed offset stays before them for good (their offsets are never acked)."""
+        await self.app.consumer._add_gap(FaustTP(tp.topic, tp.partition), start, end - 1)  # type: ignore[attr-defined]
+
+    def changelogs_pending(self) -> bool:
+        """Whether a table's changelog topic is missing from the consumer's metadata (no partitions)."""
+        consumer = self.app.consumer
+        return any(
+            not consumer.topic_partitions(table.changelog_topic.get_topic_name())
+            for table in self.app.tables.values()
+        )
+
+    async def commit(self, tp: TopicPartition, offset: int) -> None:
+        """Commit ``offset`` as faust commits (its changelogs flushed first), holding faust's own
+        commit turn so that no commit of its computed before ours lands after it."""
+        consumer = self.app.consumer
+        if await consumer.maybe_wait_for_commit_to_finish():  # type: ignore[attr-defined]
+            return  # faust just committed: the next check looks again
+        faust_tp = FaustTP(tp.topic, tp.partition)
+        if (self.committed(tp) or 0) >= offset:
+            return
+        consumer._commit_fut = asyncio.Future()  # type: ignore[attr-defined]
+        try:
+            await consumer._commit_offsets({faust_tp: offset})  # type: ignore[attr-defined]
+        finally:
+            fut, consumer._commit_fut = consumer._commit_fut, None  # type: ignore[attr-defined]
+            notify(fut)
+
 
 def skipped_records(app: faust.App, agent: str, table: str, settings: ServiceSettings) -> SkippedRecords:
     """The agent's record of expected offsets as the faust table ``table``, read again with the
@@ -196,11 +314,11 @@ def skipped_records(app: faust.App, agent: str, table: str, settings: ServiceSet
         return int((await app.consumer.earliest_offsets(tp))[tp])
 
     expected = app.Table(table, partitions=settings.topic_partitions)
-    records = SkippedRecords(agent, expected, KafkaPartitionReader(client_options(settings), earliest))
-    consumer = FaustGroupConsumer(app)
+    reader = KafkaPartitionReader(client_options(settings), earliest)
+    records = SkippedRecords(agent, expected, reader, FaustGroupConsumer(app))
 
-    async def rewind_check() -> None:
-        await records.rewind_if_skipped(consumer)
+    async def commit_check() -> None:
+        await records.check_commits()
 
-    app.timer(interval=REWIND_CHECK_S, name=f"{agent}-rewind-check")(rewind_check)
+    app.timer(interval=REWIND_CHECK_S, name=f"{agent}-commit-check")(commit_check)
     return records

@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
+from faust.exceptions import PartitionsMismatch
 
+from services.regulator import skipped
 from services.regulator.skipped import DeliveredRecord, SkippedRecords
 
 TOPIC = "jiazheng.workers.events.v1"
@@ -106,6 +109,9 @@ class FakeGroupConsumer:
     def __init__(self) -> None:
         self.committed_offsets: dict[TopicPartition, int] = {}
         self.seeks: list[tuple[TopicPartition, int]] = []
+        self.marked: list[tuple[TopicPartition, int, int]] = []
+        self.commits: list[tuple[TopicPartition, int]] = []
+        self.pending_checks = 0
 
     def assigned(self) -> list[TopicPartition]:
         return list(self.committed_offsets)
@@ -116,35 +122,112 @@ class FakeGroupConsumer:
     async def seek(self, tp: TopicPartition, offset: int) -> None:
         self.seeks.append((tp, offset))
 
+    async def mark_handled(self, tp: TopicPartition, start: int, end: int) -> None:
+        self.marked.append((tp, start, end))
+
+    async def commit(self, tp: TopicPartition, offset: int) -> None:
+        self.commits.append((tp, offset))
+        self.committed_offsets[tp] = offset
+
+    def changelogs_pending(self) -> bool:
+        """Pending for the next ``pending_checks`` questions (the metadata arrives meanwhile)."""
+        if self.pending_checks:
+            self.pending_checks -= 1
+            return True
+        return False
+
 
 async def test_the_last_records_committed_but_never_delivered_are_sought_back_to() -> None:
     log, agent, consumer = FakePartitions(), Agent(), FakeGroupConsumer()
-    records = SkippedRecords("test", {}, log)
+    records = SkippedRecords("test", {}, log, consumer)
     await _deliver(records, log, agent, 0, 1, 2)
     tp = TopicPartition(TOPIC, 1)
     consumer.committed_offsets[tp] = 7  # faust committed 3..6 as a gap: the agent never saw them
-    await records.rewind_if_skipped(consumer)
+    await records.check_commits()
     assert consumer.seeks == []  # once may be a delivery under way
-    await records.rewind_if_skipped(consumer)
+    await records.check_commits()
     assert consumer.seeks == [(tp, 3)]
     await _deliver(records, log, agent, 3, 4, 5, 6)  # what the seek brings
-    await records.rewind_if_skipped(consumer)
-    await records.rewind_if_skipped(consumer)
+    await records.check_commits()
+    await records.check_commits()
     assert consumer.seeks == [(tp, 3)]
     assert agent.handled == _values(0, 1, 2, 3, 4, 5, 6)
 
 
 async def test_committed_offsets_not_past_the_expected_one_or_progress_between_checks_seek_nothing() -> None:
     log, agent, consumer = FakePartitions(), Agent(), FakeGroupConsumer()
-    records = SkippedRecords("test", {}, log)
+    records = SkippedRecords("test", {}, log, consumer)
     tp = TopicPartition(TOPIC, 1)
     consumer.committed_offsets[tp] = 2
-    await records.rewind_if_skipped(consumer)  # nothing delivered yet: nothing to compare
+    await records.check_commits()  # nothing delivered yet: nothing to compare
     await _deliver(records, log, agent, 0, 1, 2)
     for committed in (3, 2, 5):  # caught up, behind, then past while the agent moves on
         consumer.committed_offsets[tp] = committed
-        await records.rewind_if_skipped(consumer)
+        await records.check_commits()
         if committed == 5:
             await _deliver(records, log, agent, 3)
-    await records.rewind_if_skipped(consumer)
+    await records.check_commits()
     assert consumer.seeks == []
+    assert consumer.commits == []
+
+
+async def test_a_committed_offset_stalled_behind_handled_records_is_moved_to_the_expected_one() -> None:
+    log, agent, consumer = FakePartitions(), Agent(), FakeGroupConsumer()
+    records = SkippedRecords("test", {}, log, consumer)
+    tp = TopicPartition(TOPIC, 1)
+    await _deliver(records, log, agent, 0, 1, 2, 3)
+    consumer.committed_offsets[tp] = 1  # faust's commits stopped at a hole it left itself
+    await records.check_commits()
+    assert consumer.commits == []  # once may be faust on its way
+    await _deliver(records, log, agent, 4)
+    await records.check_commits()
+    assert consumer.commits == [(tp, 5)]  # everything before the expected offset was handled
+    await records.check_commits()
+    await records.check_commits()
+    assert consumer.commits == [(tp, 5)]
+    assert consumer.seeks == []
+
+
+async def test_records_read_again_are_marked_done_for_the_group_so_its_commits_move_on() -> None:
+    log, agent, consumer = FakePartitions(), Agent(), FakeGroupConsumer()
+    records = SkippedRecords("test", {}, log, consumer)
+    await _deliver(records, log, agent, 0, 1, 5)
+    assert consumer.marked == [(TopicPartition(TOPIC, 1), 2, 5)]
+    assert agent.handled == _values(0, 1, 2, 3, 4, 5)
+
+
+class TableNotReady(Agent):
+    """An agent whose table write fails while the consumer's metadata lacks the changelogs."""
+
+    def __init__(self, consumer: FakeGroupConsumer) -> None:
+        super().__init__()
+        self.consumer = consumer
+
+    async def handle(self, value: bytes | None, headers: Any) -> None:
+        if self.consumer.pending_checks:
+            raise PartitionsMismatch("changelog topic has 0 partitions")
+        await super().handle(value, headers)
+
+
+async def test_a_record_whose_table_has_no_changelog_in_the_metadata_yet_is_handled_once_it_has(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(skipped, "CHANGELOG_WAIT_S", 0.0)
+    log, consumer = FakePartitions(), FakeGroupConsumer()
+    agent = TableNotReady(consumer)
+    records = SkippedRecords("test", {}, log, consumer)
+    consumer.pending_checks = 3
+    await _deliver(records, log, agent, 0, 1)
+    assert agent.handled == _values(0, 1)
+    assert consumer.pending_checks == 0
+
+
+async def test_a_real_partition_mismatch_still_crashes_the_agent() -> None:
+    log, consumer = FakePartitions(), FakeGroupConsumer()
+    records = SkippedRecords("test", {}, log, consumer)
+
+    async def mismatched(value: bytes | None, headers: Any) -> None:
+        raise PartitionsMismatch("changelog topic has 2 partitions")
+
+    with pytest.raises(PartitionsMismatch):
+        await records.deliver(log.log[0], mismatched)
