@@ -82,7 +82,7 @@ _CLAIM = (
 # Only the timer's state as claimed is charged: a timer rescheduled meanwhile is a new intent.
 _RECORD_FAILURE = (
     "UPDATE timers SET attempts = attempts + 1, last_error = $4,"
-    " due_at = now() + make_interval(secs => $5), parked_at = CASE WHEN $6 THEN now() END"
+    " due_at = $7::timestamptz + make_interval(secs => $5), parked_at = CASE WHEN $6 THEN $7::timestamptz END"
     " WHERE timer_id = $1 AND fired_at IS NULL AND attempts = $2 AND due_at = $3"
 )
 # FOR KEY SHARE SKIP LOCKED passes over timers another worker is firing, so that a worker does
@@ -197,7 +197,14 @@ class PgTimers:
 
     async def record_failure(self, timer: DueTimer, error: str, retry_in_s: float, park: bool) -> None:
         await self._conn.execute(
-            _RECORD_FAILURE, timer.timer_id, timer.attempts, timer.due_at, error, retry_in_s, park
+            _RECORD_FAILURE,
+            timer.timer_id,
+            timer.attempts,
+            timer.due_at,
+            error,
+            retry_in_s,
+            park,
+            self._clock.now(),  # due is judged on this clock, not the database's
         )
 
     async def seconds_until_due(self) -> float | None:

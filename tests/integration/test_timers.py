@@ -54,11 +54,10 @@ class Expire:
 def timer_worker(
     pool: asyncpg.Pool, dsn: str, handler: TimerHandler[PgUnitOfWork], **settings: Any
 ) -> TimerWorker[PgUnitOfWork]:
+    config = ServiceSettings(service_name="timers-test", database_url=dsn, **settings)
+    clock = config.clock()
     return TimerWorker(
-        lambda: PgUnitOfWork(pool),
-        {KIND: handler},
-        ServiceSettings(service_name="timers-test", database_url=dsn, **settings),
-        lambda: database_answers(pool),
+        lambda: PgUnitOfWork(pool, clock), {KIND: handler}, config, lambda: database_answers(pool)
     )
 
 
@@ -207,6 +206,34 @@ async def test_a_failing_handler_is_retried_with_attempts_recorded_then_parked(
     assert (bad["attempts"], bad["fired_at"], expire.calls) == (3, None, 3)
     assert bad["last_error"] == "ValueError: cannot expire workers/bad"
     assert await effects_of(pool, "workers/bad") == 0
+
+
+async def test_a_failing_handler_on_a_clock_behind_the_databases_is_retried_by_its_own_clock(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    """A retry falls due ``backoff`` after the worker's own now: judged by the database's clock
+    instead, a worker an hour behind would not try again for an hour."""
+    await schedule(pool, "workers/late", in_s=-7200)
+    expire = Expire(poison=frozenset({"workers/late"}))
+    worker = timer_worker(
+        pool,
+        dsn,
+        expire,
+        clock_offset_s=-3600,
+        timer_max_attempts=3,
+        timer_retry_backoff_s=0.05,
+        timer_max_backoff_s=0.1,
+        timer_poll_interval_s=0.2,
+    )
+
+    async with running(worker):
+        await eventually(
+            lambda: pool.fetchval("SELECT parked_at FROM timers WHERE key = 'workers/late'"), within=30
+        )
+
+    late = await timer_row(pool, "workers/late")
+    assert (late["attempts"], expire.calls) == (3, 3)
+    assert late["parked_at"] < datetime.now(UTC) - timedelta(minutes=59)  # the worker's clock
 
 
 async def test_a_handler_rescheduling_its_own_timer_leaves_the_next_deadline_pending(
