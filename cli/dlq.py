@@ -33,6 +33,7 @@ from aiokafka.errors import KafkaError
 from rich.table import Table
 
 from cli.rpc import console, fail
+from cli.topics import every_partition
 from deploy.local.stack import LocalStack, StackError, default_home
 from libs.common.beijing import BEIJING
 from libs.common.errors import PermanentEventError
@@ -341,11 +342,7 @@ async def read_dead_letters(options: Mapping[str, Any], topic: str) -> tuple[Dea
             raise NoTopicError(
                 f"no topic {topic}; consumers with dead-letter topics: {', '.join(dlqs) or 'none'}"
             )
-        consumer.subscribe([topic])  # without a group id: every partition is ours, nothing is committed
-        async with asyncio.timeout(30):
-            while not consumer.assignment():  # noqa: ASYNC110 - aiokafka has no public event for it
-                await asyncio.sleep(0.02)
-        partitions = sorted(consumer.assignment())
+        partitions = await every_partition(consumer, topic)
         ends = await consumer.end_offsets(partitions)
         dlq = DeadLetterTopic(topic)
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:

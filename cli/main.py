@@ -20,6 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 
 from cli import cards, complaints, credit, dlq, insurance, orders, report, workers
+from cli.topics import every_partition
 from deploy.local.services import SERVICES, LocalServices, health_status
 from deploy.local.stack import ROOT, LocalStack, StackError, default_home
 from libs.common.errors import PermanentEventError
@@ -210,11 +211,7 @@ async def _tail(bootstrap: str, topic: str, from_end: bool, follow: bool, limit:
         if topic not in await consumer.topics():
             console.print(f"[red]no topic {topic}[/red]")
             raise typer.Exit(1)
-        consumer.subscribe([topic])  # without a group id: every partition is ours, nothing is committed
-        async with asyncio.timeout(30):
-            while not consumer.assignment():  # noqa: ASYNC110 - aiokafka has no public event for it
-                await asyncio.sleep(0.02)
-        partitions = sorted(consumer.assignment())
+        partitions = await every_partition(consumer, topic)
         ends = await consumer.end_offsets(partitions)
         for tp in partitions:
             await consumer.position(tp)  # fixes where reading starts before saying so

@@ -49,3 +49,18 @@ async def file_worker_complaint(
     )
     filed = await complaints_call(svc, key, "FileComplaint", complaint)
     return str(filed.complaint_case.name)
+
+
+async def file_company_complaint(svc: RunningService, key: str, company: str, description: str) -> str:
+    """A consumer's minor complaint about the quality of ``company``'s service, filed through the
+    platform whose ``key`` is given: the case's name (cases/{id})."""
+    complaint = c.FileComplaintRequest(
+        request_id=str(uuid.uuid4()),
+        respondent=c.PARTY_KIND_COMPANY,
+        company=company,
+        category=c.CATEGORY_QUALITY,
+        severity=c.SEVERITY_MINOR,
+        description=description,
+    )
+    filed = await complaints_call(svc, key, "FileComplaint", complaint)
+    return str(filed.complaint_case.name)

@@ -36,7 +36,7 @@ from services.orders import api as orders_api
 from services.regulator import api as regulator_api
 from services.workers import api as workers_api
 from tests.integration.clients import auth, create_order, order_request
-from tests.integration.complaints_client import complaints_call
+from tests.integration.complaints_client import complaints_call, file_company_complaint
 from tests.integration.harness import RunningService, ServiceHarness
 from tests.integration.test_orders_lifecycle import orders_call
 from tests.integration.workers_client import call, create_worker, ensure_company
@@ -356,18 +356,9 @@ async def test_another_company_reaches_none_of_a_companys_workers(
 async def test_a_case_is_out_of_sight_of_every_tenant_not_party_to_it(
     harness: ServiceHarness, complaints: RunningService
 ) -> None:
-    complaint = c.FileComplaintRequest(
-        request_id=str(uuid.uuid4()),
-        respondent=c.PARTY_KIND_COMPANY,
-        company=f"companies/{DEMO_COMPANY_ID}",
-        category=c.CATEGORY_QUALITY,
-        severity=c.SEVERITY_MINOR,
-        description="打扫不干净",
+    name = await file_company_complaint(
+        complaints, harness.key("demo-platform"), f"companies/{DEMO_COMPANY_ID}", "打扫不干净"
     )
-    filed = (
-        await complaints_call(complaints, harness.key("demo-platform"), "FileComplaint", complaint)
-    ).complaint_case
-    name = filed.name
     reads = {
         principal: await _code(
             complaints_call(complaints, harness.key(principal), "GetCase", c.GetCaseRequest(name=name))

@@ -27,7 +27,7 @@ from libs.common.settings import ServiceSettings
 from services.credit.app import CONSUMER, SOURCES
 from services.credit.model import BEIJING
 from tests.integration.clients import auth, db_value
-from tests.integration.complaints_client import complaints_call
+from tests.integration.complaints_client import complaints_call, file_company_complaint
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import read_topic, start_group_at_end
 from tests.integration.test_credit_lookups import credit_of
@@ -109,22 +109,14 @@ async def test_an_operators_black_list_decision_grades_the_company_c_and_is_publ
 async def test_a_complaint_filed_and_answered_in_complaints_reaches_the_companys_record(
     endpoints: Endpoints, harness: ServiceHarness, complaints: RunningService, credit: RunningService
 ) -> None:
-    complaint = c.FileComplaintRequest(
-        request_id=str(uuid.uuid4()),
-        respondent=c.PARTY_KIND_COMPANY,
-        company=f"companies/{DEMO_COMPANY_ID}",
-        category=c.CATEGORY_QUALITY,
-        severity=c.SEVERITY_MINOR,
-        description="约定的厨房清洁没有完成",
+    name = await file_company_complaint(
+        complaints, harness.key("demo-platform"), f"companies/{DEMO_COMPANY_ID}", "约定的厨房清洁没有完成"
     )
-    filed = (
-        await complaints_call(complaints, harness.key("demo-platform"), "FileComplaint", complaint)
-    ).complaint_case
     answering = datetime.now(UTC)
     await complaints_call(
-        complaints, harness.key("demo-company"), "RespondToCase", c.RespondToCaseRequest(name=filed.name)
+        complaints, harness.key("demo-company"), "RespondToCase", c.RespondToCaseRequest(name=name)
     )
-    dsn, case_id = endpoints.dsn("jz_credit"), filed.name.removeprefix("cases/")
+    dsn, case_id = endpoints.dsn("jz_credit"), name.removeprefix("cases/")
 
     async def answered() -> bool:
         sql = "SELECT response_seconds IS NOT NULL FROM company_complaints WHERE case_id = $1"
