@@ -13,41 +13,31 @@ import asyncio
 import contextlib
 import signal
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 import asyncpg
-import grpc
 import pytest
 
-from deploy.local.stack import Endpoints, LocalStack, default_home
+from deploy.local.stack import Endpoints, LocalStack
 from deploy.local.stack import scratch_database as new_scratch_database
 from jiazheng.orders.v1 import orders_pb2, orders_pb2_grpc
 from libs.common.kafka import dlq_topic
 from tests.integration.clients import auth, create_order, new_worker_id, order_request
-from tests.integration.harness import RunningService, ServiceHarness, eventually, services_on
+from tests.integration.faults import (  # noqa: F401
+    Load,
+    each_once_in_the_ledger,
+    fault_harness_fixture,
+    fault_stack_fixture,
+    restarts,
+    running,
+)
+from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import produce_order_created, read_topic
 
 RELAY_POLL_S = 30  # far longer than any wait below: publishing must come from NOTIFY
 CALLS_PER_S = 50
 OUTAGE_S = 8
-
-
-@pytest.fixture(scope="module")
-def fault_stack() -> Iterator[LocalStack]:
-    stack = LocalStack(default_home("test") / "faults")
-    stack.up()
-    try:
-        yield stack
-    finally:
-        stack.down()
-
-
-@pytest.fixture(scope="module")
-def fault_harness(fault_stack: LocalStack) -> Iterator[ServiceHarness]:
-    with services_on(fault_stack.endpoints(), fault_stack.home) as harness:
-        yield harness
 
 
 @dataclass
@@ -82,85 +72,29 @@ async def pipeline(harness: ServiceHarness) -> AsyncIterator[Pipeline]:
             await asyncio.to_thread(orders.stop)
 
 
-@dataclass
-class Platform:
-    """A platform booking at a steady pace; a failed call is retried later with its request id."""
-
-    stub: orders_pb2_grpc.OrderServiceAsyncStub
-    key: str
-    requests: dict[str, orders_pb2.CreateOrderRequest] = field(default_factory=dict)
-    created: dict[str, str] = field(default_factory=dict)  # request id -> order name
-    codes: Counter[str] = field(default_factory=Counter)
-    calls: set[asyncio.Task[None]] = field(default_factory=set)
-
-    async def book(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            request = order_request(new_worker_id())
-            self.requests[request.request_id] = request
-            call = asyncio.create_task(self.call(request))
-            self.calls.add(call)
-            call.add_done_callback(self.calls.discard)
-            await asyncio.sleep(1 / CALLS_PER_S)
-        await asyncio.gather(*self.calls)
-
-    async def call(self, request: orders_pb2.CreateOrderRequest) -> None:
-        try:
-            reply = await self.stub.CreateOrder(request, metadata=auth(self.key), timeout=10)
-        except grpc.aio.AioRpcError as err:
-            self.codes[err.code().name] += 1
-            return
-        self.codes["OK"] += 1
-        self.created[request.request_id] = reply.order.name
-
-    async def settle(self) -> None:
-        """Retry every request that has not succeeded yet, until all have."""
-
-        async def all_created() -> bool:
-            missing = [r for rid, r in self.requests.items() if rid not in self.created]
-            await asyncio.gather(*(self.call(r) for r in missing))
-            return len(self.created) == len(self.requests)
-
-        await eventually(all_created, within=120, interval=1)
-
-    async def seen(self, code: str, more_than: int) -> bool:
-        return self.codes[code] > more_than
+Platform = Load[orders_pb2.CreateOrderRequest]
 
 
 @contextlib.asynccontextmanager
 async def booking(harness: ServiceHarness, orders: RunningService) -> AsyncIterator[Platform]:
+    """A platform booking at a steady pace; a failed call is retried later with its request id."""
+    key = harness.key("demo-platform")
     async with orders.channel() as channel:
-        platform = Platform(orders_pb2_grpc.OrderServiceStub(channel), harness.key("demo-platform"))
-        stop = asyncio.Event()
-        load = asyncio.create_task(platform.book(stop))
-        try:
-            await eventually(lambda: platform.seen("OK", 20))
+        stub = orders_pb2_grpc.OrderServiceStub(channel)
+
+        async def book(request: orders_pb2.CreateOrderRequest, deadline_s: float) -> str:
+            reply = await stub.CreateOrder(request, metadata=auth(key), timeout=deadline_s)
+            return reply.order.name
+
+        platform = Load("orders", lambda: order_request(new_worker_id()), book, CALLS_PER_S)
+        async with running(platform, warm_up=20):
             yield platform
-        finally:
-            stop.set()
-            await load
-        await platform.settle()
 
 
 async def each_order_once_in_the_ledger(p: Pipeline, platform: Platform, others: Sequence[str] = ()) -> None:
     """Every booking of ``platform`` (and of the ``others`` workers) is one ledger entry."""
     workers = [r.order.worker_id for r in platform.requests.values()] + list(others)
-
-    async def counts() -> dict[str, int] | None:
-        conn = await asyncpg.connect(p.credit_dsn)
-        try:
-            rows = await conn.fetch(
-                "SELECT worker_id, count(*) AS n FROM ledger_entries WHERE worker_id = ANY($1::text[])"
-                " GROUP BY worker_id",
-                workers,
-            )
-        finally:
-            await conn.close()
-        found = {r["worker_id"]: r["n"] for r in rows}
-        return found if len(found) == len(workers) else None
-
-    found = await eventually(counts, within=120, interval=1)
-    assert found is not None
-    assert set(found.values()) == {1}, {w: n for w, n in found.items() if n != 1}
+    await each_once_in_the_ledger(p.credit_dsn, workers)
 
 
 async def published_promptly(p: Pipeline, key: str) -> None:
@@ -185,12 +119,6 @@ async def nothing_dead_lettered(endpoints: Endpoints) -> None:
     assert await read_topic(endpoints.kafka_bootstrap, dlq_topic("credit")) == []
 
 
-def restarts(svc: RunningService) -> int:
-    state = svc.supervision()
-    assert state is not None
-    return state.restarts
-
-
 async def restarted_once(svc: RunningService) -> bool:
     return restarts(svc) == 1
 
@@ -212,7 +140,7 @@ async def test_a_postgresql_outage_answers_unavailable_dead_letters_nothing_and_
 
         assert set(platform.codes) == {"OK", "UNAVAILABLE"}, platform.codes
         await each_order_once_in_the_ledger(p, platform, in_flight)
-        await published_promptly(p, platform.key)
+        await published_promptly(p, fault_harness.key("demo-platform"))
         await nothing_dead_lettered(fault_harness.endpoints)
         assert [restarts(p.orders), restarts(p.credit)] == [0, 0], (  # rode it out, no crash
             p.orders.supervision(),
@@ -233,7 +161,7 @@ async def test_a_broker_killed_and_restarted_loses_nothing_and_publishing_resume
 
         assert set(platform.codes) == {"OK"}, platform.codes
         await each_order_once_in_the_ledger(p, platform)
-        await published_promptly(p, platform.key)
+        await published_promptly(p, fault_harness.key("demo-platform"))
         await nothing_dead_lettered(fault_harness.endpoints)
 
 
@@ -252,5 +180,5 @@ async def test_a_service_killed_under_load_is_restarted_and_loses_nothing(
 
         assert set(platform.codes) <= {"OK", "UNAVAILABLE"}, platform.codes
         await each_order_once_in_the_ledger(p, platform)
-        await published_promptly(p, platform.key)
+        await published_promptly(p, fault_harness.key("demo-platform"))
         await nothing_dead_lettered(fault_harness.endpoints)
