@@ -271,7 +271,9 @@ def claim(case: Case, mediator: str, now: datetime, lease: timedelta) -> Case:
     return dataclasses.replace(case, mediator=mediator, lease_until=now + lease)
 
 
-def _require_holder(case: Case, mediator: str, now: datetime, doing: str) -> None:
+def require_holder(case: Case, mediator: str, now: datetime, doing: str) -> None:
+    """Another mediator's case is PERMISSION_DENIED; the holder's own expired lease is
+    FAILED_PRECONDITION (claim it again first)."""
     if case.mediator != mediator:
         raise PermissionDenied(f"cannot {doing} a case held by another mediator")
     if not case.held_by(mediator, now):
@@ -280,7 +282,7 @@ def _require_holder(case: Case, mediator: str, now: datetime, doing: str) -> Non
 
 def release(case: Case, mediator: str, now: datetime) -> Case:
     case.require(CaseState.IN_MEDIATION, doing="release")
-    _require_holder(case, mediator, now, "release")
+    require_holder(case, mediator, now, "release")
     return dataclasses.replace(case, mediator=None, lease_until=None)
 
 
@@ -294,7 +296,7 @@ def record_agreement(
 ) -> Case:
     """The mediation agreement; its performance is followed up after the last due date."""
     case.require(CaseState.IN_MEDIATION, doing="record an agreement for")
-    _require_holder(case, mediator, now, "record an agreement for")
+    require_holder(case, mediator, now, "record an agreement for")
     if any(u.due < now.astimezone(BEIJING).date() for u in agreement.undertakings):
         raise InvalidArgument("agreement.undertakings", "due dates must not be in the past")
     return dataclasses.replace(
@@ -327,7 +329,7 @@ def escalate(case: Case, route: EscalationRoute) -> Case:
 
 def end_mediation(case: Case, mediator: str, route: EscalationRoute, now: datetime) -> Case:
     case.require(CaseState.IN_MEDIATION, doing="end the mediation of")
-    _require_holder(case, mediator, now, "end the mediation of")
+    require_holder(case, mediator, now, "end the mediation of")
     return escalate(case, route)
 
 

@@ -228,9 +228,8 @@ def _check_resolver(case: domain.Case, principal: Principal, now: datetime) -> N
     if case.state is domain.CaseState.ACCEPTED and answers_for_respondent(case, principal):
         return
     if case.state is domain.CaseState.IN_MEDIATION and principal.role is Role.MEDIATOR:
-        if case.held_by(principal.id, now):
-            return
-        raise PermissionDenied("only the mediator holding the case's lease resolves it")
+        domain.require_holder(case, principal.id, now, "resolve")  # as every holder step
+        return
     raise PermissionDenied(f"you cannot resolve a case that is {case.state}")
 
 

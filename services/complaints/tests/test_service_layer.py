@@ -17,7 +17,14 @@ from jiazheng.complaints.events.v1 import events_pb2 as ev
 from jiazheng.complaints.v1 import complaints_pb2 as pb
 from jiazheng.insurance.events.v1 import events_pb2 as insurance_events
 from libs.common.auth import Principal, Role
-from libs.common.errors import AlreadyExists, InvalidArgument, NotFound, PermanentEventError, PermissionDenied
+from libs.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermanentEventError,
+    PermissionDenied,
+)
 from libs.common.events import EventEnvelope, new_event
 from libs.common.inbox import IdempotentConsumer, KafkaRecord
 from libs.common.kafka import events_topic
@@ -410,6 +417,36 @@ async def test_claim_next_takes_the_most_severe_case_first(uow: FakeComplaintsUn
         (str(minor.case_id), OTHER_MEDIATOR.id),
     ]
     assert assigned[0].lease_expire_time.ToDatetime(tzinfo=UTC) == NOW + RULES.lease
+
+
+HolderStep = Callable[[FakeComplaintsUnitOfWork, Principal, uuid.UUID], Awaitable[domain.Case]]
+HOLDER_STEPS: dict[str, HolderStep] = {
+    "resolve": lambda uow, who, case_id: service_layer.resolve(uow, who, case_id, OUTCOME),
+    "record_agreement": lambda uow, who, case_id: service_layer.record_agreement(
+        uow, who, case_id, AGREEMENT, OUTCOME
+    ),
+    "end_mediation": lambda uow, who, case_id: service_layer.end_mediation(
+        uow, RULES, who, case_id, domain.EscalationRoute.COURT
+    ),
+    "release": lambda uow, who, case_id: service_layer.release(uow, who, case_id),
+}
+
+
+@pytest.mark.parametrize("step", HOLDER_STEPS.values(), ids=HOLDER_STEPS.keys())
+async def test_every_holder_step_refuses_another_mediator_and_an_expired_lease_alike(
+    uow: FakeComplaintsUnitOfWork, step: HolderStep
+) -> None:
+    held = await _held(uow)
+    published = len(uow.published)
+
+    with pytest.raises(PermissionDenied):
+        await step(uow, OTHER_MEDIATOR, held.case_id)
+    uow.clock.advance(RULES.lease)
+    with pytest.raises(FailedPrecondition, match="lease expired"):
+        await step(uow, MEDIATOR, held.case_id)
+
+    assert _stored(uow, held) == held
+    assert len(uow.published) == published
 
 
 async def test_claim_next_of_an_empty_queue_is_not_found(uow: FakeComplaintsUnitOfWork) -> None:
