@@ -7,6 +7,7 @@ in WenQuanYi Zen Hei (Debian's fonts-wqy-zenhei, unpacked into .build/fonts by `
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 from dataclasses import dataclass
@@ -38,11 +39,13 @@ from services.orders.domain.contract import (
     Contract,
     PaymentCycle,
     breach_clauses,
+    cancellation_clauses,
     format_yuan,
 )
 from services.orders.domain.vocabulary import ServiceType
 
 TITLE = "北京市家政服务合同（示范文本）"
+_NUMERALS = "一二三四五六七八九十"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 FONT_CANDIDATES = (
     _REPO_ROOT / ".build/fonts/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
@@ -113,7 +116,7 @@ def _header(contract: Contract) -> _Section:
 def _parties(contract: Contract) -> _Section:
     parties = contract.parties
     return _Section(
-        "一、合同当事人",
+        "合同当事人",
         (
             ("甲方（消费者）", parties.consumer_name),
             ("甲方联系电话", parties.consumer_phone),
@@ -130,7 +133,7 @@ def _service(contract: Contract) -> _Section:
     service = contract.service
     district = BEIJING_DISTRICTS.get(service.district_code)
     return _Section(
-        "二、服务内容",
+        "服务内容",
         (
             ("服务类型", SERVICE_TYPE_NAMES[service.service_type]),
             ("服务区域", f"北京市{district}区" if district else service.district_code),
@@ -145,7 +148,7 @@ def _service(contract: Contract) -> _Section:
 def _fees(contract: Contract) -> _Section:
     terms = contract.terms
     return _Section(
-        "三、服务费用",
+        "服务费用",
         (
             ("服务人员劳务报酬", format_yuan(terms.wage_fen)),
             ("乙方管理费", format_yuan(terms.management_fee_fen)),
@@ -159,19 +162,31 @@ def _fees(contract: Contract) -> _Section:
 def _trial(contract: Contract) -> _Section:
     days = contract.terms.trial_days
     trial = f"{days} 天，至 {_beijing(contract.trial_ends_at)} 止" if days else "无试用期"
-    return _Section("四、试用期与更换服务人员", (("试用期", trial),), (REPLACEMENT_CLAUSE,))
+    return _Section("试用期与更换服务人员", (("试用期", trial),), (REPLACEMENT_CLAUSE,))
 
 
 def _sections(contract: Contract) -> tuple[_Section, ...]:
-    return (
-        _header(contract),
+    """The header, then the numbered parts (一、二、…): a contract without a cancellation clause
+    (drafted before there was one) numbers its parts as it always did."""
+    parts = (
         _parties(contract),
         _service(contract),
         _fees(contract),
         _trial(contract),
-        _Section("五、违约责任", clauses=breach_clauses(contract.terms)),
-        _Section("六、争议解决", clauses=DISPUTE_ROUTE),
+        *_cancellation(contract),
+        _Section("违约责任", clauses=breach_clauses(contract.terms)),
+        _Section("争议解决", clauses=DISPUTE_ROUTE),
     )
+    numbered = (
+        dataclasses.replace(part, title=f"{_NUMERALS[n]}、{part.title}") for n, part in enumerate(parts)
+    )
+    return (_header(contract), *numbered)
+
+
+def _cancellation(contract: Contract) -> tuple[_Section, ...]:
+    """取消服务, in a contract that has the clause (those drafted before it existed do not)."""
+    clauses = cancellation_clauses(contract.terms, contract.service.price_fen)
+    return (_Section("取消服务", clauses=clauses),) if clauses else ()
 
 
 def _foot(contract: Contract) -> str:

@@ -14,11 +14,10 @@ from jiazheng.insurance.v1 import claims_pb2, claims_pb2_grpc, policies_pb2_grpc
 from jiazheng.insurance.v1 import policies_pb2 as pb
 from jiazheng.type.v1 import service_type_pb2 as st
 from libs.common.beijing import BEIJING
-from libs.common.events import envelope_from_kafka, event_type_of
 from libs.common.kafka import events_topic
+from tests.integration import kafka_tools
 from tests.integration.clients import auth
 from tests.integration.harness import RunningService
-from tests.integration.kafka_tools import read_topic
 
 TOPIC = events_topic("insurance")
 
@@ -73,17 +72,8 @@ async def create_policy(
 
 
 async def events_about(bootstrap: str, subject: str, message: type[Message]) -> list[Any]:
-    """The events of type ``message`` keyed ``subject`` on insurance's topic, in order, each once
-    (the relay delivers at least once: duplicates share the event id)."""
-    records = sorted(
-        (r for r in await read_topic(bootstrap, TOPIC) if r.key == subject.encode()), key=lambda r: r.offset
-    )
-    found: dict[str, Any] = {}
-    for record in records:
-        envelope = envelope_from_kafka(record.headers, record.value)
-        if envelope.type == event_type_of(message()) and envelope.id not in found:
-            found[envelope.id] = envelope.parse(message)
-    return list(found.values())
+    """The events of type ``message`` keyed ``subject`` on insurance's topic, in order, each once."""
+    return await kafka_tools.events_about(bootstrap, TOPIC, subject, message)
 
 
 async def claim_call(svc: RunningService, key: str, method: str, request: Any) -> Any:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from google.protobuf.message import Message
 
 from jiazheng.orders.events.v1 import events_pb2 as order_events
-from libs.common.events import new_event
+from libs.common.events import envelope_from_kafka, event_type_of, new_event
 from libs.common.kafka import events_topic
 from tests.integration.harness import eventually
 
@@ -78,6 +80,20 @@ async def read_topic(bootstrap: str, topic: str) -> list[Record]:
         return records
     finally:
         await consumer.stop()
+
+
+async def events_about(bootstrap: str, topic: str, subject: str, message: type[Message]) -> list[Any]:
+    """The events of type ``message`` keyed ``subject`` on ``topic``, in order, each once (the
+    relays deliver at least once: duplicates share the event id)."""
+    records = sorted(
+        (r for r in await read_topic(bootstrap, topic) if r.key == subject.encode()), key=lambda r: r.offset
+    )
+    found: dict[str, Any] = {}
+    for record in records:
+        envelope = envelope_from_kafka(record.headers, record.value)
+        if envelope.type == event_type_of(message()) and envelope.id not in found:
+            found[envelope.id] = envelope.parse(message)
+    return list(found.values())
 
 
 async def wait_until_consumed(bootstrap: str, group: str, topic: str, partition: int, offset: int) -> None:

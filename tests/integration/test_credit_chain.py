@@ -20,7 +20,7 @@ from tests.integration.clients import auth, ledger, log_lines, new_traceparent
 from tests.integration.complaints_client import complaints_call, file_worker_complaint
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import read_topic
-from tests.integration.test_orders_lifecycle import _candidates, _order, orders_call
+from tests.integration.orders_client import candidates, new_order, orders_call
 from tests.integration.workers_client import becomes, create_company, ready_worker
 
 pytestmark = pytest.mark.integration
@@ -65,8 +65,8 @@ async def test_a_substantiated_severe_complaint_reaches_credit_cards_and_matchin
     operator, platform = harness.key("operator"), harness.key("demo-platform")
     company = await create_company(workers, operator)
     worker_id, _ = await ready_worker(endpoints, workers, operator, company.name)
-    order = await _order(orders, platform, days_ahead=13)
-    await _candidates(orders, platform, order, {worker_id})
+    order = await new_order(orders, platform, days_ahead=13)
+    await candidates(orders, platform, order, {worker_id})
 
     case = await file_worker_complaint(complaints, platform, worker_id, company.name)
     trace_id, traceparent = new_traceparent()

@@ -6,43 +6,24 @@ rate; a replacement links two contracts; a card turning YELLOW drops the worker 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from deploy.local.services import stopped_after
 from deploy.local.stack import Endpoints
 from jiazheng.orders.v1 import orders_pb2 as o
-from jiazheng.orders.v1 import orders_pb2_grpc
-from jiazheng.type.v1 import service_type_pb2
-from libs.common.beijing import BEIJING
 from libs.common.kafka import events_topic
-from tests.integration.clients import auth, field_violations, order_request
+from tests.integration.clients import field_violations, order_request
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import ORDERS_TOPIC, read_topic
-from tests.integration.workers_client import (
-    create_company,
-    produce,
-    ready_worker,
-    uncovered_event,
-)
+from tests.integration.orders_client import candidates, new_order, new_pair
+from tests.integration.orders_client import orders_call as orders_call  # other modules import it from here
+from tests.integration.workers_client import produce, uncovered_event
 
 pytestmark = pytest.mark.integration
 OFFER_TIMEOUT_S = 900  # the service's default
-
-
-async def orders_call(svc: RunningService, key: str, method: str, request: Any) -> Any:
-    async with svc.channel() as channel:
-        stub: Any = (
-            orders_pb2_grpc.CatalogueServiceStub(channel)
-            if method in o.DESCRIPTOR.services_by_name["CatalogueService"].methods_by_name
-            else orders_pb2_grpc.OrderServiceStub(channel)
-        )
-        return await getattr(stub, method)(request, metadata=auth(key))
 
 
 @pytest.fixture
@@ -50,51 +31,7 @@ async def pair(
     endpoints: Endpoints, harness: ServiceHarness, workers: RunningService
 ) -> list[tuple[str, str]]:
     """Two ready workers of one new company."""
-    operator = harness.key("operator")
-    company = await create_company(workers, operator)
-    return [await ready_worker(endpoints, workers, operator, company.name) for _ in range(2)]
-
-
-def _start(days_ahead: int) -> Timestamp:
-    """10:00 in Beijing, ``days_ahead`` days from today."""
-    day = datetime.now(BEIJING).date() + timedelta(days=days_ahead)
-    stamp = Timestamp()
-    stamp.FromDatetime(datetime(day.year, day.month, day.day, 10, tzinfo=BEIJING).astimezone(UTC))
-    return stamp
-
-
-async def _order(
-    orders: RunningService, key: str, days_ahead: int, district: str = "110105", **fields: Any
-) -> o.Order:
-    order = o.Order(
-        service_type=service_type_pb2.SERVICE_TYPE_ELDERLY_CARE,
-        district_code=district,
-        consumer_ref=f"c-{uuid.uuid4().hex[:8]}",
-        scheduled_start_time=_start(days_ahead),
-        duration_hours=4,
-        contact=o.Contact(full_name="李奶奶", mobile="13800001234"),
-        address="北京市朝阳区望京西路8号",
-        special_needs=[o.SPECIAL_NEED_ELDERLY_CLIENT],
-        **fields,
-    )
-    request = o.CreateOrderRequest(request_id=str(uuid.uuid4()), order=order)
-    reply: o.CreateOrderResponse = await orders_call(orders, key, "CreateOrder", request)
-    return reply.order
-
-
-async def _candidates(
-    orders: RunningService, key: str, order: o.Order, expected: set[str]
-) -> o.MatchOrderResponse:
-    """The match once the expected workers are among the candidates (the events take a moment)."""
-
-    async def matched() -> o.MatchOrderResponse | None:
-        reply: o.MatchOrderResponse = await orders_call(
-            orders, key, "MatchOrder", o.MatchOrderRequest(name=order.name, max_candidates=50)
-        )
-        found = {c.worker.removeprefix("workers/") for c in reply.candidates}
-        return reply if expected <= found else None
-
-    return await eventually(matched, within=60)
+    return await new_pair(endpoints, harness, workers)
 
 
 ALONE = "110119"  # 延庆: no other test's workers serve it, so the next candidate is the pair's other
@@ -107,13 +44,12 @@ async def test_an_order_from_creation_to_ratings(
     workers: RunningService,
     orders_keys: dict[str, str],
 ) -> None:
-    operator, platform = harness.key("operator"), harness.key("demo-platform")
-    company = await create_company(workers, operator)
-    pair = [await ready_worker(endpoints, workers, operator, company.name, ALONE) for _ in range(2)]
-    order = await _order(orders, platform, days_ahead=3, district=ALONE)
+    platform = harness.key("demo-platform")
+    pair = await new_pair(endpoints, harness, workers, ALONE)
+    order = await new_order(orders, platform, days_ahead=3, district=ALONE)
     assert order.price_fen == 24_000  # 4 hours of elderly care at the catalogue's 60 yuan
     assert order.contact.mobile == "138****1234"
-    match = await _candidates(orders, platform, order, {worker for worker, _ in pair})
+    match = await candidates(orders, platform, order, {worker for worker, _ in pair})
     assert all(c.passed_rules[-1] == "free_slot" and c.score > 0 for c in match.candidates)
     assert next(e.rule for e in match.exclusions) == "trade"
 
@@ -186,8 +122,8 @@ async def test_a_replacement_links_two_contracts_and_tenants_are_apart(
     harness: ServiceHarness, orders: RunningService, pair: list[tuple[str, str]]
 ) -> None:
     platform = harness.key("demo-platform")
-    order = await _order(orders, platform, days_ahead=5)
-    await _candidates(orders, platform, order, {worker for worker, _ in pair})
+    order = await new_order(orders, platform, days_ahead=5)
+    await candidates(orders, platform, order, {worker for worker, _ in pair})
     with pytest.raises(grpc.aio.AioRpcError) as hidden:
         await orders_call(
             orders, harness.key("other-platform"), "GetOrder", o.GetOrderRequest(name=order.name)
@@ -223,9 +159,9 @@ async def test_a_worker_whose_card_turns_yellow_drops_out_of_matching_and_cannot
     pair: list[tuple[str, str]],
 ) -> None:
     platform = harness.key("demo-platform")
-    order = await _order(orders, platform, days_ahead=7)
-    booked = await _order(orders, platform, days_ahead=9)
-    await _candidates(orders, platform, order, {worker for worker, _ in pair})
+    order = await new_order(orders, platform, days_ahead=7)
+    booked = await new_order(orders, platform, days_ahead=9)
+    await candidates(orders, platform, order, {worker for worker, _ in pair})
     leaving, card_link = pair[0]
     offer = await orders_call(
         orders, platform, "OfferOrder", o.OfferOrderRequest(name=booked.name, worker_id=leaving)
@@ -254,8 +190,8 @@ async def test_of_two_concurrent_accepts_one_wins_and_the_events_carry_no_person
     endpoints: Endpoints, harness: ServiceHarness, orders: RunningService, pair: list[tuple[str, str]]
 ) -> None:
     platform = harness.key("demo-platform")
-    order = await _order(orders, platform, days_ahead=11)
-    await _candidates(orders, platform, order, {worker for worker, _ in pair})
+    order = await new_order(orders, platform, days_ahead=11)
+    await candidates(orders, platform, order, {worker for worker, _ in pair})
     request = o.OfferOrderRequest(name=order.name, worker_id=pair[0][0])
     offer = (await orders_call(orders, platform, "OfferOrder", request)).offer
 

@@ -107,8 +107,31 @@ def terms_from_proto(request: pb.AcceptOfferRequest) -> c.ContractTerms | None:
         return None
     t = request.terms
     return c.ContractTerms(
-        t.wage_fen, t.management_fee_fen, t.deposit_fen, c.PaymentCycle.PER_VISIT, t.trial_days
+        t.wage_fen,
+        t.management_fee_fen,
+        t.deposit_fen,
+        c.PaymentCycle.PER_VISIT,
+        t.trial_days,
+        cancellation=cancellation_from_proto(t.cancellation) if t.HasField("cancellation") else None,
     )
+
+
+def cancellation_from_proto(clause: pb.CancellationTerms) -> c.CancellationTerms:
+    consumer, worker = (
+        tuple(c.CancellationFee(fee.notice_hours, fee.percent) for fee in fees)
+        for fees in (clause.consumer, clause.worker)
+    )
+    return c.CancellationTerms(consumer, worker)
+
+
+def cancellation_to_proto(clause: c.CancellationTerms | None) -> pb.CancellationTerms | None:
+    if clause is None:
+        return None
+    consumer, worker = (
+        [pb.CancellationFee(notice_hours=fee.notice_hours, percent=fee.percent) for fee in fees]
+        for fees in (clause.consumer, clause.worker)
+    )
+    return pb.CancellationTerms(consumer=consumer, worker=worker)
 
 
 def contract_to_proto(contract: c.Contract, sha256: str, ended_at: datetime | None) -> pb.Contract:
@@ -130,6 +153,7 @@ def contract_to_proto(contract: c.Contract, sha256: str, ended_at: datetime | No
             management_fee_fen=t.management_fee_fen,
             deposit_fen=t.deposit_fen,
             trial_days=t.trial_days,
+            cancellation=cancellation_to_proto(t.cancellation),
         ),
     )
 

@@ -4,16 +4,18 @@ A written contract is mandatory (商务部令2012年第11号). Orders draws one 
 an order's offer, binding the consumer (甲方), the company (乙方) and the company's worker (服务人员).
 Its fees are the worker's wage plus the company's management fee (管理费), which together are the
 order's price. All money is integer fen (分). Replacing a worker (换阿姨) ends one contract and links
-the next, whose trial period (试用期) starts again.
+the next, whose trial period (试用期) starts again. Its cancellation clause (取消服务) sets what
+cancelling costs each side, by the notice given before the start.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -24,6 +26,8 @@ REPLACEMENT_DAYS = 3  # the firm replaces the worker within 3 days of the consum
 MAX_TRIAL_DAYS = 30
 MANAGEMENT_FEE_PERCENT = 20  # our default share of the price, not a regulated figure
 TRIAL_DAYS_FOR_TERMS = 7
+MAX_CANCELLATION_FEES = 5  # per side
+MAX_NOTICE_HOURS = 366 * 24  # the booking window's reach
 
 DISPUTE_ROUTE = (
     "双方协商解决",
@@ -49,8 +53,51 @@ class PaymentCycle(StrEnum):
 
 
 @dataclass(frozen=True)
+class CancellationFee:
+    """Cancelling with less than ``notice_hours`` of notice before the start (or after it) costs
+    the side that cancels ``percent`` of the price."""
+
+    notice_hours: int
+    percent: int
+
+
+@dataclass(frozen=True)
+class CancellationTerms:
+    """取消服务: the fees of cancelling an assigned order, for each side. A shorter notice never
+    costs less; cancelling with more notice than every fee names is free."""
+
+    consumer: tuple[CancellationFee, ...]
+    worker: tuple[CancellationFee, ...]
+
+
+# Our default clause (docs/orders.md), the same for both sides: 10 % of the price with less than
+# 24 hours' notice, 20 % with less than 2 hours' or after the start.
+DEFAULT_CANCELLATION_FEES = (CancellationFee(24, 10), CancellationFee(2, 20))
+DEFAULT_CANCELLATION = CancellationTerms(DEFAULT_CANCELLATION_FEES, DEFAULT_CANCELLATION_FEES)
+
+# A field the canonical JSON leaves out while it is None: contracts drafted before the field
+# existed keep the content, and so the hash, they were signed with.
+_OMITTED_WHEN_NONE = {"omit_when_none": True}
+
+
+def cancellation_percent(fees: tuple[CancellationFee, ...], notice: timedelta) -> int:
+    """The share of the price a cancellation with ``notice`` before the start costs (negative:
+    after it): the highest of the fees whose notice it falls short of; 0 when none."""
+    return max((fee.percent for fee in fees if notice < timedelta(hours=fee.notice_hours)), default=0)
+
+
+def share_of(price_fen: int, percent: int) -> int:
+    """``percent`` of ``price_fen``, rounded half up to the fen."""
+    return (price_fen * percent + 50) // 100
+
+
+@dataclass(frozen=True)
 class ContractTerms:
-    """The money and rules agreed: 服务费 (wage + 管理费), 押金, 试用期 and 违约责任."""
+    """The money and rules agreed: 服务费 (wage + 管理费), 押金, 试用期, 违约责任 and 取消服务.
+
+    ``cancellation`` None: a contract drafted before contracts carried the clause; the default
+    clause applies to it.
+    """
 
     wage_fen: int
     management_fee_fen: int
@@ -60,6 +107,7 @@ class ContractTerms:
     late_payment_per_mille_per_day: int = 5  # 违约金: ‰ of the overdue amount for each day late
     private_hire_penalty_fen: int = 0  # 私自雇用: 0 when no penalty was agreed
     termination_notice_days: int = 3  # 提前解除合同的通知期
+    cancellation: CancellationTerms | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
 
 
 @dataclass(frozen=True)
@@ -129,16 +177,35 @@ def contract_from_canonical(content: bytes) -> Contract:
                 "special_needs": tuple(service["special_needs"]),
             }
         ),
-        terms=ContractTerms(**terms | {"payment_cycle": PaymentCycle(terms["payment_cycle"])}),
+        terms=ContractTerms(
+            **terms
+            | {
+                "payment_cycle": PaymentCycle(terms["payment_cycle"]),
+                "cancellation": _cancellation_from_plain(terms.get("cancellation")),
+            }
+        ),
         trial_ends_at=datetime.fromisoformat(data["trial_ends_at"]),
         replaces_contract_id=uuid.UUID(replaces) if replaces else None,
         created_at=datetime.fromisoformat(data["created_at"]),
     )
 
 
+def _cancellation_from_plain(plain: dict[str, list[dict[str, int]]] | None) -> CancellationTerms | None:
+    if plain is None:
+        return None
+    consumer, worker = (
+        tuple(CancellationFee(**fee) for fee in plain[side]) for side in ("consumer", "worker")
+    )
+    return CancellationTerms(consumer, worker)
+
+
 def _plain(value: object) -> object:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: _plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not (f.metadata.get("omit_when_none") and getattr(value, f.name) is None)
+        }
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     if isinstance(value, uuid.UUID):
@@ -172,17 +239,47 @@ def breach_clauses(terms: ContractTerms) -> tuple[str, ...]:
     )
 
 
+def cancellation_clauses(terms: ContractTerms, price_fen: int) -> tuple[str, ...]:
+    """取消服务: what cancelling costs each side, as sentences built from the clause and the price."""
+    clause = terms.cancellation
+    if clause is None:
+        return ()
+    sides = (("甲方", "乙方", clause.consumer), ("乙方或其服务人员", "甲方", clause.worker))
+    return tuple(_side_clause(who, to, fees, price_fen) for who, to, fees in sides)
+
+
+def _side_clause(who: str, to: str, fees: tuple[CancellationFee, ...], price_fen: int) -> str:
+    charged = sorted((fee for fee in fees if fee.percent), key=lambda fee: -fee.notice_hours)
+    if not charged:
+        return f"{who}取消服务的，不支付取消费用。"
+    last = len(charged) - 1
+    bands = "；".join(
+        f"不足{fee.notice_hours}小时{'或服务开始后' if n == last else ''}取消的，"
+        f"支付服务费用的{fee.percent}%（{format_yuan(share_of(price_fen, fee.percent))}）"
+        for n, fee in enumerate(charged)
+    )
+    return (
+        f"{who}在服务开始前{charged[0].notice_hours}小时以上取消服务的，不支付取消费用；"
+        f"{bands}，由{who}向{to}支付。"
+    )
+
+
 def default_terms(service_type: ServiceType, price_fen: int, hourly: bool) -> ContractTerms:
     """Our documented defaults for ``service_type``, the same for every type today.
 
     The management fee is 20 % of the price, half up to the fen, the rest the wage; no deposit.
     Hourly services (钟点工) pay per visit with no trial; term-priced ones pay monthly with a
-    7-day trial period (试用期).
+    7-day trial period (试用期). The cancellation clause is ``DEFAULT_CANCELLATION``.
     """
     fee = (price_fen * MANAGEMENT_FEE_PERCENT * 2 + 100) // 200
     cycle, trial = (PaymentCycle.PER_VISIT, 0) if hourly else (PaymentCycle.MONTHLY, TRIAL_DAYS_FOR_TERMS)
     return ContractTerms(
-        wage_fen=price_fen - fee, management_fee_fen=fee, deposit_fen=0, payment_cycle=cycle, trial_days=trial
+        wage_fen=price_fen - fee,
+        management_fee_fen=fee,
+        deposit_fen=0,
+        payment_cycle=cycle,
+        trial_days=trial,
+        cancellation=DEFAULT_CANCELLATION,
     )
 
 
@@ -205,7 +302,31 @@ def draft_contract(
 
 
 def _problems(service: ContractService, terms: ContractTerms, now: datetime) -> list[tuple[str, str]]:
-    return _negative(service, terms) + _instant_problems(service, now) + _term_problems(service, terms)
+    found = _negative(service, terms) + _instant_problems(service, now) + _term_problems(service, terms)
+    return found + _cancellation_problems(terms.cancellation)
+
+
+def _cancellation_problems(clause: CancellationTerms | None) -> list[tuple[str, str]]:
+    if clause is None:
+        return []
+    sides = (("consumer", clause.consumer), ("worker", clause.worker))
+    return [problem for side, fees in sides for problem in _fee_problems(f"terms.cancellation.{side}", fees)]
+
+
+def _fee_problems(path: str, fees: tuple[CancellationFee, ...]) -> list[tuple[str, str]]:
+    found = []
+    if len(fees) > MAX_CANCELLATION_FEES:
+        found.append((path, f"must have at most {MAX_CANCELLATION_FEES} fees"))
+    for n, fee in enumerate(fees):
+        if not 1 <= fee.notice_hours <= MAX_NOTICE_HOURS:
+            found.append((f"{path}[{n}].notice_hours", f"must be between 1 and {MAX_NOTICE_HOURS}"))
+        if not 0 <= fee.percent <= 100:
+            found.append((f"{path}[{n}].percent", "must be between 0 and 100"))
+    by_notice = sorted(fees, key=lambda fee: fee.notice_hours)
+    pairs = itertools.pairwise(by_notice)
+    if len({fee.notice_hours for fee in fees}) < len(fees) or any(a.percent < b.percent for a, b in pairs):
+        found.append((path, "each fee needs its own notice, and a shorter notice must not cost less"))
+    return found
 
 
 def _negative(service: ContractService, terms: ContractTerms) -> list[tuple[str, str]]:

@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from libs.common.errors import Aborted, FailedPrecondition, InvalidArgument
 from services.orders.domain.catalogue import Catalogue
+from services.orders.domain.contract import DEFAULT_CANCELLATION, Contract, cancellation_percent, share_of
 from services.orders.domain.vocabulary import ServiceType
 
 # The price a platform may set, as a multiple of the catalogue price; above it is a typo.
@@ -301,29 +302,25 @@ def check_out(order: Order, now: datetime) -> Order:
     return dataclasses.replace(order, state=OrderState.COMPLETED, check_out_at=now)
 
 
-# Our default cancellation fees (docs/orders.md), a share of the price charged to the side that
-# cancels an assigned order close to its start.
-LATE_CANCELLATION = timedelta(hours=24)
-LATE_CANCELLATION_PERCENT = 10
-VERY_LATE_CANCELLATION = timedelta(hours=2)
-VERY_LATE_CANCELLATION_PERCENT = 20
-
-
-def cancellation_fee(order: Order, now: datetime) -> int:
-    """Nothing before a worker is assigned or a day or more ahead; 10 % of the price within 24 h of
-    the start, 20 % within 2 h or after it (rounded half up to the fen)."""
+def cancellation_fee(order: Order, by: Party, now: datetime, contract: Contract | None = None) -> int:
+    """What cancelling at ``now`` costs ``by``: nothing before a worker is assigned; for an assigned
+    order, the share of the price its contract's cancellation clause sets for that side at the
+    notice given (half up to the fen). No contract, or one drafted before contracts carried the
+    clause: the default clause (10 % within 24 hours of the start, 20 % within 2 or after it)."""
     if order.state is not OrderState.ASSIGNED:
         return 0
-    ahead = order.draft.scheduled_start - now
-    if ahead >= LATE_CANCELLATION:
-        return 0
-    percent = VERY_LATE_CANCELLATION_PERCENT if ahead < VERY_LATE_CANCELLATION else LATE_CANCELLATION_PERCENT
-    return (order.price_fen * percent + 50) // 100
+    clause = (contract.terms.cancellation if contract else None) or DEFAULT_CANCELLATION
+    fees = clause.consumer if by is Party.CONSUMER else clause.worker
+    return share_of(order.price_fen, cancellation_percent(fees, order.draft.scheduled_start - now))
 
 
-def cancel(order: Order, by: Party, now: datetime) -> Order:
+def cancel(order: Order, by: Party, now: datetime, contract: Contract | None = None) -> Order:
+    """Cancelled before check-in by ``by``, who pays the fee of ``cancellation_fee``; ``contract``
+    is the order's contract in force (None before a worker accepts)."""
     order.require(OrderState.CREATED, OrderState.OFFERED, OrderState.ASSIGNED, doing="cancel")
-    fee = cancellation_fee(order, now)
+    if contract is not None and contract.contract_id != order.contract_id:
+        raise ValueError(f"contract {contract.contract_id} is not the contract of {order.name}")
+    fee = cancellation_fee(order, by, now, contract)
     return dataclasses.replace(
         order,
         state=OrderState.CANCELLED,

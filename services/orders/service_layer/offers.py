@@ -204,8 +204,17 @@ async def _contract(
     )
     hourly = isinstance((await uow.catalogue.current()).entry(d.service_type).price, domain.HourlyRate)
     defaults = c.default_terms(d.service_type, assigned.price_fen, hourly)
-    # The payment cycle follows the price rule: hourly services per visit, term prices monthly.
-    agreed = dataclasses.replace(terms, payment_cycle=defaults.payment_cycle) if terms else defaults
+    # The payment cycle follows the price rule: hourly services per visit, term prices monthly;
+    # terms without a cancellation clause get the default one.
+    agreed = (
+        dataclasses.replace(
+            terms,
+            payment_cycle=defaults.payment_cycle,
+            cancellation=terms.cancellation or defaults.cancellation,
+        )
+        if terms
+        else defaults
+    )
     return c.draft_contract(contract_id, assigned.order_id, parties, service, agreed, now)
 
 

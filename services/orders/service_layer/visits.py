@@ -81,10 +81,11 @@ async def check_out(uow: OrdersUnitOfWork, platform_id: str, order_id: uuid.UUID
 async def cancel_order(
     uow: OrdersUnitOfWork, platform_id: str, order_id: uuid.UUID, by: domain.Party, reason: str
 ) -> domain.Order:
-    """Cancel before check-in; the fee follows docs/orders.md."""
+    """Cancel before check-in; the fee follows the cancellation clause of the order's contract
+    (docs/orders.md)."""
     async with uow:
         order = await locked_order(uow, order_id, platform_id)
-        cancelled = domain.cancel(order, by, uow.clock.now())
+        cancelled = domain.cancel(order, by, uow.clock.now(), await _contract_in_force(uow, order))
         await withdraw_pending_offer(uow, order)
         await uow.orders.update(cancelled)
         if cancelled.assigned_worker_id:
@@ -92,6 +93,15 @@ async def cancel_order(
         await uow.add_event(events.TOPIC, events.order_cancelled(order, cancelled, reason))
         await uow.commit()
     return cancelled
+
+
+async def _contract_in_force(uow: OrdersUnitOfWork, order: domain.Order) -> c.Contract | None:
+    """The contract of the worker assigned; an order waiting for a worker has none (after a
+    replacement, the one it names has ended)."""
+    if order.state is not domain.OrderState.ASSIGNED or order.contract_id is None:
+        return None
+    stored = await uow.contracts.get(order.contract_id)
+    return stored.contract if stored else None
 
 
 async def report_no_show(

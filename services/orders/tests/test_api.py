@@ -11,8 +11,10 @@ import pytest
 from jiazheng.orders.v1 import orders_pb2
 from jiazheng.type.v1 import service_type_pb2
 from services.orders.api import draft_from_proto, order_to_proto
+from services.orders.api.convert import contract_to_proto, terms_from_proto
 from services.orders.domain import Contact, Order, OrderDraft, OrderState, ServiceType, SpecialNeed
 from services.orders.mapping import ORDER_STATE_TO_PROTO, SERVICE_TYPE_FROM_PROTO, SERVICE_TYPE_TO_PROTO
+from services.orders.tests.test_contract import CLAUSE, make_contract, make_terms
 
 ORDER_ID = uuid.UUID("0b5e6a3c-1f7d-4c1e-9a51-6d2f3e4a5b6c")
 CREATED = datetime(2024, 6, 1, 12, 0, 0, 250000, tzinfo=UTC)
@@ -183,3 +185,23 @@ def test_order_states_map_to_the_proto_value_of_their_name(state: OrderState) ->
 
 def test_every_proto_order_state_has_a_domain_state() -> None:
     assert set(ORDER_STATE_TO_PROTO.values()) == set(orders_pb2.OrderState.values()) - {0}
+
+
+def test_a_contracts_cancellation_clause_goes_out_and_comes_back_as_set() -> None:
+    contract = make_contract()
+
+    terms = contract_to_proto(contract, contract.content_hash(), None).terms
+
+    assert [(f.notice_hours, f.percent) for f in terms.cancellation.consumer] == [(48, 5), (6, 30)]
+    request = orders_pb2.AcceptOfferRequest(name="orders/x/offers/y", terms=terms)
+    assert terms_from_proto(request).cancellation == CLAUSE  # type: ignore[union-attr]
+
+
+def test_terms_without_a_clause_leave_it_to_the_defaults_and_an_old_contract_answers_none() -> None:
+    request = orders_pb2.AcceptOfferRequest(
+        name="orders/x/offers/y", terms=orders_pb2.ContractTerms(wage_fen=1, management_fee_fen=0)
+    )
+    old = make_contract(terms=make_terms(cancellation=None))
+
+    assert terms_from_proto(request).cancellation is None  # type: ignore[union-attr]
+    assert not contract_to_proto(old, old.content_hash(), None).terms.HasField("cancellation")

@@ -13,14 +13,18 @@ import pytest
 
 from libs.common.errors import InvalidArgument
 from services.orders.domain.contract import (
+    DEFAULT_CANCELLATION,
     DISPUTE_ROUTE,
     REPLACEMENT_DAYS,
+    CancellationFee,
+    CancellationTerms,
     Contract,
     ContractParties,
     ContractService,
     ContractTerms,
     PaymentCycle,
     breach_clauses,
+    cancellation_clauses,
     contract_from_canonical,
     default_terms,
     draft_contract,
@@ -34,6 +38,14 @@ NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 START = NOW + timedelta(days=3)
 CONTRACT_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 ORDER_ID = uuid.UUID("00000000-0000-4000-8000-000000000002")
+
+
+# A clause of a company's own, unlike the defaults: the consumer pays 5 % with less than 48 hours'
+# notice and 30 % with less than 6; the worker's side 15 % with less than 36 and 40 % with less than 2.
+CLAUSE = CancellationTerms(
+    consumer=(CancellationFee(48, 5), CancellationFee(6, 30)),
+    worker=(CancellationFee(36, 15), CancellationFee(2, 40)),
+)
 
 
 def make_parties(**changes: Any) -> ContractParties:
@@ -71,6 +83,7 @@ def make_terms(**changes: Any) -> ContractTerms:
         payment_cycle=PaymentCycle.MONTHLY,
         trial_days=7,
         private_hire_penalty_fen=500_000,
+        cancellation=CLAUSE,
     )
     return dataclasses.replace(terms, **changes)
 
@@ -130,6 +143,7 @@ FIELD_CHANGES: dict[str, Any] = {
     "terms.late_payment_per_mille_per_day": 6,
     "terms.private_hire_penalty_fen": 500_001,
     "terms.termination_notice_days": 4,
+    "terms.cancellation": CancellationTerms(CLAUSE.consumer, (CancellationFee(36, 15),)),
 }
 
 
@@ -186,6 +200,27 @@ def test_canonical_json_round_trips_to_the_same_values(replaces: uuid.UUID | Non
     assert contract_from_canonical(contract.canonical_json()) == contract
 
 
+def test_a_contract_without_a_cancellation_clause_keeps_the_json_and_hash_it_was_signed_with() -> None:
+    # Drafted before contracts carried the clause: its canonical JSON has no key for it.
+    contract = make_contract(terms=make_terms(cancellation=None))
+    data = json.loads(contract.canonical_json())
+
+    assert "cancellation" not in data["terms"]
+    assert contract_from_canonical(contract.canonical_json()) == contract
+    assert contract.content_hash() == hashlib.sha256(contract.canonical_json()).hexdigest()
+
+
+def test_the_cancellation_clause_is_in_the_canonical_json_and_round_trips() -> None:
+    contract = make_contract()
+    data = json.loads(contract.canonical_json())
+
+    assert data["terms"]["cancellation"] == {
+        "consumer": [{"notice_hours": 48, "percent": 5}, {"notice_hours": 6, "percent": 30}],
+        "worker": [{"notice_hours": 36, "percent": 15}, {"notice_hours": 2, "percent": 40}],
+    }
+    assert contract_from_canonical(contract.canonical_json()).terms.cancellation == CLAUSE
+
+
 def test_a_draft_runs_its_trial_from_the_service_start() -> None:
     contract = make_contract()
 
@@ -210,6 +245,48 @@ def test_a_draft_runs_its_trial_from_the_service_start() -> None:
         ({}, {"deposit_fen": 1_500_001}, "terms.deposit_fen", "must not exceed the order price"),
         ({"start": START.replace(tzinfo=None)}, {}, "service.start", "timezone-aware"),
         ({"end": START - timedelta(seconds=1)}, {}, "service.end", "before service.start"),
+        (
+            {},
+            {"cancellation": CancellationTerms((CancellationFee(0, 10),), ())},
+            "terms.cancellation.consumer[0].notice_hours",
+            "between 1 and 8784",
+        ),
+        (
+            {},
+            {"cancellation": CancellationTerms((), (CancellationFee(24, 10), CancellationFee(8785, 10)))},
+            "terms.cancellation.worker[1].notice_hours",
+            "between 1 and 8784",
+        ),
+        (
+            {},
+            {"cancellation": CancellationTerms((), (CancellationFee(24, 101),))},
+            "terms.cancellation.worker[0].percent",
+            "between 0 and 100",
+        ),
+        (
+            {},
+            {"cancellation": CancellationTerms((CancellationFee(24, -1),), ())},
+            "terms.cancellation.consumer[0].percent",
+            "between 0 and 100",
+        ),
+        (
+            {},
+            {"cancellation": CancellationTerms((CancellationFee(24, 20), CancellationFee(2, 10)), ())},
+            "terms.cancellation.consumer",
+            "a shorter notice must not cost less",
+        ),
+        (
+            {},
+            {"cancellation": CancellationTerms((), (CancellationFee(24, 10), CancellationFee(24, 20)))},
+            "terms.cancellation.worker",
+            "each fee needs its own notice",
+        ),
+        (
+            {},
+            {"cancellation": CancellationTerms(tuple(CancellationFee(h, 10) for h in range(1, 7)), ())},
+            "terms.cancellation.consumer",
+            "at most 5 fees",
+        ),
     ],
 )
 def test_draft_refusals_name_the_field(
@@ -236,6 +313,9 @@ def test_a_draft_made_at_a_naive_instant_is_refused() -> None:
         ({}, {"trial_days": 30}),
         ({}, {"deposit_fen": 1_500_000}),
         ({"end": START}, {}),
+        ({}, {"cancellation": CancellationTerms((), ())}),  # cancelling is free for both
+        ({}, {"cancellation": CancellationTerms((CancellationFee(1, 0), CancellationFee(8784, 0)), ())}),
+        ({}, {"cancellation": CancellationTerms((), tuple(CancellationFee(h, 100) for h in range(1, 6)))}),
     ],
 )
 def test_boundaries_are_accepted(service: dict[str, Any], terms: dict[str, Any]) -> None:
@@ -275,6 +355,16 @@ def test_term_defaults_pay_monthly_after_a_seven_day_trial() -> None:
     assert (terms.payment_cycle, terms.trial_days) == (PaymentCycle.MONTHLY, 7)
     assert (terms.late_payment_per_mille_per_day, terms.private_hire_penalty_fen) == (5, 0)
     assert terms.termination_notice_days == 3
+
+
+@pytest.mark.parametrize("hourly", [True, False])
+def test_default_terms_carry_the_default_cancellation_clause_for_both_sides(hourly: bool) -> None:
+    terms = default_terms(ServiceType.CLEANING, 13_500, hourly)
+
+    assert terms.cancellation == DEFAULT_CANCELLATION
+    fees = [(fee.notice_hours, fee.percent) for fee in DEFAULT_CANCELLATION.consumer]
+    assert fees == [(24, 10), (2, 20)]  # the figures orders charged before contracts had the clause
+    assert DEFAULT_CANCELLATION.worker == DEFAULT_CANCELLATION.consumer
 
 
 def test_replacement_is_due_three_days_after_the_request() -> None:
@@ -343,3 +433,27 @@ def test_the_dispute_route_runs_from_negotiation_to_court() -> None:
 
     steps = ["协商", "行业协会", "人民调解委员会", "消费者协会", "12345", "12315", "仲裁", "诉讼"]
     assert [text.index(step) for step in steps] == sorted(text.index(step) for step in steps)
+
+
+def test_cancellation_clauses_state_each_sides_fees_with_the_amounts() -> None:
+    consumer, worker = cancellation_clauses(make_terms(), 1_500_000)
+
+    assert consumer == (
+        "甲方在服务开始前48小时以上取消服务的，不支付取消费用；"
+        "不足48小时取消的，支付服务费用的5%（¥750.00）；"
+        "不足6小时或服务开始后取消的，支付服务费用的30%（¥4,500.00），由甲方向乙方支付。"
+    )
+    assert worker.startswith("乙方或其服务人员在服务开始前36小时以上取消服务的，不支付取消费用；")
+    assert (
+        "不足2小时或服务开始后取消的，支付服务费用的40%（¥6,000.00），由乙方或其服务人员向甲方支付" in worker
+    )
+
+
+def test_cancellation_clauses_say_when_a_side_cancels_free_and_are_absent_without_a_clause() -> None:
+    free = make_terms(cancellation=CancellationTerms((CancellationFee(24, 0),), ()))
+
+    assert cancellation_clauses(free, 1_000) == (
+        "甲方取消服务的，不支付取消费用。",
+        "乙方或其服务人员取消服务的，不支付取消费用。",
+    )
+    assert cancellation_clauses(make_terms(cancellation=None), 1_000) == ()

@@ -81,6 +81,23 @@ def test_html_formats_money_exactly_from_fen() -> None:
     assert all(money in text for money in ("¥12.34", "¥0.05", "¥12.39", "¥5,000.00"))
 
 
+def test_html_states_the_cancellation_clause_as_part_five() -> None:
+    text = _text_of(render_html(make_contract()))
+
+    assert "五、取消服务" in text
+    assert "不足6小时或服务开始后取消的，支付服务费用的30%（¥4,500.00）" in text
+    assert "六、违约责任" in text
+    assert "七、争议解决" in text
+
+
+def test_a_contract_drafted_before_the_clause_renders_as_it_did() -> None:
+    text = _text_of(render_html(make_contract(terms=make_terms(cancellation=None))))
+
+    assert "取消服务" not in text
+    assert "五、违约责任" in text
+    assert "六、争议解决" in text
+
+
 def test_html_without_a_trial_or_known_district_says_so() -> None:
     contract = make_contract(service=make_service(district_code="999999"), terms=make_terms(trial_days=0))
 
@@ -138,6 +155,8 @@ def test_pdf_text_has_the_title_the_consumer_the_money_and_the_hash(font: Path) 
     assert "家政服务合同" in text
     assert "王小红" in text
     assert "¥12,000.00" in text
+    assert "取消服务" in text
+    assert "支付服务费用的40%" in "".join(text.split())
     assert contract.content_hash() in "".join(text.split())
 
 

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf.message import Message
 
 from jiazheng.orders.events.v1 import events_pb2 as ev
+from jiazheng.orders.v1 import orders_pb2 as o
 from libs.common.auth import Principal, Role
 from libs.common.card_token import CardClaims, SigningKeyring
 from libs.common.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
@@ -21,9 +22,11 @@ from libs.common.testing import FixedClock
 from libs.common.timers import DueTimer, TimerWorker
 from services.orders import domain, queries, service_layer
 from services.orders.domain import CardColour, CreditLevel, HealthTier, SkillLevel, Trade
+from services.orders.domain import contract as c
 from services.orders.domain.matching import MatchingIndex, WeeklySlot, WorkerEligibility
 from services.orders.events import TOPIC
 from services.orders.tests.fakes import FakeOrdersUnitOfWork
+from services.orders.tests.test_contract import CLAUSE
 
 NOW = datetime(2024, 6, 3, 1, 0, tzinfo=UTC)  # a Monday, 09:00 in Beijing
 START = NOW + timedelta(days=2)
@@ -420,6 +423,41 @@ async def test_a_late_cancellation_by_the_consumer_pays_the_fee(
     assert cancelled.cancellation_fee_fen == 2_400  # 10 % of 240 yuan
     [event] = _published(uow, ev.OrderCancelled)
     assert (event.fee_fen, event.hours_before_start, event.worker_id) == (2_400, 12, "w-best")
+
+
+async def test_the_fee_follows_the_cancellation_clause_the_company_set_in_the_contract(
+    uow: FakeOrdersUnitOfWork, dispatch: service_layer.Dispatch
+) -> None:
+    order = await _order(uow)
+    offer = await service_layer.offer_order(uow, dispatch, "p-1", order.order_id, None)
+    terms = c.ContractTerms(19_200, 4_800, 0, c.PaymentCycle.PER_VISIT, 0, cancellation=CLAUSE)
+    _, contract = await service_layer.accept_offer(uow, PLATFORM, order.order_id, offer.offer_id, terms)
+    uow.clock.advance(timedelta(days=1, hours=12))  # 12 h before the start
+
+    cancelled = await service_layer.cancel_order(
+        uow, "p-1", order.order_id, domain.Party.WORKER, "the worker fell ill"
+    )
+
+    assert contract.terms.cancellation == CLAUSE
+    assert cancelled.cancellation_fee_fen == 3_600  # the clause's 15 % for the worker's side, not 10 %
+    [event] = _published(uow, ev.OrderCancelled)
+    assert (event.fee_fen, event.cancelled_by) == (3_600, o.PARTY_WORKER)
+
+
+async def test_terms_without_a_clause_get_the_default_one_and_a_replaced_order_cancels_free(
+    uow: FakeOrdersUnitOfWork, dispatch: service_layer.Dispatch
+) -> None:
+    order = await _order(uow)
+    offer = await service_layer.offer_order(uow, dispatch, "p-1", order.order_id, None)
+    terms = c.ContractTerms(20_000, 4_000, 0, c.PaymentCycle.PER_VISIT, 0)
+    _, contract = await service_layer.accept_offer(uow, PLATFORM, order.order_id, offer.offer_id, terms)
+    await service_layer.replace_worker(uow, "p-1", order.order_id, "consumer asked")
+    uow.clock.advance(timedelta(days=1, hours=23))  # an hour before the start
+
+    cancelled = await service_layer.cancel_order(uow, "p-1", order.order_id, domain.Party.CONSUMER, "")
+
+    assert contract.terms.cancellation == c.DEFAULT_CANCELLATION
+    assert cancelled.cancellation_fee_fen == 0  # the contract ended with the replacement
 
 
 async def test_cancelling_while_an_offer_waits_withdraws_it(
