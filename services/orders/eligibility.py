@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
@@ -146,6 +147,11 @@ class EligibilityRepository(Protocol):
 
     async def touch(self, worker_id: str) -> None:
         """The worker's bookings changed: a new revision, so the index reloads them."""
+        ...
+
+    def batched(self) -> AbstractAsyncContextManager[None]:
+        """The writes made inside are sent together, in order, when it ends without an error (a
+        run of one statement in one round trip); reads inside do not see them yet."""
         ...
 
     async def company_of(self, worker_id: str) -> str | None: ...

@@ -33,8 +33,10 @@ SetFields = Callable[[EligibilityRepository], Awaitable[None]]
 
 def _eligibility_effect(read: Callable[[EventEnvelope], SetFields]) -> Effect[EligibilityUnitOfWork]:
     async def apply(uow: EligibilityUnitOfWork, events: Sequence[EventEnvelope]) -> None:
-        for event in events:
-            await read(event)(uow.eligibility)
+        # A run of one event type makes one statement per event: sent together, not one by one.
+        async with uow.eligibility.batched():
+            for event in events:
+                await read(event)(uow.eligibility)
 
     return apply
 
