@@ -189,7 +189,7 @@ images: deps proto
 # (our Kafka and PostgreSQL images); both need `make images` and a running Docker engine.
 test-containers: images $(GRPCURL_STAMP)
 	$(BIN)/pytest -q -m containers tests/containers
-	$(BIN)/pytest -q -m integration $(ARGS)
+	$(BIN)/pytest -q -m "integration and not own_stack" $(ARGS)
 
 # The benchmarks on a stack of their own (.stack/bench): `make bench` writes bench/results/latest.json,
 # `make bench ARGS=--quick` is a short smoke run (bench/results/quick.tmp); see bench/README.md.

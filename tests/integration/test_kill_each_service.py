@@ -55,7 +55,7 @@ from tests.integration.kafka_tools import read_topic
 from tests.integration.test_regulator_indicators import expected
 from tests.integration.workers_client import call, create_worker, ensure_company
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_stack]
 
 SEED = 14
 EVENTS = 10_000

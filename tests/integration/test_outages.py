@@ -35,6 +35,8 @@ from tests.integration.faults import (  # noqa: F401
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import produce_order_created, read_topic
 
+pytestmark = pytest.mark.own_stack  # and integration, as everything here (conftest)
+
 RELAY_POLL_S = 30  # far longer than any wait below: publishing must come from NOTIFY
 CALLS_PER_S = 50
 OUTAGE_S = 8

@@ -73,6 +73,8 @@ from tests.integration.insurance_client import beijing_today, insured
 from tests.integration.kafka_tools import start_group_at_end
 from tests.integration.workers_client import create_company, worker_request
 
+pytestmark = pytest.mark.own_stack  # and integration, as everything here (conftest)
+
 SERVICES = ("orders", "workers", "credit", "complaints", "insurance")  # each with a database
 # What each consumer group reads (services/*/app.py); the regulator's faust agents read every
 # service's events and re-read its own regulator topics.
