@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
@@ -149,9 +148,13 @@ class EligibilityRepository(Protocol):
         """The worker's bookings changed: a new revision, so the index reloads them."""
         ...
 
-    def batched(self) -> AbstractAsyncContextManager[None]:
-        """The writes made inside are sent together, in order, when it ends without an error (a
-        run of one statement in one round trip); reads inside do not see them yet."""
+    def hold(self) -> None:
+        """The writes made from now on are held until ``flush`` (reads do not see them yet)."""
+        ...
+
+    async def flush(self) -> None:
+        """Send the held writes together, with the effect of sending them one by one in order
+        (a few statements for many workers), and stop holding; nothing when none is held."""
         ...
 
     async def company_of(self, worker_id: str) -> str | None: ...

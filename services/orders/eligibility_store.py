@@ -9,14 +9,14 @@ Use cases should touch the eligibility last in their unit of work, as the consum
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
-from enum import Enum
 from itertools import groupby
 from operator import itemgetter
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 
@@ -25,14 +25,13 @@ from services.orders.domain.matching import Interval, WeeklySlot, WorkerEligibil
 from services.orders.domain.vocabulary import CardColour, CreditLevel, HealthTier, SkillLevel, Trade
 from services.orders.eligibility import CardOnFile, EligibilityRecord, beijing_today, eligibility_of
 
-E = TypeVar("E", bound=Enum)
-
 _REVISION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('jiazheng.worker_eligibility'), 0)"
 _NEXT_REVISION = "nextval('worker_eligibility_revision')"
-_TOUCH = f"UPDATE worker_eligibility SET revision = {_NEXT_REVISION}, updated_at = now() WHERE worker_id = $1"
 # A worker's bookings: their orders assigned or checked in, from the start for the booked hours.
 _CHANGED_SINCE = """
-SELECT w.*, b.starts, b.ends
+SELECT w.worker_id, w.company_id, w.home_district, w.districts, w.trades, w.skill_level, w.health_tier,
+       w.health_valid_until, w.card_id, w.card_colour, w.card_revoked, w.credit_level, w.rating_total,
+       w.rating_count, w.weekly_slots, w.leaves, w.revision, b.starts, b.ends
   FROM worker_eligibility w
   LEFT JOIN LATERAL (
     SELECT array_agg(o.scheduled_start ORDER BY o.scheduled_start) AS starts,
@@ -59,22 +58,60 @@ def _upsert(*columns: str, update: str = "", where: str = "") -> str:
     ) + (f" WHERE {where}" if where else "")
 
 
-_SET_REGISTRATION = _upsert("company_id", "home_district", "districts", "trades")
-_SET_COMPANY = _upsert("company_id")
-_SET_HEALTH_CHECK = _upsert("health_tier", "health_valid_until")
-_SET_SKILL_LEVEL = _upsert("skill_level")
-_SET_AVAILABILITY = _upsert("weekly_slots", "leaves")
-_ISSUE_CARD = _upsert("card_id", "card_revoked")
-_REVOKE_CARD = _upsert(
-    "card_id", "card_revoked", update="card_revoked = true", where="w.card_id = EXCLUDED.card_id"
+def _upsert_all(**types: str) -> str:
+    """``_upsert`` of the columns named, for many workers at once: one array per column ($1 the
+    workers' ids), one worker at most once (a row cannot be updated twice in one statement)."""
+    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types.values(), start=2))
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in types)
+    return (
+        f"INSERT INTO worker_eligibility AS w (worker_id, {', '.join(types)}, revision)"
+        f" SELECT e.*, {_NEXT_REVISION} FROM unnest($1::text[], {arrays}) AS e"
+        f" ON CONFLICT (worker_id) DO UPDATE SET {sets}, revision = EXCLUDED.revision, updated_at = now()"
+    )
+
+
+@dataclass(frozen=True, eq=False)  # one object per statement: equal when the same
+class _Statement:
+    """A write of one worker's row: ``one`` for a worker; ``each``, when the last write of a worker
+    is all that counts, for many workers in one statement; writes of one ``columns`` group keep
+    their order, writes of different groups set different columns and so commute."""
+
+    one: str
+    columns: str
+    each: str | None = None
+
+
+def _setter(**types: str) -> _Statement:
+    return _Statement(_upsert(*types), columns=" ".join(types), each=_upsert_all(**types))
+
+
+_SET_REGISTRATION = _Statement(_upsert("company_id", "home_district", "districts", "trades"), "company")
+_SET_COMPANY = _Statement(_upsert("company_id"), "company", _upsert_all(company_id="text"))
+_SET_HEALTH_CHECK = _setter(health_tier="integer", health_valid_until="date")
+_SET_SKILL_LEVEL = _setter(skill_level="integer")
+_SET_AVAILABILITY = _setter(weekly_slots="jsonb", leaves="jsonb")
+_ISSUE_CARD = _Statement(_upsert("card_id", "card_revoked"), "card")
+_REVOKE_CARD = _Statement(
+    _upsert("card_id", "card_revoked", update="card_revoked = true", where="w.card_id = EXCLUDED.card_id"),
+    "card",
 )
-_SET_CARD_COLOUR = _upsert("card_colour")
-_SET_CREDIT_LEVEL = _upsert("credit_level")
-_RECORD_RATING = _upsert(
-    "rating_total",
-    "rating_count",
-    update="rating_total = w.rating_total + EXCLUDED.rating_total, rating_count = w.rating_count + 1",
+_SET_CARD_COLOUR = _setter(card_colour="text")
+_SET_CREDIT_LEVEL = _setter(credit_level="text")
+_RECORD_RATING = _Statement(
+    _upsert(
+        "rating_total",
+        "rating_count",
+        update="rating_total = w.rating_total + EXCLUDED.rating_total, rating_count = w.rating_count + 1",
+    ),
+    "rating",
 )
+_TOUCH = _Statement(
+    f"UPDATE worker_eligibility SET revision = {_NEXT_REVISION}, updated_at = now() WHERE worker_id = $1",
+    "revision",
+    f"UPDATE worker_eligibility SET revision = {_NEXT_REVISION}, updated_at = now()"
+    " WHERE worker_id = ANY($1::text[])",
+)
+_Write = tuple[_Statement, tuple[Any, ...]]
 
 
 class PgEligibilityRepository:
@@ -83,34 +120,47 @@ class PgEligibilityRepository:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
         self._holds_revision_lock = False
-        self._pending: list[tuple[str, tuple[Any, ...]]] | None = None
+        self._held: list[_Write] | None = None
 
     async def _lock_revisions(self) -> None:
         if not self._holds_revision_lock:
             await self._conn.execute(_REVISION_LOCK)
             self._holds_revision_lock = True
 
-    async def _write(self, sql: str, *args: Any) -> None:
-        if self._pending is not None:
-            self._pending.append((sql, args))
+    async def _write(self, statement: _Statement, *args: Any) -> None:
+        if self._held is not None:
+            self._held.append((statement, args))
             return
         await self._lock_revisions()
-        await self._conn.execute(sql, *args)
+        await self._conn.execute(statement.one, *args)
 
-    @contextlib.asynccontextmanager
-    async def batched(self) -> AsyncIterator[None]:
-        """Each run of one statement among the writes made inside goes by ``executemany``, which
-        asyncpg pipelines: one round trip instead of one per write, in the same order."""
-        pending: list[tuple[str, tuple[Any, ...]]] = []
-        self._pending = pending
-        try:
-            yield
-        finally:
-            self._pending = None
-        if pending:
-            await self._lock_revisions()
-        for sql, run in groupby(pending, key=itemgetter(0)):
-            await self._conn.executemany(sql, [args for _, args in run])
+    def hold(self) -> None:
+        if self._held is None:
+            self._held = []
+
+    async def flush(self) -> None:
+        """The held writes, a few statements in all: each group of columns in its order, a run of
+        one statement as one statement (the last write of each worker) or one pipelined
+        ``executemany`` (every write, in order)."""
+        held, self._held = self._held, None
+        if not held:
+            return
+        await self._lock_revisions()
+        by_columns: dict[str, list[_Write]] = {}
+        for write in held:
+            by_columns.setdefault(write[0].columns, []).append(write)
+        for writes in by_columns.values():
+            for statement, run in groupby(writes, key=itemgetter(0)):
+                await self._send(statement, [args for _, args in run])
+
+    async def _send(self, statement: _Statement, rows: list[tuple[Any, ...]]) -> None:
+        if statement.each is None:
+            await self._conn.executemany(statement.one, rows)
+            return
+        latest = {args[0]: args for args in rows}
+        await self._conn.execute(
+            statement.each, *(list(column) for column in zip(*latest.values(), strict=True))
+        )
 
     async def set_registration(
         self, worker_id: str, company_id: str, districts: Sequence[str], trades: Sequence[Trade]
@@ -188,30 +238,51 @@ def _record(row: asyncpg.Record) -> EligibilityRecord:
         company_id=row["company_id"],
         home_district=row["home_district"],
         districts=tuple(row["districts"]),
-        trades=tuple(Trade(t) for t in row["trades"]),
+        trades=_trades(tuple(row["trades"])),
         skill_level=row["skill_level"],
-        health_tier=_optional(HealthTier, row["health_tier"]),
+        health_tier=None if row["health_tier"] is None else _HEALTH_TIERS[row["health_tier"]],
         health_valid_until=row["health_valid_until"],
         card_id=row["card_id"],
-        card_colour=CardColour(row["card_colour"]),
+        card_colour=_CARD_COLOURS[row["card_colour"]],
         card_revoked=row["card_revoked"],
-        credit_level=_optional(CreditLevel, row["credit_level"]),
+        credit_level=None if row["credit_level"] is None else _CREDIT_LEVELS[row["credit_level"]],
         rating_total=row["rating_total"],
         rating_count=row["rating_count"],
-        weekly_slots=tuple(WeeklySlot(*slot) for slot in json.loads(row["weekly_slots"])),
-        leaves=tuple(
-            Interval(datetime.fromisoformat(start), datetime.fromisoformat(end))
-            for start, end in json.loads(row["leaves"])
-        ),
+        weekly_slots=_weekly_slots(row["weekly_slots"]),
+        leaves=_leaves(row["leaves"]),
+    )
+
+
+# Decoding a row is most of a catch-up's work, and most rows share their slots, trades and enums:
+# each distinct value is decoded once (all of them immutable, so shared safely).
+_HEALTH_TIERS = {int(tier): tier for tier in HealthTier}
+_CARD_COLOURS = {colour.value: colour for colour in CardColour}
+_CREDIT_LEVELS = {level.value: level for level in CreditLevel}
+
+
+@functools.lru_cache(maxsize=1024)
+def _trades(names: tuple[str, ...]) -> tuple[Trade, ...]:
+    return tuple(Trade(name) for name in names)
+
+
+@functools.lru_cache(maxsize=4096)
+def _weekly_slots(text: str) -> tuple[WeeklySlot, ...]:
+    return tuple(WeeklySlot(*slot) for slot in json.loads(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _leaves(text: str) -> tuple[Interval, ...]:
+    return tuple(
+        Interval(datetime.fromisoformat(start), datetime.fromisoformat(end))
+        for start, end in json.loads(text)
     )
 
 
 def _bookings(row: asyncpg.Record) -> list[Interval]:
-    return [Interval(start, end) for start, end in zip(row["starts"] or (), row["ends"] or (), strict=True)]
-
-
-def _optional(kind: type[E], value: object) -> E | None:
-    return None if value is None else kind(value)
+    starts = row["starts"]
+    if starts is None:  # most workers: no booking
+        return []
+    return [Interval(start, end) for start, end in zip(starts, row["ends"], strict=True)]
 
 
 def _slots_json(slots: Sequence[WeeklySlot]) -> str:

@@ -9,7 +9,7 @@ malformed event (no worker id, an unspecified or unknown enum, an impossible slo
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date
 from enum import Enum
 from typing import TypeVar
@@ -21,7 +21,7 @@ from jiazheng.workers.events.v1 import events_pb2 as worker_events
 from jiazheng.workers.v1 import workers_pb2 as workers_pb
 from libs.common.errors import PermanentEventError
 from libs.common.events import EventEnvelope, event_type_of
-from libs.common.inbox import Effect
+from libs.common.inbox import Effect, SettledEffects
 from services.orders.domain.matching import Interval, WeeklySlot
 from services.orders.domain.vocabulary import CardColour, CreditLevel, HealthTier, SkillLevel, Trade
 from services.orders.eligibility import EligibilityRepository, EligibilityUnitOfWork
@@ -33,12 +33,33 @@ SetFields = Callable[[EligibilityRepository], Awaitable[None]]
 
 def _eligibility_effect(read: Callable[[EventEnvelope], SetFields]) -> Effect[EligibilityUnitOfWork]:
     async def apply(uow: EligibilityUnitOfWork, events: Sequence[EventEnvelope]) -> None:
-        # A run of one event type makes one statement per event: sent together, not one by one.
-        async with uow.eligibility.batched():
-            for event in events:
-                await read(event)(uow.eligibility)
+        uow.eligibility.hold()  # sent by the settle step, a few statements for the whole poll
+        for event in events:
+            await read(event)(uow.eligibility)
 
     return apply
+
+
+class _EligibilityEffects(SettledEffects[EligibilityUnitOfWork]):
+    """The effects of the types orders keeps; a poll settles by sending their writes together."""
+
+    def __init__(self, effects: Mapping[str, Effect[EligibilityUnitOfWork]]) -> None:
+        self._effects = dict(effects)
+
+    def __getitem__(self, event_type: str) -> Effect[EligibilityUnitOfWork]:
+        return self._effects[event_type]
+
+    def __contains__(self, event_type: object) -> bool:
+        return event_type in self._effects  # asked of every event: not Mapping's try/except
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._effects)
+
+    def __len__(self) -> int:
+        return len(self._effects)
+
+    async def settle(self, uow: EligibilityUnitOfWork) -> None:
+        await uow.eligibility.flush()
 
 
 def _registered(event: EventEnvelope) -> SetFields:
@@ -148,17 +169,19 @@ def _leave(event: EventEnvelope, leave: workers_pb.Leave) -> Interval:
     return Interval(start, end)
 
 
-EFFECTS: Mapping[str, Effect[EligibilityUnitOfWork]] = {
-    event_type_of(message): _eligibility_effect(read)
-    for message, read in (
-        (worker_events.WorkerRegistered(), _registered),
-        (worker_events.WorkerTransferred(), _transferred),
-        (worker_events.HealthCheckRecorded(), _health_check),
-        (worker_events.SkillCertificateRecorded(), _certificate),
-        (worker_events.AvailabilityChanged(), _availability),
-        (worker_events.CardIssued(), _card_issued),
-        (worker_events.CardRevoked(), _card_revoked),
-        (worker_events.CardStatusChanged(), _card_status),
-        (credit_events.CreditLevelChanged(), _credit_level),
-    )
-}
+EFFECTS: Mapping[str, Effect[EligibilityUnitOfWork]] = _EligibilityEffects(
+    {
+        event_type_of(message): _eligibility_effect(read)
+        for message, read in (
+            (worker_events.WorkerRegistered(), _registered),
+            (worker_events.WorkerTransferred(), _transferred),
+            (worker_events.HealthCheckRecorded(), _health_check),
+            (worker_events.SkillCertificateRecorded(), _certificate),
+            (worker_events.AvailabilityChanged(), _availability),
+            (worker_events.CardIssued(), _card_issued),
+            (worker_events.CardRevoked(), _card_revoked),
+            (worker_events.CardStatusChanged(), _card_status),
+            (credit_events.CreditLevelChanged(), _credit_level),
+        )
+    }
+)

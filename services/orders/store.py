@@ -301,3 +301,7 @@ class PgOrdersUnitOfWork(PgUnitOfWork):
         self.contracts = PgContractRepository(conn, self._keyring)
         self.catalogue = PgCatalogueRepository(conn)
         self.eligibility = PgEligibilityRepository(conn)
+
+    async def commit(self) -> None:
+        await self.eligibility.flush()  # writes still held are sent, never dropped by a commit
+        await super().commit()

@@ -5,6 +5,7 @@ feed's bookings from real orders rows, and the index catching up over the real f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -16,6 +17,7 @@ import pytest
 from deploy.local.stack import Endpoints
 from libs.common.beijing import BEIJING
 from libs.common.db import PgUnitOfWork, create_pool, migrate
+from libs.common.pii import Keyring
 from libs.common.testing import FixedClock
 from services.orders.domain import ServiceType
 from services.orders.domain.catalogue import DEFAULT_CATALOGUE
@@ -35,6 +37,7 @@ from services.orders.domain.vocabulary import (
 )
 from services.orders.eligibility import CardOnFile, EligibilityIndex
 from services.orders.eligibility_store import PgEligibilityFeed, PgEligibilityRepository
+from services.orders.store import PgOrdersUnitOfWork
 
 ORDERS_MIGRATIONS = Path(__file__).parents[2] / "services" / "orders" / "migrations"
 NOW = datetime(2026, 3, 2, 2, tzinfo=UTC)  # 10:00 on Monday in Beijing
@@ -150,6 +153,63 @@ async def test_setters_upsert_the_row_and_every_change_draws_a_higher_revision(
         leaves=(leave,),
     )
     assert await feed.changed_since(revision, 10) == []
+
+
+async def _write_mix(repo: PgEligibilityRepository, prefix: str) -> None:
+    """Writes of every kind, several per worker, interleaved as a poll of both topics has them."""
+    leave = Interval(TUESDAY_9, TUESDAY_9 + timedelta(days=2))
+    one, two, three = f"{prefix}-1", f"{prefix}-2", f"{prefix}-3"
+    await repo.set_credit_level(one, CreditLevel.B)
+    await repo.set_company(one, "c-0")
+    await repo.set_registration(one, "c-1", ["110108", CHAOYANG], [Trade.HOUSEKEEPER])
+    await repo.issue_card(one, "card-1")
+    await repo.set_card_colour(one, CardColour.GREEN)
+    await repo.set_credit_level(two, CreditLevel.A)
+    await repo.revoke_card(one, "card-0")  # not the card on file: changes nothing
+    await repo.set_availability(one, WEEKDAYS_8_TO_18, [leave])
+    await repo.set_credit_level(one, CreditLevel.D)
+    await repo.record_rating(two, 5)
+    await repo.set_card_colour(one, CardColour.RED)
+    await repo.set_company(one, "c-2")
+    await repo.issue_card(two, "card-2")
+    await repo.revoke_card(two, "card-2")
+    await repo.record_rating(two, 2)
+    await repo.set_health_check(three, HealthTier.GENERAL, date(2026, 8, 31))
+    await repo.set_skill_level(three, SkillLevel.LEVEL_3)
+    await repo.set_availability(one, WEEKDAYS_8_TO_18[:2], [])
+    await repo.set_health_check(three, HealthTier.LIVE_IN, date(2026, 9, 30))
+    await repo.touch(two)
+
+
+async def test_held_writes_flushed_together_leave_the_rows_one_by_one_writes_leave(
+    pool: asyncpg.Pool, feed: PgEligibilityFeed
+) -> None:
+    async with EligibilityUnitOfWork(pool) as uow:
+        await _write_mix(uow.eligibility, "alone")
+        await uow.commit()
+    async with EligibilityUnitOfWork(pool) as uow:
+        uow.eligibility.hold()
+        await _write_mix(uow.eligibility, "held")
+        assert await _revision(uow, "held-1") is None  # nothing sent yet
+        await uow.eligibility.flush()
+        await uow.commit()
+    alone = await feed.changed_since(0, 3)
+    held = await feed.changed_since(alone[-1][0], 10)
+    assert len(held) == 3
+    as_alone = {w.worker_id.replace("held", "alone"): dataclasses.replace(w, worker_id="") for _, w in held}
+    assert as_alone == {w.worker_id: dataclasses.replace(w, worker_id="") for _, w in alone}
+
+
+async def test_writes_still_held_at_the_commit_of_the_orders_unit_of_work_are_sent(
+    pool: asyncpg.Pool,
+) -> None:
+    async with PgOrdersUnitOfWork(pool, Keyring({"k": bytes(32)}, "k", bytes(32))) as uow:
+        uow.eligibility.hold()
+        await uow.eligibility.set_card_colour("w-1", CardColour.RED)
+        await uow.commit()
+    async with EligibilityUnitOfWork(pool) as uow:
+        assert await uow.eligibility.card_on_file("w-1") is None
+        assert await uow.conn.fetchval("SELECT card_colour FROM worker_eligibility") == "red"
 
 
 async def test_the_card_on_file_and_the_company_for_the_use_cases(pool: asyncpg.Pool) -> None:

@@ -369,7 +369,7 @@ class _Bucket:
         return self.sizes.total()
 
     def add(
-        self, worker_id: str, place: tuple[_Class, int], key: tuple[int, str], busy_days: set[int]
+        self, worker_id: str, place: tuple[_Class, int], key: tuple[int, str], busy_days: frozenset[int]
     ) -> None:
         cls, mask = place
         by_mask = self.groups.setdefault(cls, {})
@@ -380,7 +380,7 @@ class _Bucket:
             group.busy_days.setdefault(day, set()).add(worker_id)
 
     def discard(
-        self, worker_id: str, place: tuple[_Class, int], key: tuple[int, str], busy_days: set[int]
+        self, worker_id: str, place: tuple[_Class, int], key: tuple[int, str], busy_days: frozenset[int]
     ) -> None:
         cls, mask = place
         by_mask = self.groups[cls]
@@ -405,6 +405,20 @@ def _place(worker: WorkerEligibility) -> tuple[_Class, int]:
     return _class_of(worker), _slots_mask(worker.weekly_slots)
 
 
+class _Placement(NamedTuple):
+    """Where a worker sits: the group in each of their buckets, their rank key in each district's
+    buckets, the Beijing days they are busy; kept so that a removal need not compute it again."""
+
+    place: tuple[_Class, int]
+    keys: tuple[tuple[str, tuple[int, str]], ...]  # (district, rank key)
+    days: frozenset[int]
+
+
+def _placement(worker: WorkerEligibility) -> _Placement:
+    keys = tuple((d, (-score_components(worker, d, 0).total, worker.worker_id)) for d in worker.districts)
+    return _Placement(_place(worker), keys, frozenset(_days_busy(worker)))
+
+
 _NO_BUCKET = _Bucket()
 
 
@@ -423,7 +437,7 @@ class MatchingIndex:
         self._records: dict[str, WorkerEligibility] = {}
         self._buckets: dict[tuple[str, Trade], _Bucket] = {}
         self._per_trade: Counter[Trade] = Counter()
-        self._places: dict[str, tuple[_Class, int]] = {}
+        self._placements: dict[str, _Placement] = {}
         for worker in workers:
             self.upsert(worker)
 
@@ -434,13 +448,22 @@ class MatchingIndex:
         return self._records.get(worker_id)
 
     def upsert(self, worker: WorkerEligibility) -> None:
-        """Add ``worker``, or replace what the index holds of them."""
+        """Add ``worker``, or replace what the index holds of them (only the record when the change
+        moves them nowhere: a colour from YELLOW to RED, an equal event again)."""
+        placement = _placement(worker)
+        held = self._records.get(worker.worker_id)
+        if (
+            held is not None
+            and held.trades == worker.trades
+            and self._placements[worker.worker_id] == placement
+        ):
+            self._records[worker.worker_id] = worker
+            return
         self.remove(worker.worker_id)
         self._records[worker.worker_id] = worker
-        place, days = _place(worker), _days_busy(worker)
-        self._places[worker.worker_id] = place
-        for district in worker.districts:
-            key = (-score_components(worker, district, 0).total, worker.worker_id)
+        self._placements[worker.worker_id] = placement
+        place, days = placement.place, placement.days
+        for district, key in placement.keys:
             for trade in worker.trades:
                 self._buckets.setdefault((district, trade), _Bucket()).add(worker.worker_id, place, key, days)
         self._per_trade.update(worker.trades)
@@ -450,9 +473,8 @@ class MatchingIndex:
         worker = self._records.pop(worker_id, None)
         if worker is None:
             return
-        place, days = self._places.pop(worker_id), _days_busy(worker)
-        for district in worker.districts:
-            key = (-score_components(worker, district, 0).total, worker_id)
+        place, keys, days = self._placements.pop(worker_id)
+        for district, key in keys:
             for trade in worker.trades:
                 self._buckets[(district, trade)].discard(worker_id, place, key, days)
         self._per_trade.subtract(worker.trades)

@@ -3,9 +3,8 @@ over the same rows (with the bookings a test gives)."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -57,10 +56,11 @@ class FakeEligibilityRepository:
     ) -> None:
         self._set(worker_id, weekly_slots=tuple(weekly_slots), leaves=tuple(leaves))
 
-    @contextlib.asynccontextmanager
-    async def batched(self) -> AsyncIterator[None]:
+    def hold(self) -> None:
         """Writes apply at once here: in memory there is no round trip to save."""
-        yield
+
+    async def flush(self) -> None:
+        pass
 
     async def issue_card(self, worker_id: str, card_id: str) -> None:
         self._set(worker_id, card_id=card_id, card_revoked=False)

@@ -25,7 +25,7 @@ from services.orders.domain.matching import Interval, WeeklySlot
 from services.orders.domain.vocabulary import CardColour, CreditLevel, HealthTier, SkillLevel, Trade
 from services.orders.eligibility import CardOnFile, EligibilityRecord
 from services.orders.handlers import EFFECTS
-from services.orders.tests.fake_eligibility import FakeEligibilityUnitOfWork
+from services.orders.tests.fake_eligibility import FakeEligibilityRepository, FakeEligibilityUnitOfWork
 from services.workers import domain as wd
 from services.workers import events as workers_events
 from services.workers.tests.test_domain import id_born
@@ -340,3 +340,48 @@ async def test_a_malformed_event_is_dead_lettered_at_once_and_sets_nothing(
     assert error.startswith("PermanentEventError")
     assert attempts == 1
     assert uow.eligibility.records == {}
+
+
+class NotingRepository(FakeEligibilityRepository):
+    """Notes when writes are held and flushed among the writes themselves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def hold(self) -> None:
+        self.calls.append("hold")
+
+    async def flush(self) -> None:
+        self.calls.append("flush")
+
+    async def set_card_colour(self, worker_id: str, colour: CardColour) -> None:
+        self.calls.append(f"colour {worker_id}")
+        await super().set_card_colour(worker_id, colour)
+
+    async def set_credit_level(self, worker_id: str, level: CreditLevel) -> None:
+        self.calls.append(f"credit {worker_id}")
+        await super().set_credit_level(worker_id, level)
+
+
+async def test_a_polls_writes_are_held_and_sent_together_once_after_every_effect(
+    uow: FakeEligibilityUnitOfWork, consumer: Consumer
+) -> None:
+    uow.eligibility = repo = NotingRepository()
+    await _consume(
+        consumer,
+        _colour(wd.CardColour.GREEN),
+        _credit_level(WORKER, credit_events.CREDIT_LEVEL_A),
+        _colour(wd.CardColour.RED),
+    )
+    assert repo.calls == [
+        "hold",
+        f"colour {WORKER}",
+        "hold",
+        f"credit {WORKER}",
+        "hold",
+        f"colour {WORKER}",
+        "flush",
+    ]
+    assert repo.records[WORKER].card_colour is CardColour.RED
+    assert repo.records[WORKER].credit_level is CreditLevel.A

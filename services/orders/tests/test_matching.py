@@ -336,6 +336,33 @@ def test_the_index_gives_the_linear_scans_answer_on_random_workers() -> None:
     assert all(sum(linear.excluded.values()) + linear.eligible == 3_000 for _, linear in results)
 
 
+def test_the_index_updated_field_by_field_gives_the_linear_scans_answer_on_the_final_workers() -> None:
+    rng = random.Random(11)
+    workers = {w.worker_id: w for w in (_random_worker(rng, n) for n in range(1_000))}
+    index = MatchingIndex(workers.values())
+    for _ in range(5_000):  # many of them move the worker nowhere: RED to YELLOW, the same value again
+        worker = workers[f"w-{rng.randrange(1_000):05}"]
+        changed = rng.choice(
+            [
+                {"card_colour": rng.choice(list(CardColour))},
+                {"credit_level": rng.choice([None, *CreditLevel])},
+                {"load": rng.randint(0, 5)},
+                {"weekly_slots": _random_worker(rng, 0).weekly_slots},
+                {"leaves": _random_worker(rng, 0).leaves},
+                {"trades": frozenset(rng.sample(list(T), rng.randint(1, 2)))},
+                {},
+            ]
+        )
+        workers[worker.worker_id] = dataclasses.replace(worker, **changed)
+        index.upsert(workers[worker.worker_id])
+
+    for request in (_random_request(rng) for _ in range(60)):
+        assert index.match(request, DEFAULT_CATALOGUE) == linear_match(
+            workers.values(), request, DEFAULT_CATALOGUE
+        )
+    assert all(index.get(w) is worker for w, worker in workers.items())
+
+
 def test_a_worker_turned_yellow_drops_out_and_green_again_returns() -> None:
     index = MatchingIndex([_worker("w-1"), _worker("w-2")])
 
