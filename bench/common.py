@@ -24,10 +24,10 @@ from aiokafka.errors import KafkaError
 from deploy.local.services import DevKey, api_keys_setting, new_dev_keys, new_dev_pii_keys
 from deploy.local.services import ServiceProcess as ServiceProcess  # the benchmarks' process type
 from deploy.local.services import stopped_after as stopped_after
-from deploy.local.stack import ROOT, Endpoints, drop_database, free_port
+from deploy.local.stack import ROOT, Endpoints, default_home, drop_database, free_port
 from libs.common.pii import Keyring
 
-BENCH_HOME = ROOT / ".stack" / "bench"
+BENCH_HOME = default_home("bench")  # .stack/bench; JZ_STACK_HOME picks another, as for the CLI
 RESULTS_DIR = ROOT / "bench" / "results"
 TOPIC_PARTITIONS = 3  # the services' default (JZ_TOPIC_PARTITIONS)
 

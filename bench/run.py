@@ -1,9 +1,9 @@
 """Run the benchmarks on a stack of their own, write the JSON result, print the table.
 
-    make bench                                    # everything (about 6 minutes)
+    make bench                                    # everything (about 25 minutes)
     make bench ARGS=--quick                       # shorter runs, to check that it works
     .venv/bin/python -m bench.run --only orders   # one: memory, orders, relay, credit, rebuild,
-                                                  # propagation or matching
+                                                  # propagation, eligibility, day or matching
 
 The stack is ``.stack/bench`` (Kafka + PostgreSQL, see docs/local-stack.md); it is started, and
 stopped at the end whatever happens; matching runs in-process first and needs no stack. Every figure has
@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    beijing_day,
     credit_pipeline,
     credit_propagation,
     credit_rebuild,
+    eligibility_events,
     idle_memory,
     matching,
     orders_create,
@@ -35,7 +37,17 @@ from bench import (
 from bench.common import BENCH_HOME, RESULTS_DIR, BenchEnv, drop_leftover_databases, machine_info
 from deploy.local.stack import ROOT, LocalStack
 
-BENCHMARKS = ("memory", "orders", "relay", "credit", "rebuild", "propagation", "matching")
+BENCHMARKS = (
+    "memory",
+    "orders",
+    "relay",
+    "credit",
+    "rebuild",
+    "propagation",
+    "eligibility",
+    "day",
+    "matching",
+)
 IN_PROCESS = ("matching",)  # benchmarks that need no stack
 
 
@@ -53,6 +65,14 @@ SIZES: dict[str, tuple[float, float]] = {
     "ledger_entries": (1_000_000, 100_000),
     "outcomes": (2_000, 400),
     "watch_every": (4, 2),
+    "eligibility_workers": (20_000, 5_000),
+    "eligibility_updates": (50_000, 10_000),
+    "eligibility_runs": (3, 2),
+    "day_orders": (3_000, 1_500),
+    "day_window": (20.0, 5.0),
+    "day_ramp_seconds": (20.0, 8.0),
+    "day_ramp_top": (320.0, 80.0),
+    "day_probes": (100, 10),
 }
 INTEGER_SIZES = (
     "events",
@@ -64,6 +84,11 @@ INTEGER_SIZES = (
     "ledger_entries",
     "outcomes",
     "watch_every",
+    "eligibility_workers",
+    "eligibility_updates",
+    "eligibility_runs",
+    "day_orders",
+    "day_probes",
 )
 
 
@@ -114,6 +139,34 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--watch-every",
         type=int,
         help="of those, every N-th watched until level and card show it (4; quick 2)",
+    )
+    p.add_argument(
+        "--eligibility-workers",
+        type=int,
+        help="workers loaded through events before the eligibility bursts (20000; quick 5000)",
+    )
+    p.add_argument(
+        "--eligibility-updates",
+        type=int,
+        help="card/credit/availability events per eligibility burst (50000; quick 10000)",
+    )
+    p.add_argument("--eligibility-runs", type=int, help="eligibility bursts, each timed (3; quick 2)")
+    p.add_argument("--day-orders", type=int, help="orders of the generated Beijing day (3000; quick 1500)")
+    p.add_argument(
+        "--day-window", type=float, help="minutes of the day's busiest window replayed at 10x (20; quick 5)"
+    )
+    p.add_argument(
+        "--day-ramp-seconds",
+        type=float,
+        help="wall seconds of each ramp pass, at most the window (20; quick 8)",
+    )
+    p.add_argument(
+        "--day-ramp-top",
+        type=float,
+        help="the ramp's last compression: 20x, 40x, ... up to it (320; quick 80)",
+    )
+    p.add_argument(
+        "--day-probes", type=int, help="severe-complaint outcomes watched during the 10x pass (100; quick 10)"
     )
     p.add_argument(
         "--output", type=Path, help="JSON result file (bench/results/latest.json; quick.tmp with --quick)"
@@ -170,6 +223,30 @@ async def _run(env: BenchEnv, args: argparse.Namespace) -> dict[str, Any]:
         results["credit_propagation"] = await credit_propagation.run(
             env, args.outcomes, args.outcome_rate, args.watch_every
         )
+    if "eligibility" in selected:
+        print(
+            f"eligibility from events: {args.eligibility_workers} workers loaded, then"
+            f" {args.eligibility_runs} bursts of {args.eligibility_updates} events; baseline after each ...",
+            flush=True,
+        )
+        results["eligibility_events"] = await eligibility_events.run(
+            env, args.eligibility_workers, args.eligibility_updates, args.eligibility_runs
+        )
+    if "day" in selected:
+        ramp = tuple(20.0 * 2**k for k in range(12) if 20.0 * 2**k <= args.day_ramp_top)
+        print(
+            f"a Beijing day: {args.day_orders} orders, the busiest {args.day_window:g} min at 10x, then"
+            f" {', '.join(f'{x:g}x' for x in ramp)}; each pass also against the bare gRPC server ...",
+            flush=True,
+        )
+        results["beijing_day"] = await beijing_day.run(
+            env,
+            args.day_orders,
+            args.day_window,
+            ramp,
+            ramp_seconds=args.day_ramp_seconds,
+            probes=args.day_probes,
+        )
     return results
 
 
@@ -208,6 +285,8 @@ RUN_PREFIX = {
     "credit_pipeline": "credit ",
     "credit_rebuild": "credit ",
     "credit_propagation": "propagation: ",
+    "eligibility_events": "eligibility: ",
+    "beijing_day": "day: ",
 }
 
 
