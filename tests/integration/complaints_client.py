@@ -5,10 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from jiazheng.complaints.events.v1 import events_pb2 as ce
 from jiazheng.complaints.v1 import complaints_pb2 as c
 from jiazheng.complaints.v1 import complaints_pb2_grpc
+from libs.common.events import envelope_from_kafka
+from libs.common.kafka import events_topic
 from tests.integration.clients import auth
 from tests.integration.harness import RunningService
+from tests.integration.kafka_tools import read_topic
 
 MEDIATION_METHODS = c.DESCRIPTOR.services_by_name["MediationService"].methods_by_name
 
@@ -64,3 +68,20 @@ async def file_company_complaint(svc: RunningService, key: str, company: str, de
     )
     filed = await complaints_call(svc, key, "FileComplaint", complaint)
     return str(filed.complaint_case.name)
+
+
+async def case_events(bootstrap: str, name: str) -> list[tuple[str, Any]]:
+    """The case's events in order, each once: the relay delivers at least once (a process stopped
+    between sending and marking sent sends again), consumers and this reader dedupe by event id."""
+    records = sorted(
+        (r for r in await read_topic(bootstrap, events_topic("complaints")) if r.key == name.encode()),
+        key=lambda r: r.offset,
+    )
+    found, seen = [], set()
+    for record in records:
+        event = envelope_from_kafka(record.headers, record.value)
+        if event.id not in seen:
+            seen.add(event.id)
+            kind = event.type.rsplit(".", 1)[-1]
+            found.append((kind, event.parse(getattr(ce, kind))))
+    return found

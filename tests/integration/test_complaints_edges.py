@@ -21,20 +21,18 @@ from aiokafka import AIOKafkaProducer
 
 from deploy.local.services import stopped_after
 from deploy.local.stack import Endpoints
-from jiazheng.complaints.events.v1 import events_pb2 as ce
 from jiazheng.complaints.v1 import complaints_pb2 as c
 from jiazheng.orders.events.v1 import events_pb2 as order_events
-from libs.common.events import envelope_from_kafka, new_event
+from libs.common.events import new_event
 from libs.common.kafka import ensure_topics, events_topic
 from libs.common.settings import ServiceSettings
-from tests.integration.complaints_client import complaints_call
+from tests.integration.complaints_client import case_events, complaints_call
 from tests.integration.harness import RunningService, ServiceHarness, eventually
-from tests.integration.kafka_tools import read_topic, start_group_at_end
+from tests.integration.kafka_tools import start_group_at_end
 
 pytestmark = pytest.mark.integration
 BEIJING = timezone(timedelta(hours=8))
 COMPANY = "00000000-0000-4000-8000-00000000c001"  # the demo-company key's tenant
-TOPIC = events_topic("complaints")
 ORDERS_TOPIC = events_topic("orders")
 SOURCES = [ORDERS_TOPIC, events_topic("insurance")]  # what complaints consumes
 OUTCOME = c.Outcome(result=c.OUTCOME_RESULT_PARTLY_SUBSTANTIATED, at_fault=c.PARTY_KIND_COMPANY)
@@ -88,26 +86,11 @@ async def _case(svc: RunningService, key: str, name: str) -> c.Case:
     return case
 
 
-async def _case_events(bootstrap: str, name: str) -> list[tuple[str, Any]]:
-    """The case's events in order, each once (the relay delivers at least once)."""
-    records = sorted(
-        (r for r in await read_topic(bootstrap, TOPIC) if r.key == name.encode()), key=lambda r: r.offset
-    )
-    found, seen = [], set()
-    for record in records:
-        event = envelope_from_kafka(record.headers, record.value)
-        if event.id not in seen:
-            seen.add(event.id)
-            kind = event.type.rsplit(".", 1)[-1]
-            found.append((kind, event.parse(getattr(ce, kind))))
-    return found
-
-
 async def _published_until(bootstrap: str, name: str, last: str) -> list[tuple[str, Any]]:
     """The case's events once ``last`` is among them (read while the publishing process runs)."""
 
     async def published() -> list[tuple[str, Any]]:
-        found = await _case_events(bootstrap, name)
+        found = await case_events(bootstrap, name)
         return found if last in [kind for kind, _ in found] else []
 
     return await eventually(published, within=60)

@@ -17,18 +17,13 @@ import pytest
 
 from deploy.local.services import stopped_after
 from deploy.local.stack import Endpoints
-from jiazheng.complaints.events.v1 import events_pb2 as ce
 from jiazheng.complaints.v1 import complaints_pb2 as c
-from libs.common.events import envelope_from_kafka
-from libs.common.kafka import events_topic
-from tests.integration.complaints_client import complaints_call
+from tests.integration.complaints_client import case_events, complaints_call
 from tests.integration.harness import RunningService, ServiceHarness, eventually
-from tests.integration.kafka_tools import read_topic
 
 pytestmark = pytest.mark.integration
 BEIJING = timezone(timedelta(hours=8))
 COMPANY = "00000000-0000-4000-8000-00000000c001"  # the demo-company key's tenant
-TOPIC = events_topic("complaints")
 
 
 def _offset_to(instant: datetime) -> str:
@@ -68,22 +63,6 @@ def _complaint(**fields: Any) -> c.FileComplaintRequest:
 async def _case(svc: RunningService, key: str, name: str) -> c.Case:
     reply: c.GetCaseResponse = await complaints_call(svc, key, "GetCase", c.GetCaseRequest(name=name))
     return reply.complaint_case
-
-
-async def _case_events(bootstrap: str, name: str) -> list[tuple[str, Any]]:
-    """The case's events in order, each once: the relay delivers at least once (a process stopped
-    between sending and marking sent sends again), consumers and this reader dedupe by event id."""
-    records = sorted(
-        (r for r in await read_topic(bootstrap, TOPIC) if r.key == name.encode()), key=lambda r: r.offset
-    )
-    found, seen = [], set()
-    for record in records:
-        event = envelope_from_kafka(record.headers, record.value)
-        if event.id not in seen:
-            seen.add(event.id)
-            kind = event.type.rsplit(".", 1)[-1]
-            found.append((kind, event.parse(getattr(ce, kind))))
-    return found
 
 
 async def test_an_ignored_complaint_goes_to_mediation_by_the_clock_across_the_spring_festival(
@@ -126,7 +105,7 @@ async def test_an_ignored_complaint_goes_to_mediation_by_the_clock_across_the_sp
         # Each deadline fired once, though three processes ran over the case. Read while the
         # last process runs: its relay publishes the escalation after the state is visible.
         async def published() -> list[str]:
-            kinds = [kind for kind, _ in await _case_events(endpoints.kafka_bootstrap, filed.name)]
+            kinds = [kind for kind, _ in await case_events(endpoints.kafka_bootstrap, filed.name)]
             return kinds if "CaseEscalatedToMediation" in kinds else []
 
         kinds = await eventually(published, within=60)
@@ -134,11 +113,11 @@ async def test_an_ignored_complaint_goes_to_mediation_by_the_clock_across_the_sp
     assert escalated.deadline_kind == "mediation"
     assert kinds == ["CaseFiled", "SlaBreached", "SlaBreached", "CaseEscalatedToMediation"]
     breaches = [
-        e for kind, e in await _case_events(endpoints.kafka_bootstrap, filed.name) if kind == "SlaBreached"
+        e for kind, e in await case_events(endpoints.kafka_bootstrap, filed.name) if kind == "SlaBreached"
     ]
     assert [b.deadline_kind for b in breaches] == ["first_response", "decision"]
     assert all(
-        "13800001234" not in str(e) for _, e in await _case_events(endpoints.kafka_bootstrap, filed.name)
+        "13800001234" not in str(e) for _, e in await case_events(endpoints.kafka_bootstrap, filed.name)
     )
 
 
