@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
@@ -46,7 +47,14 @@ def run_service(settings: S, migrations: Path | None, build: Callable[[S], Await
         log.info("migrated; exiting (JZ_MIGRATE_ONLY)", extra={"fields": {"applied": applied}})
         raise SystemExit(0)
     setup_telemetry(settings)
+    tune_collector(settings)
     raise SystemExit(asyncio.run(_serve(settings, migrations, build)))
+
+
+def tune_collector(settings: ServiceSettings) -> None:
+    """The young generation's threshold from the settings; the older generations' stay Python's."""
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(settings.gc_young_threshold, middle, oldest)
 
 
 async def _serve(settings: S, migrations: Path | None, build: Callable[[S], Awaitable[Components]]) -> int:

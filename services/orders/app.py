@@ -48,6 +48,10 @@ class OrdersSettings(ServiceSettings):
     offer_timeout_s: float = Field(default=900, gt=0)
     # How often the matching index catches up with the eligibility table.
     eligibility_refresh_s: float = Field(default=0.2, gt=0)
+    # The matching index keeps millions of objects and replaces a worker's on every event: at
+    # Python's 700 the collector walked the whole heap every few thousand events, about a third
+    # of the process's CPU while events flowed (docs/performance.md, "Matching").
+    gc_young_threshold: int = Field(default=50_000, ge=1)
     # The workers service's published card keys (its JWK Set, GetCardKeys), to verify check-ins
     # offline: JSON here, or a mounted file, which wins.
     card_jwks: str = '{"keys": []}'

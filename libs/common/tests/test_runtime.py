@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,17 @@ def test_migration_failure_fails_the_job(
 def test_migrate_only_is_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JZ_MIGRATE_ONLY", raising=False)
     assert ServiceSettings().migrate_only is False
+
+
+@pytest.fixture
+def collector_thresholds() -> Iterator[tuple[int, int, int]]:
+    before = gc.get_threshold()
+    yield before
+    gc.set_threshold(*before)
+
+
+def test_the_young_threshold_comes_from_the_settings_and_the_older_ones_stay(
+    collector_thresholds: tuple[int, int, int],
+) -> None:
+    runtime.tune_collector(ServiceSettings(gc_young_threshold=12_345))
+    assert gc.get_threshold() == (12_345, *collector_thresholds[1:])

@@ -10,7 +10,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from libs.common.beijing import BEIJING
+from libs.common.settings import ServiceSettings
 from libs.common.testing import FixedClock
+from services.orders.app import OrdersSettings
 from services.orders.domain import ServiceType
 from services.orders.domain.catalogue import DEFAULT_CATALOGUE
 from services.orders.domain.matching import (
@@ -238,3 +240,8 @@ async def test_the_loop_ends_on_an_error_that_is_not_an_outage(uow: FakeEligibil
 
     with pytest.raises(ValueError, match="a bug"):
         await asyncio.wait_for(index.run(interval_s=0.001), timeout=5)
+
+
+def test_orders_collects_young_garbage_less_often_than_python_by_default() -> None:
+    """The index's churn made Python's default cost a third of the CPU (docs/performance.md)."""
+    assert OrdersSettings().gc_young_threshold == 50_000 > ServiceSettings().gc_young_threshold
