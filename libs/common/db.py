@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -15,7 +16,7 @@ import asyncpg
 from libs.common.events import EventEnvelope
 from libs.common.inbox import PgInbox
 from libs.common.outages import is_outage
-from libs.common.outbox import add_event
+from libs.common.outbox import add_event, add_events
 from libs.common.timers import PgTimers
 from libs.common.uow import Clock, SystemClock
 
@@ -123,6 +124,9 @@ class PgUnitOfWork:
 
     async def add_event(self, topic: str, event: EventEnvelope) -> None:
         await add_event(self.conn, topic, event)
+
+    async def add_events(self, topic: str, events: Sequence[EventEnvelope]) -> None:
+        await add_events(self.conn, topic, events)
 
     async def __aenter__(self) -> Self:
         async with asyncio.timeout(self._acquire_timeout_s):  # unlike acquire(timeout=), no extra task

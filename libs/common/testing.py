@@ -18,7 +18,7 @@ from typing import Any, Self
 
 from libs.common.events import EventEnvelope
 from libs.common.inbox import ConsumedRecord
-from libs.common.timers import DueTimer
+from libs.common.timers import DueTimer, Timer
 
 
 class FixedClock:
@@ -81,6 +81,18 @@ class FakeTimers:
         self.parked.discard(timer.timer_id)
         return True
 
+    async def schedule_many(self, kind: str, timers: Sequence[Timer]) -> None:
+        for key, due_at, payload in timers:
+            await self.schedule(kind, key, due_at, payload)
+
+    async def schedule_many_if_absent(self, kind: str, timers: Sequence[Timer]) -> None:
+        for key, due_at, payload in timers:
+            await self.schedule_if_absent(kind, key, due_at, payload)
+
+    async def cancel_many(self, kind: str, keys: Sequence[str]) -> None:
+        for key in keys:
+            await self.cancel(kind, key)
+
     async def claim_due(self, limit: int) -> list[DueTimer]:
         now = self._clock.now()
         due = [t for t in self.pending.values() if t.due_at <= now and t.timer_id not in self.parked]
@@ -132,6 +144,10 @@ class FakeUnitOfWork:
     async def add_event(self, topic: str, event: EventEnvelope) -> None:
         assert self._open, "add_event outside 'async with'"
         self._pending.append(Published(topic, event))
+
+    async def add_events(self, topic: str, events: Sequence[EventEnvelope]) -> None:
+        for event in events:
+            await self.add_event(topic, event)
 
     async def commit(self) -> None:
         assert self._open, "commit outside 'async with'"

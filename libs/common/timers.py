@@ -115,6 +115,29 @@ async def schedule_if_absent(
     return stored is not None
 
 
+Timer = tuple[str, datetime, Mapping[str, Any]]  # key, due_at, payload
+
+
+async def schedule_many(
+    conn: asyncpg.Connection, kind: str, timers: Sequence[Timer], if_absent: bool = False
+) -> None:
+    """``schedule`` (or ``schedule_if_absent``) of each timer, pipelined: one round trip."""
+    if timers:
+        rows = [(uuid.uuid4(), kind, key, due_at, json.dumps(payload)) for key, due_at, payload in timers]
+        await conn.executemany(_SCHEDULE_IF_ABSENT if if_absent else _SCHEDULE, rows)
+
+
+async def cancel_many(conn: asyncpg.Connection, kind: str, keys: Sequence[str]) -> None:
+    """``cancel`` of each key, in one statement (rows locked in key order, as one by one would)."""
+    if keys:
+        await conn.execute(
+            "DELETE FROM timers WHERE timer_id IN (SELECT timer_id FROM timers WHERE kind = $1"
+            " AND key = ANY($2::text[]) AND fired_at IS NULL ORDER BY key FOR UPDATE)",
+            kind,
+            list(keys),
+        )
+
+
 async def cancel(conn: asyncpg.Connection, kind: str, key: str) -> bool:
     """Delete the pending timer of ``kind`` for ``key`` in the caller's transaction; whether there was one.
 
@@ -135,6 +158,10 @@ class CoalescingTimers(Timers, Protocol):
     ) -> bool:
         """Fire ``kind`` for ``key`` at ``due_at`` if this unit of work commits, unless a timer of
         ``kind`` for ``key`` is pending (then it keeps its own due time); whether it was set."""
+        ...
+
+    async def schedule_many_if_absent(self, kind: str, timers: Sequence[Timer]) -> None:
+        """``schedule_if_absent`` of each (key, due_at, payload), in one round trip."""
         ...
 
 
@@ -182,6 +209,15 @@ class PgTimers:
 
     async def cancel(self, kind: str, key: str) -> bool:
         return await cancel(self._conn, kind, key)
+
+    async def schedule_many(self, kind: str, timers: Sequence[Timer]) -> None:
+        await schedule_many(self._conn, kind, timers)
+
+    async def schedule_many_if_absent(self, kind: str, timers: Sequence[Timer]) -> None:
+        await schedule_many(self._conn, kind, timers, if_absent=True)
+
+    async def cancel_many(self, kind: str, keys: Sequence[str]) -> None:
+        await cancel_many(self._conn, kind, keys)
 
     async def claim_due(self, limit: int) -> list[DueTimer]:
         rows = await self._conn.fetch(_CLAIM, limit, self._clock.now())

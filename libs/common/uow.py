@@ -60,6 +60,16 @@ class Timers(Protocol):
         was one."""
         ...
 
+    async def schedule_many(
+        self, kind: str, timers: Sequence[tuple[str, datetime, Mapping[str, Any]]]
+    ) -> None:
+        """``schedule`` of each (key, due_at, payload), in one round trip."""
+        ...
+
+    async def cancel_many(self, kind: str, keys: Sequence[str]) -> None:
+        """``cancel`` of each key, in one round trip."""
+        ...
+
 
 class UnitOfWork(Protocol):
     @property
@@ -73,6 +83,10 @@ class UnitOfWork(Protocol):
 
     async def add_event(self, topic: str, event: EventEnvelope) -> None:
         """Publish ``event`` on ``topic`` if and when this unit of work commits."""
+        ...
+
+    async def add_events(self, topic: str, events: Sequence[EventEnvelope]) -> None:
+        """``add_event`` of each, in order, in one round trip."""
         ...
 
     async def commit(self) -> None: ...

@@ -25,7 +25,7 @@ from jiazheng.credit.events.v1 import events_pb2 as ev
 from libs.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from libs.common.events import EventEnvelope, new_event
 from libs.common.protoutil import timestamp
-from libs.common.timers import CoalescingTimers, DueTimer
+from libs.common.timers import CoalescingTimers, DueTimer, Timer
 from libs.common.uow import UnitOfWork
 from services.credit import events, model
 
@@ -306,8 +306,8 @@ async def workers_changed(uow: RegradeScheduling, company_ids: Iterable[str]) ->
     """Have each company regraded within the delay: a timer, unless one is pending (it then sees
     this change too, as it reads the workers when it fires). Nothing is locked or read here."""
     due_at = uow.clock.now() + uow.company_regrade_delay
-    for company_id in sorted(set(company_ids) - {""}):
-        await uow.timers.schedule_if_absent(REGRADE_TIMER, company_id, due_at, {})
+    timers: list[Timer] = [(company_id, due_at, {}) for company_id in sorted(set(company_ids) - {""})]
+    await uow.timers.schedule_many_if_absent(REGRADE_TIMER, timers)
 
 
 async def regrade_due(uow: CompaniesUnitOfWork, timer: DueTimer) -> None:

@@ -133,10 +133,12 @@ async def _may_see_all(
 def credit_record(
     worker_id: str, profile: Profile, facts: list[model.Fact], at: datetime, full: bool
 ) -> WorkerCredit:
-    """The worker's facts evaluated at ``at``; explained when ``full``."""
+    """The worker's facts evaluated at ``at``; explained when ``full`` (the public view needs only the
+    level, which ``score_of`` gives without making the lines)."""
+    if not full:
+        return WorkerCredit(worker_id, model.score_of(facts, at).level, profile, at, None)
     evaluation = model.evaluate(facts, at)
-    explanation = _explained(evaluation, facts) if full else None
-    return WorkerCredit(worker_id, evaluation.level, profile, at, explanation)
+    return WorkerCredit(worker_id, evaluation.level, profile, at, _explained(evaluation, facts))
 
 
 def _explained(evaluation: model.Evaluation, facts: list[model.Fact]) -> Explanation:

@@ -11,13 +11,14 @@ instant is scheduled. The companies of the workers whose score changed are to be
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from libs.common.events import EventEnvelope
 from libs.common.telemetry import span_in_trace_of
-from libs.common.timers import DueTimer
+from libs.common.timers import DueTimer, Timer
 from services.credit import companies, events, model
 
 REEVALUATION_TIMER = "credit.reevaluation"
@@ -45,13 +46,18 @@ class Grant:
 class FactReads(Protocol):
     async def facts_of(self, worker_id: str) -> list[model.Fact]: ...
 
-
-class Scores(Protocol):
-    async def get(self, worker_id: str) -> StoredScore | None:
-        """The stored evaluation, its row locked until the unit of work ends."""
+    async def facts_of_many(self, worker_ids: Sequence[str]) -> dict[str, list[model.Fact]]:
+        """Each worker's facts in ledger order; a worker with none is left out."""
         ...
 
-    async def put(self, worker_id: str, score: StoredScore) -> None: ...
+
+class Scores(Protocol):
+    async def get_many(self, worker_ids: Sequence[str]) -> dict[str, StoredScore]:
+        """The stored evaluations (of the workers that have one), their rows locked in worker order
+        until the unit of work ends."""
+        ...
+
+    async def put_many(self, scores: Mapping[str, StoredScore]) -> None: ...
 
 
 class Employers(Protocol):
@@ -76,35 +82,43 @@ async def rescore(
 ) -> list[StoredScore]:
     """Evaluate each worker now (in the trace ``traces`` gives them, if any); publish the level
     changes; schedule each next re-evaluation, and a regrade of the companies whose workers'
-    scores changed."""
-    stored, moved = [], []
-    for worker_id in sorted(set(worker_ids)):
+    scores changed. A few statements for all the workers, not a few per worker."""
+    ids = sorted(set(worker_ids))
+    previous = await uow.scores.get_many(ids)  # locks the workers' rows: one evaluation at a time
+    facts = await uow.facts.facts_of_many(ids)
+    now = uow.clock.now()
+    stored: dict[str, StoredScore] = {}
+    changes: list[EventEnvelope] = []
+    due: list[Timer] = []
+    for worker_id in ids:
         with span_in_trace_of((traces or {}).get(worker_id), "rescore worker"):
-            before, after = await _rescore_one(uow, worker_id)
-        stored.append(after)
-        if before is None or before.score != after.score:
-            moved.append(worker_id)
+            stored[worker_id], change = _evaluated(
+                worker_id, facts.get(worker_id, []), previous.get(worker_id), now
+            )
+        if change is not None:
+            changes.append(change)
+        following = model.next_change(facts.get(worker_id, []), now)
+        if following is not None:
+            due.append((worker_id, following, {}))
+    await uow.scores.put_many(stored)
+    await uow.add_events(events.TOPIC, changes)
+    await uow.timers.schedule_many(REEVALUATION_TIMER, due)
+    await uow.timers.cancel_many(REEVALUATION_TIMER, sorted(set(ids) - {key for key, _, _ in due}))
+    moved = [w for w in ids if w not in previous or previous[w].score != stored[w].score]
     if moved:
         await companies.workers_changed(uow, await uow.profiles.companies_of(moved))
-    return stored
+    return [stored[w] for w in ids]
 
 
-async def _rescore_one(uow: ScoringUnitOfWork, worker_id: str) -> tuple[StoredScore | None, StoredScore]:
-    """The worker's stored score before and after."""
-    previous = await uow.scores.get(worker_id)  # locks the worker's row: one evaluation at a time
-    facts = await uow.facts.facts_of(worker_id)
-    now = uow.clock.now()
+def _evaluated(
+    worker_id: str, facts: list[model.Fact], previous: StoredScore | None, now: datetime
+) -> tuple[StoredScore, EventEnvelope | None]:
+    """The worker's score now, and the level change to publish (in the current trace), if any."""
     standing = model.score_of(facts, now)  # the lines are made when someone reads the record
     stored = StoredScore(standing.score, standing.level, standing.model_version, now)
-    await uow.scores.put(worker_id, stored)
-    if previous is None or previous.level is not standing.level:
-        await uow.add_event(events.TOPIC, events.level_changed(worker_id, stored, previous, now))
-    following = model.next_change(facts, now)
-    if following is None:
-        await uow.timers.cancel(REEVALUATION_TIMER, worker_id)
-    else:
-        await uow.timers.schedule(REEVALUATION_TIMER, worker_id, following, {})
-    return previous, stored
+    if previous is not None and previous.level is standing.level:
+        return stored, None
+    return stored, events.level_changed(worker_id, stored, previous, now)
 
 
 async def reevaluation_due(uow: ScoringUnitOfWork, timer: DueTimer) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import timedelta
 
 import asyncpg
@@ -74,30 +74,49 @@ class PgFactReads:
         )
         return [fact_of(r) for r in rows]
 
+    async def facts_of_many(self, worker_ids: Sequence[str]) -> dict[str, list[Fact]]:
+        rows = await self._conn.fetch(
+            "SELECT event_id, worker_id, kind, occurred_at, magnitude, detail, event_type FROM ledger_entries"
+            " WHERE worker_id = ANY($1::text[]) ORDER BY worker_id, seq",
+            list(worker_ids),
+        )
+        facts: dict[str, list[Fact]] = {}
+        for row in rows:
+            facts.setdefault(row["worker_id"], []).append(fact_of(row))
+        return facts
+
 
 class PgScores:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
-    async def get(self, worker_id: str) -> StoredScore | None:
-        row = await self._conn.fetchrow(
-            "SELECT * FROM worker_scores WHERE worker_id = $1 FOR UPDATE", worker_id
+    async def get_many(self, worker_ids: Sequence[str]) -> dict[str, StoredScore]:
+        rows = await self._conn.fetch(
+            "SELECT * FROM worker_scores WHERE worker_id = ANY($1::text[]) ORDER BY worker_id FOR UPDATE",
+            list(worker_ids),
         )
-        if row is None:
-            return None
-        return StoredScore(row["score"], Level(row["level"]), row["model_version"], row["evaluated_at"])
+        return {
+            row["worker_id"]: StoredScore(
+                row["score"], Level(row["level"]), row["model_version"], row["evaluated_at"]
+            )
+            for row in rows
+        }
 
-    async def put(self, worker_id: str, score: StoredScore) -> None:
+    async def put_many(self, scores: Mapping[str, StoredScore]) -> None:
+        if not scores:
+            return
+        stored = list(scores.values())
         await self._conn.execute(
             "INSERT INTO worker_scores (worker_id, score, level, model_version, evaluated_at)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (worker_id) DO UPDATE SET score = EXCLUDED.score,"
+            " SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::timestamptz[])"
+            " ON CONFLICT (worker_id) DO UPDATE SET score = EXCLUDED.score,"
             " level = EXCLUDED.level, model_version = EXCLUDED.model_version,"
             " evaluated_at = EXCLUDED.evaluated_at",
-            worker_id,
-            score.score,
-            score.level.value,
-            score.model_version,
-            score.evaluated_at,
+            list(scores),
+            [s.score for s in stored],
+            [s.level.value for s in stored],
+            [s.model_version for s in stored],
+            [s.evaluated_at for s in stored],
         )
 
 

@@ -78,8 +78,7 @@ A_SCORE = StoredScore(607, Level.C, model.MODEL_VERSION, NOW - timedelta(days=1)
 async def _seed(pool: asyncpg.Pool, entries: Sequence[LedgerEntry], live: dict[str, StoredScore]) -> None:
     async with PgCreditUnitOfWork(pool, FixedClock(NOW)) as uow:
         await uow.ledger.add_many(entries)
-        for worker_id, score in live.items():
-            await uow.scores.put(worker_id, score)
+        await uow.scores.put_many(live)
         await uow.commit()
 
 

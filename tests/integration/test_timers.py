@@ -299,3 +299,34 @@ async def test_scheduling_if_absent_waits_for_no_firing_and_leaves_a_parked_time
         ("companies/firing", True, False),
         ("companies/parked", True, True),
     }
+
+
+async def test_the_batch_calls_leave_the_rows_the_calls_one_by_one_leave(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    await schedule(pool, "workers/w1", in_s=3600, payload={"tier": "old"})
+    await _if_absent(pool, "companies/c1", now + timedelta(hours=2), {"tier": "kept"})
+    async with PgUnitOfWork(pool) as uow:
+        await uow.timers.schedule_many(
+            KIND, [("workers/w1", now, {"tier": "new"}), ("workers/w2", now + timedelta(hours=1), {})]
+        )
+        await uow.timers.schedule_many_if_absent(
+            KIND, [("companies/c1", now, {"tier": "later"}), ("companies/c2", now, {"tier": "first"})]
+        )
+        await uow.commit()
+    async with running(timer_worker(pool, dsn, Expire(), timer_poll_interval_s=0.2)):
+        await eventually(lambda: effects_of(pool, "workers/w1"), within=20)
+        await eventually(lambda: effects_of(pool, "companies/c2"), within=20)
+    async with PgUnitOfWork(pool) as uow:  # a fired timer stays; the pending ones named go
+        await uow.timers.cancel_many(KIND, ["workers/w1", "workers/w2", "workers/w3"])
+        await uow.commit()
+
+    rows = await pool.fetch(
+        "SELECT key, payload->>'tier' AS tier, fired_at IS NOT NULL AS fired FROM timers ORDER BY key"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("companies/c1", "kept", False),
+        ("companies/c2", "first", True),
+        ("workers/w1", "new", True),
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Self
 
@@ -28,6 +28,10 @@ class FakeLedgerRepository:
     async def facts_of(self, worker_id: str) -> list[Fact]:
         return [e.fact() for e in self.entries if e.worker_id == worker_id]
 
+    async def facts_of_many(self, worker_ids: Sequence[str]) -> dict[str, list[Fact]]:
+        facts = {worker_id: await self.facts_of(worker_id) for worker_id in worker_ids}
+        return {worker_id: of for worker_id, of in facts.items() if of}
+
 
 class FakeScores:
     """The stored scores; ``puts`` lists the worker of each write, in order."""
@@ -36,12 +40,12 @@ class FakeScores:
         self.by_worker: dict[str, StoredScore] = {}
         self.puts: list[str] = []
 
-    async def get(self, worker_id: str) -> StoredScore | None:
-        return self.by_worker.get(worker_id)
+    async def get_many(self, worker_ids: Sequence[str]) -> dict[str, StoredScore]:
+        return {w: self.by_worker[w] for w in worker_ids if w in self.by_worker}
 
-    async def put(self, worker_id: str, score: StoredScore) -> None:
-        self.by_worker[worker_id] = score
-        self.puts.append(worker_id)
+    async def put_many(self, scores: Mapping[str, StoredScore]) -> None:
+        self.by_worker.update(scores)
+        self.puts += scores
 
 
 class FakeProfiles:
