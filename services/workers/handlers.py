@@ -1,9 +1,10 @@
 """Event effects: credit's, insurance's and complaints' events set a card-status input, then the colour
 is refreshed.
 
-Each effect remembers what the event says (credit level, suspension, last day of insurance
-cover) and re-evaluates the worker's colour in the consumer's unit of work, so the input, the
-CardStatusChanged event and the card-status timer commit together with the inbox row.
+Each effect remembers what each event of its run says (credit level, suspension, last day of
+insurance cover), then re-evaluates the colours of the run's workers at once, each worker once, in
+the consumer's unit of work, so the inputs, the CardStatusChanged events and the card-status
+timers commit together with the inbox rows.
 """
 
 from __future__ import annotations
@@ -33,13 +34,16 @@ Reading = tuple[uuid.UUID, SetInput]
 
 def _card_status_effect(read: Callable[[EventEnvelope], Reading]) -> Effect[WorkersUnitOfWork]:
     async def apply(uow: WorkersUnitOfWork, events: Sequence[EventEnvelope]) -> None:
+        traces: dict[uuid.UUID, str | None] = {}  # each worker's colour in the trace of its last event
         for event in events:
             worker_id, set_input = read(event)
             if await set_input(uow.status):
-                await service_layer.refresh_status(uow, worker_id)
+                traces[worker_id] = event.traceparent
             else:  # e.g. a worker of another environment sharing the broker
                 fields = {"event_id": event.id, "event_type": event.type, "worker_id": str(worker_id)}
                 log.info("card status input for an unknown worker skipped", extra={"fields": fields})
+        if traces:
+            await service_layer.refresh_statuses(uow, traces)
 
     return apply
 

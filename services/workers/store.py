@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 
 import asyncpg
@@ -207,51 +208,79 @@ class PgQualificationRepository:
         return d.SkillLevel(highest)
 
 
+# The reasons travel as JSON, as a PostgreSQL array of arrays must be rectangular; the rows are
+# upserted (and locked) in the order given.
+_SAVE_STATUSES = (
+    "INSERT INTO card_status (worker_id, colour, reasons, updated_at)"
+    " SELECT u.worker_id, u.colour,"
+    " ARRAY(SELECT r FROM jsonb_array_elements_text(u.reasons) WITH ORDINALITY e(r, n) ORDER BY n), $4"
+    " FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) WITH ORDINALITY u(worker_id, colour, reasons, n)"
+    " ORDER BY u.n"
+    " ON CONFLICT (worker_id) DO UPDATE SET colour = excluded.colour, reasons = excluded.reasons,"
+    " updated_at = excluded.updated_at"
+)
+
+
 class PgCardStatusRepository:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
-    async def inputs(self, worker_id: uuid.UUID) -> d.CardStatusInputs:
-        background = await self._conn.fetchrow(
-            "SELECT * FROM background_checks WHERE worker_id = $1 ORDER BY recorded_at DESC LIMIT 1",
-            worker_id,
+    async def inputs_many(self, worker_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, d.CardStatusInputs]:
+        ids = list(worker_ids)
+        background = await self._conn.fetch(
+            "SELECT DISTINCT ON (worker_id) * FROM background_checks WHERE worker_id = ANY($1::uuid[])"
+            " ORDER BY worker_id, recorded_at DESC",
+            ids,
         )
         health = await self._conn.fetch(
-            "SELECT * FROM health_checks WHERE worker_id = $1 ORDER BY valid_until DESC LIMIT 20", worker_id
+            "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY worker_id"
+            " ORDER BY valid_until DESC, recorded_at DESC) AS n"
+            " FROM health_checks WHERE worker_id = ANY($1::uuid[])) h"
+            " WHERE n <= 20 ORDER BY worker_id, n",
+            ids,
         )
-        others = await self._conn.fetchrow(
-            "SELECT s.credit_level, s.suspended, s.insured_until,"
-            " EXISTS (SELECT 1 FROM cards c WHERE c.worker_id = $1 AND c.revoke_reason = 'withdrawn')"
-            " AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.worker_id = $1 AND c.revoked_at IS NULL)"
+        others = await self._conn.fetch(
+            "SELECT w.id AS worker_id, s.credit_level, s.suspended, s.insured_until,"
+            " EXISTS (SELECT 1 FROM cards c WHERE c.worker_id = w.id AND c.revoke_reason = 'withdrawn')"
+            " AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.worker_id = w.id AND c.revoked_at IS NULL)"
             " AS revoked"
-            " FROM (SELECT 1) one LEFT JOIN card_status s ON s.worker_id = $1",
-            worker_id,
+            " FROM unnest($1::uuid[]) AS w(id) LEFT JOIN card_status s ON s.worker_id = w.id",
+            ids,
         )
-        return d.CardStatusInputs(
-            background_check=_background(background) if background else None,
-            health_checks=tuple(_health(r) for r in health),
-            insured_until=others["insured_until"],
-            revoked=others["revoked"],
-            suspended=bool(others["suspended"]),
-            credit_level=others["credit_level"],
-        )
+        checks = {r["worker_id"]: _background(r) for r in background}
+        health_checks: dict[uuid.UUID, list[d.HealthCheck]] = {}
+        for row in health:
+            health_checks.setdefault(row["worker_id"], []).append(_health(row))
+        return {
+            r["worker_id"]: d.CardStatusInputs(
+                background_check=checks.get(r["worker_id"]),
+                health_checks=tuple(health_checks.get(r["worker_id"], ())),
+                insured_until=r["insured_until"],
+                revoked=r["revoked"],
+                suspended=bool(r["suspended"]),
+                credit_level=r["credit_level"],
+            )
+            for r in others
+        }
 
-    async def stored(self, worker_id: uuid.UUID) -> StoredStatus | None:
-        row = await self._conn.fetchrow(
-            "SELECT colour, reasons FROM card_status WHERE worker_id = $1", worker_id
+    async def stored_many(self, worker_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoredStatus]:
+        rows = await self._conn.fetch(
+            "SELECT worker_id, colour, reasons FROM card_status WHERE worker_id = ANY($1::uuid[])",
+            list(worker_ids),
         )
-        if row is None:
-            return None
-        return StoredStatus(d.CardColour(row["colour"]), tuple(d.Reason(r) for r in row["reasons"]))
+        return {
+            r["worker_id"]: StoredStatus(d.CardColour(r["colour"]), tuple(d.Reason(x) for x in r["reasons"]))
+            for r in rows
+        }
 
-    async def save(self, worker_id: uuid.UUID, status: StoredStatus, at: datetime) -> None:
+    async def save_many(self, statuses: Mapping[uuid.UUID, StoredStatus], at: datetime) -> None:
+        if not statuses:
+            return
         await self._conn.execute(
-            "INSERT INTO card_status (worker_id, colour, reasons, updated_at) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (worker_id) DO UPDATE SET colour = excluded.colour, reasons = excluded.reasons,"
-            " updated_at = excluded.updated_at",
-            worker_id,
-            status.colour,
-            list(status.reasons),
+            _SAVE_STATUSES,
+            list(statuses),
+            [s.colour for s in statuses.values()],
+            [json.dumps(list(s.reasons)) for s in statuses.values()],
             at,
         )
 

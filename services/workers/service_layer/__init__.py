@@ -42,6 +42,7 @@ from services.workers.service_layer.workers import (
     record_health_check,
     record_training,
     refresh_status,
+    refresh_statuses,
     transfer_worker,
     worker_company,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "record_training",
     "redeem_consent_code",
     "refresh_status",
+    "refresh_statuses",
     "reissue_card",
     "revoke_card",
     "revoke_consent_grant",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Protocol
@@ -16,6 +17,9 @@ from zoneinfo import ZoneInfo
 
 from libs.common.auth import Principal, Role
 from libs.common.errors import InvalidArgument, NotFound, PermissionDenied
+from libs.common.events import EventEnvelope
+from libs.common.telemetry import span_in_trace_of
+from libs.common.timers import Timer
 from libs.common.uow import UnitOfWork
 from services.workers import domain as d
 from services.workers import events
@@ -73,13 +77,16 @@ class QualificationRepository(Protocol):
 
 
 class CardStatusRepository(Protocol):
-    async def inputs(self, worker_id: uuid.UUID) -> d.CardStatusInputs:
-        """Everything the colour depends on: this service's records and other services' events."""
+    async def inputs_many(self, worker_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, d.CardStatusInputs]:
+        """Everything each worker's colour depends on: this service's records and other services'
+        events (none yet for a worker without a stored status)."""
         ...
 
-    async def stored(self, worker_id: uuid.UUID) -> StoredStatus | None: ...
+    async def stored_many(self, worker_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoredStatus]:
+        """The stored statuses of the workers that have one."""
+        ...
 
-    async def save(self, worker_id: uuid.UUID, status: StoredStatus, at: datetime) -> None: ...
+    async def save_many(self, statuses: Mapping[uuid.UUID, StoredStatus], at: datetime) -> None: ...
 
     async def set_credit_level(self, worker_id: uuid.UUID, level: str | None) -> bool:
         """Remember credit's latest level for the worker; False for an unknown worker."""
@@ -259,28 +266,55 @@ async def record_certificate(
 
 
 async def refresh_status(uow: WorkersUnitOfWork, worker_id: uuid.UUID) -> d.CardColour:
-    """Inside an open unit of work (a use case, a fired timer, a consumed event): the colour now;
-    when it or its reasons changed, stored and published (a new colour logged, in the trace of
-    what changed it). The card-status timer is set for the next day a validity lapses, so that a
-    lapse needs no call."""
+    """``refresh_statuses`` of one worker, in the current trace."""
+    return (await refresh_statuses(uow, {worker_id: None}))[worker_id]
+
+
+async def refresh_statuses(
+    uow: WorkersUnitOfWork, traces: Mapping[uuid.UUID, str | None]
+) -> dict[uuid.UUID, d.CardColour]:
+    """Inside an open unit of work (a use case, a fired timer, consumed events): each worker's
+    colour now; when it or its reasons changed, stored and published (a new colour logged) in the
+    trace ``traces`` gives the worker, that of what changed it. Each card-status timer is set for
+    the next day a validity lapses, so that a lapse needs no call. A few statements for all the
+    workers, not a few per worker, in worker order."""
+    ids = sorted(traces)
     now = uow.clock.now()
     today = beijing_today(now)
-    inputs = await uow.status.inputs(worker_id)
-    colour, reasons = d.card_status(inputs, today)
-    before = await uow.status.stored(worker_id)
-    if before != StoredStatus(colour, reasons):
-        await uow.status.save(worker_id, StoredStatus(colour, reasons), now)
-        previous = before.colour if before else None
-        await uow.add_event(
-            events.TOPIC, events.card_status_changed(worker_id, colour, previous, reasons, now)
-        )
-        if colour != previous:
-            fields = {"worker_id": str(worker_id), "colour": colour, "previous": previous, "reasons": reasons}
+    inputs = await uow.status.inputs_many(ids)
+    before = await uow.status.stored_many(ids)
+    after = {w: StoredStatus(*d.card_status(inputs[w], today)) for w in ids}
+    changed = {w: status for w, status in after.items() if before.get(w) != status}
+    await uow.status.save_many(changed, now)
+    published = [_status_changed(w, status, before.get(w), now, traces[w]) for w, status in changed.items()]
+    await uow.add_events(events.TOPIC, published)
+    await _set_lapse_timers(uow, {w: d.next_lapse(inputs[w], today) for w in ids})
+    return {w: status.colour for w, status in after.items()}
+
+
+def _status_changed(
+    worker_id: uuid.UUID, status: StoredStatus, before: StoredStatus | None, now: datetime, trace: str | None
+) -> EventEnvelope:
+    """The CardStatusChanged to publish, and a new colour logged, in ``trace``."""
+    previous = before.colour if before else None
+    with span_in_trace_of(trace, "card status"):
+        if status.colour != previous:
+            fields = {
+                "worker_id": str(worker_id),
+                "colour": status.colour,
+                "previous": previous,
+                "reasons": status.reasons,
+            }
             log.info("card colour changed", extra={"fields": fields})
-    lapse = d.next_lapse(inputs, today)
-    if lapse is None:
-        await uow.timers.cancel(CARD_STATUS_TIMER, str(worker_id))
-    else:
-        due = datetime.combine(lapse, time(), BEIJING)
-        await uow.timers.schedule(CARD_STATUS_TIMER, str(worker_id), due, {})
-    return colour
+        return events.card_status_changed(worker_id, status.colour, previous, status.reasons, now)
+
+
+async def _set_lapse_timers(uow: WorkersUnitOfWork, lapses: Mapping[uuid.UUID, date | None]) -> None:
+    """Each worker's card-status timer at Beijing midnight of its lapse; none without a lapse."""
+    due: list[Timer] = [
+        (str(w), datetime.combine(lapse, time(), BEIJING), {})
+        for w, lapse in lapses.items()
+        if lapse is not None
+    ]
+    await uow.timers.schedule_many(CARD_STATUS_TIMER, due)
+    await uow.timers.cancel_many(CARD_STATUS_TIMER, [str(w) for w, lapse in lapses.items() if lapse is None])

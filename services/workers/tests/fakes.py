@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
@@ -43,6 +44,7 @@ class FakeWorkerRecords:
         self.trainings: dict[uuid.UUID, list[d.Training]] = {}
         self.certificates: dict[uuid.UUID, list[d.SkillCertificate]] = {}
         self.statuses: dict[uuid.UUID, StoredStatus] = {}
+        self.saves: list[list[uuid.UUID]] = []  # the workers of each save, in order
         self.credit_level: dict[uuid.UUID, str | None] = {}
         self.suspended: dict[uuid.UUID, bool] = {}
         self.insured_until: dict[uuid.UUID, date | None] = {}
@@ -84,7 +86,10 @@ class FakeWorkerRecords:
         self.certificates.setdefault(worker_id, []).append(certificate)
         return max(c.level for c in self.certificates[worker_id])
 
-    async def inputs(self, worker_id: uuid.UUID) -> d.CardStatusInputs:
+    async def inputs_many(self, worker_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, d.CardStatusInputs]:
+        return {w: self._inputs(w) for w in worker_ids}
+
+    def _inputs(self, worker_id: uuid.UUID) -> d.CardStatusInputs:
         return d.CardStatusInputs(
             background_check=self.background.get(worker_id),
             health_checks=tuple(self.health.get(worker_id, [])),
@@ -94,11 +99,12 @@ class FakeWorkerRecords:
             credit_level=self.credit_level.get(worker_id),
         )
 
-    async def stored(self, worker_id: uuid.UUID) -> StoredStatus | None:
-        return self.statuses.get(worker_id)
+    async def stored_many(self, worker_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoredStatus]:
+        return {w: self.statuses[w] for w in worker_ids if w in self.statuses}
 
-    async def save(self, worker_id: uuid.UUID, status: StoredStatus, at: datetime) -> None:
-        self.statuses[worker_id] = status
+    async def save_many(self, statuses: Mapping[uuid.UUID, StoredStatus], at: datetime) -> None:
+        self.statuses.update(statuses)
+        self.saves.append(list(statuses))
 
     async def set_credit_level(self, worker_id: uuid.UUID, level: str | None) -> bool:
         if worker_id in self.workers:

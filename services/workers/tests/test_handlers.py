@@ -29,6 +29,7 @@ from libs.common.inbox import IdempotentConsumer, KafkaRecord
 from libs.common.kafka import events_topic
 from libs.common.logs import JsonFormatter
 from libs.common.protoutil import timestamp
+from libs.common.telemetry import trace_id_of
 from libs.common.testing import FakeDeadLetters, FixedClock
 from services.workers import domain as d
 from services.workers import service_layer as sl
@@ -118,15 +119,31 @@ async def checked_worker(uow: FakeWorkersUnitOfWork) -> uuid.UUID:
         USCC[0], "北京好家政", 60, (d.Outlet("望京", "110105"),), d.EmploymentModel.EMPLOYEE
     )
     await sl.create_company(uow, uuid.uuid4(), draft, COMPANY_ID)
-    worker = d.WorkerDraft(
-        id_born(date(1985, 4, 12)), "王芳", "13912345678", "p.jpg", ("110105",), (d.Trade.HOUSEKEEPER,)
-    )
-    worker_id = await sl.create_worker(uow, OPERATOR, uuid.uuid4(), COMPANY_ID, worker)
+    return await _checked_worker(uow, date(1985, 4, 12))
+
+
+@pytest.fixture
+async def checked_workers(uow: FakeWorkersUnitOfWork, checked_worker: uuid.UUID) -> list[uuid.UUID]:
+    """Three such workers."""
+    return [checked_worker, *[await _checked_worker(uow, date(1990, 1, day)) for day in (1, 2)]]
+
+
+async def _registered_worker(uow: FakeWorkersUnitOfWork, born: date) -> uuid.UUID:
+    worker = d.WorkerDraft(id_born(born), "王芳", "13912345678", "p.jpg", ("110105",), (d.Trade.HOUSEKEEPER,))
+    return await sl.create_worker(uow, OPERATOR, uuid.uuid4(), COMPANY_ID, worker)
+
+
+async def _checked_worker(uow: FakeWorkersUnitOfWork, born: date) -> uuid.UUID:
+    worker_id = await _registered_worker(uow, born)
     check = d.BackgroundCheck(True, False, False, False, date(2026, 1, 5))
     await sl.record_background_check(uow, OPERATOR, worker_id, check)
     form = sl.HealthCheckForm(d.HealthTier.LIVE_IN, HEALTH_ISSUED, "北京协和医院", "TJ-1")
     await sl.record_health_check(uow, OPERATOR, worker_id, form, validity_months=12)
     return worker_id
+
+
+def _traced(event: EventEnvelope, trace_id: str) -> EventEnvelope:
+    return dataclasses.replace(event, traceparent=f"00-{trace_id}-00f067aa0ba902b7-01")
 
 
 async def test_coverage_turns_a_checked_worker_green_and_publishes_the_change(
@@ -241,8 +258,10 @@ async def test_a_batch_of_several_events_applies_each_in_order(
 
     assert await consumer.handle_batch([_record(e) for e in events]) == ["applied"] * 4
 
+    # The suspension's run (suspended, then not) refreshes the colour once, when it is over: unchanged.
     colours = [c.colour for c in _status_changes(uow)[before:]]
-    assert colours == [pb.CARD_COLOUR_GREEN, pb.CARD_COLOUR_RED, pb.CARD_COLOUR_GREEN, pb.CARD_COLOUR_RED]
+    assert colours == [pb.CARD_COLOUR_GREEN, pb.CARD_COLOUR_RED]
+    assert uow.records.statuses[checked_worker].reasons == (d.Reason.CREDIT_LEVEL_D,)
 
 
 async def test_an_event_for_an_unknown_worker_is_logged_and_skipped(
@@ -258,6 +277,80 @@ async def test_an_event_for_an_unknown_worker_is_logged_and_skipped(
 
     assert (uow.published, uow.records.suspended, dead_letters.sent) == ([], {}, [])
     assert [r.levelno for r in caplog.records if r.name == "services.workers.handlers"] == [logging.INFO]
+
+
+async def test_a_run_of_several_workers_refreshes_them_together_each_in_its_events_trace(
+    uow: FakeWorkersUnitOfWork,
+    consumer: IdempotentConsumer[FakeWorkersUnitOfWork],
+    checked_workers: list[uuid.UUID],
+) -> None:
+    traces = {worker: f"{n + 5}" * 32 for n, worker in enumerate(checked_workers)}
+    run = [_traced(_coverage(worker), trace) for worker, trace in traces.items()]
+    before = len(uow.published)
+
+    assert await consumer.handle_batch([_record(e) for e in run]) == ["applied"] * 3
+
+    assert uow.records.saves[-1] == sorted(checked_workers)  # one save for the run, in worker order
+    changes = [p.event for p in uow.published[before:]]
+    carried = {
+        e.parse(worker_events.CardStatusChanged).worker_id: trace_id_of(e.traceparent) for e in changes
+    }
+    assert carried == {str(worker): trace for worker, trace in traces.items()}
+    assert list(carried) == sorted(carried)  # published in worker order
+    assert [c.parse(worker_events.CardStatusChanged).colour for c in changes] == [pb.CARD_COLOUR_GREEN] * 3
+
+
+async def test_a_worker_with_two_inputs_in_one_run_is_refreshed_once_in_the_last_ones_trace(
+    uow: FakeWorkersUnitOfWork, consumer: IdempotentConsumer[FakeWorkersUnitOfWork], checked_worker: uuid.UUID
+) -> None:
+    run = [
+        _traced(_coverage(checked_worker, "2027-03-01"), "5" * 32),
+        _traced(_coverage(checked_worker, "2026-05-31"), "6" * 32),
+    ]
+    before = len(uow.published)
+
+    assert await consumer.handle_batch([_record(e) for e in run]) == ["applied"] * 2
+
+    [change] = [p.event for p in uow.published[before:]]
+    assert change.parse(worker_events.CardStatusChanged).colour == pb.CARD_COLOUR_GREEN
+    assert trace_id_of(change.traceparent) == "6" * 32
+    timer = uow.timers.pending[sl.CARD_STATUS_TIMER, str(checked_worker)]
+    assert timer.due_at == datetime(2026, 6, 1, tzinfo=sl.BEIJING)
+
+
+async def test_an_unknown_worker_in_a_run_is_skipped_and_the_others_refreshed(
+    uow: FakeWorkersUnitOfWork,
+    consumer: IdempotentConsumer[FakeWorkersUnitOfWork],
+    checked_workers: list[uuid.UUID],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first, second, _ = checked_workers
+    stranger = uuid.uuid4()
+    caplog.set_level(logging.INFO, logger="services.workers.handlers")
+    before = len(_status_changes(uow))
+
+    run = [_coverage(first), _coverage(stranger), _coverage(second)]
+    assert await consumer.handle_batch([_record(e) for e in run]) == ["applied"] * 3
+
+    assert {c.worker_id for c in _status_changes(uow)[before:]} == {str(first), str(second)}
+    assert stranger not in uow.records.insured_until
+    [skipped] = [r for r in caplog.records if r.name == "services.workers.handlers"]
+    assert skipped.getMessage() == "card status input for an unknown worker skipped"
+
+
+async def test_a_run_schedules_the_timers_of_workers_with_a_lapse_and_cancels_the_others(
+    uow: FakeWorkersUnitOfWork, consumer: IdempotentConsumer[FakeWorkersUnitOfWork], checked_worker: uuid.UUID
+) -> None:
+    unchecked = await _registered_worker(uow, date(1990, 1, 1))  # no health check: insurance alone lapses
+    await consumer.handle_batch([_record(_coverage(unchecked, "2027-03-01"))])
+    assert (sl.CARD_STATUS_TIMER, str(unchecked)) in uow.timers.pending
+
+    run = [_coverage(checked_worker, "2026-05-31"), _coverage(unchecked, covered=False)]
+    await consumer.handle_batch([_record(e) for e in run])
+
+    timer = uow.timers.pending[sl.CARD_STATUS_TIMER, str(checked_worker)]
+    assert timer.due_at == datetime(2026, 6, 1, tzinfo=sl.BEIJING)
+    assert (sl.CARD_STATUS_TIMER, str(unchecked)) not in uow.timers.pending
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,7 @@ async def test_a_new_worker_is_yellow_with_every_missing_check_and_published(
     uow: FakeWorkersUnitOfWork,
 ) -> None:
     worker_id = await new_worker(uow)
-    status = await uow.status.stored(worker_id)
+    status = uow.records.statuses[worker_id]
     assert status == sl.StoredStatus(
         d.CardColour.YELLOW,
         (d.Reason.BACKGROUND_CHECK_PENDING, d.Reason.HEALTH_CHECK_MISSING, d.Reason.INSURANCE_MISSING),
@@ -117,7 +117,7 @@ async def test_a_lapse_turns_a_green_worker_yellow_when_the_timer_fires(uow: Fak
     async with uow:
         assert await sl.refresh_status(uow, worker_id) is d.CardColour.YELLOW
         await uow.commit()
-    assert (await uow.status.stored(worker_id)) == sl.StoredStatus(
+    assert uow.records.statuses[worker_id] == sl.StoredStatus(
         d.CardColour.YELLOW, (d.Reason.HEALTH_CHECK_EXPIRED,)
     )
     assert event_types(uow)[-1] == "CardStatusChanged"
