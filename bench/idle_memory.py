@@ -1,8 +1,9 @@
 """Benchmark 3: resident memory of each service after start and ``idle_s`` seconds idle.
 
-The five ``python -m services.<name>`` processes are started one after the other (each on a
-fresh database, the orders topic recreated empty so credit has nothing to consume), then left
-idle; VmRSS (and the peak, VmHWM) is read from /proc/<pid>/status. Baselines in the same run:
+Every ``python -m services.<name>`` process is started one after the other (each on a fresh
+database, the orders topic recreated empty so credit has nothing to consume; the web gateway with
+the addresses of the services started before it, as the local stack starts it), then left idle;
+VmRSS (and the peak, VmHWM) is read from /proc/<pid>/status. Baselines in the same run:
 ``bench.bare_service`` (grpc.aio + health + an asyncpg pool, no project code) and a bare Python
 interpreter.
 """
@@ -10,7 +11,9 @@ interpreter.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import secrets
 
 import asyncpg
 
@@ -23,8 +26,8 @@ from bench.common import (
     spawn_module,
     spawn_service,
 )
-from deploy.local.services import SERVICES, ServiceProcess
-from deploy.local.stack import create_database, drop_database
+from deploy.local.services import SERVICES, ServiceProcess, gateway_env
+from deploy.local.stack import create_database, drop_database, free_port
 from libs.common.kafka import events_topic
 
 TARGET_MB = 150.0
@@ -37,6 +40,12 @@ def _memory(pid: int) -> dict[str, float]:
     }
 
 
+def _gateway_env(env: BenchEnv, running: dict[str, ServiceProcess]) -> dict[str, str]:
+    ports = {name: {"grpc_port": svc.port} for name, svc in running.items()}
+    session_key = base64.b64encode(secrets.token_bytes(32)).decode()
+    return gateway_env(env.keys, session_key, free_port(), ports)
+
+
 async def run(env: BenchEnv, idle_s: float = 10.0) -> dict[str, object]:
     await reset_topic(env.endpoints.kafka_bootstrap, events_topic("orders"))
     databases = {name: f"jzbench_mem_{name}" for name in [*SERVICES, "bare"]}
@@ -47,7 +56,8 @@ async def run(env: BenchEnv, idle_s: float = 10.0) -> dict[str, object]:
             await drop_database(env.endpoints, db)  # left over by an interrupted run
             await create_database(env.endpoints, db)
         for name in SERVICES:
-            running[name] = spawn_service(env, name, databases[name])
+            extra = _gateway_env(env, running) if name == "gateway" else None
+            running[name] = spawn_service(env, name, databases[name], extra)
             ready_s[name] = round(await running[name].wait_serving(), 2)
         bare = spawn_module(env, "bench.bare_service", databases["bare"])
         running["bare_service"] = bare

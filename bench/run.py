@@ -35,6 +35,7 @@ from bench import (
     relay_drain,
 )
 from bench.common import BENCH_HOME, RESULTS_DIR, BenchEnv, drop_leftover_databases, machine_info
+from deploy.local.services import SERVICES
 from deploy.local.stack import ROOT, LocalStack
 
 BENCHMARKS = (
@@ -189,7 +190,7 @@ async def _run(env: BenchEnv, args: argparse.Namespace) -> dict[str, Any]:
         print(f"dropped {len(dropped)} scratch databases left by an interrupted run")
     results: dict[str, Any] = {}
     if "memory" in selected:
-        print("idle memory: five services + baselines ...", flush=True)
+        print(f"idle memory: {len(SERVICES)} services + baselines ...", flush=True)
         results["idle_memory"] = await idle_memory.run(env, args.idle)
     if "orders" in selected:
         print("CreateOrder: bare gRPC server, service, bare gRPC server again, diagnostics ...", flush=True)
