@@ -11,9 +11,7 @@ interpreter.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import secrets
 
 import asyncpg
 
@@ -26,7 +24,7 @@ from bench.common import (
     spawn_module,
     spawn_service,
 )
-from deploy.local.services import SERVICES, ServiceProcess, gateway_env
+from deploy.local.services import SERVICES, ServiceProcess, gateway_env, new_session_key
 from deploy.local.stack import create_database, drop_database, free_port
 from libs.common.kafka import events_topic
 
@@ -42,8 +40,7 @@ def _memory(pid: int) -> dict[str, float]:
 
 def _gateway_env(env: BenchEnv, running: dict[str, ServiceProcess]) -> dict[str, str]:
     ports = {name: {"grpc_port": svc.port} for name, svc in running.items()}
-    session_key = base64.b64encode(secrets.token_bytes(32)).decode()
-    return gateway_env(env.keys, session_key, free_port(), ports)
+    return gateway_env(env.keys, new_session_key(), free_port(), ports)
 
 
 async def run(env: BenchEnv, idle_s: float = 10.0) -> dict[str, object]:

@@ -167,6 +167,11 @@ def gateway_env(
     }
 
 
+def new_session_key() -> str:
+    """A fresh key for the web gateway's session cookies: 32 random bytes, base64."""
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 def supervisor_state_file(log: Path) -> Path:
     """Where the supervisor of the service writing ``log`` keeps its state: beside the log."""
     return log.with_suffix(".supervisor.json")
@@ -348,8 +353,7 @@ class LocalServices:
 
     def gateway_session_key(self) -> str:
         key: dict[str, str] = _kept(
-            self.home / "gateway-session-key.json",
-            lambda: {"key": base64.b64encode(secrets.token_bytes(32)).decode()},
+            self.home / "gateway-session-key.json", lambda: {"key": new_session_key()}
         )
         return key["key"]
 

@@ -73,7 +73,7 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     # Python's cyclic garbage collector examines the young objects after this many more container
     # objects were allocated than freed (Python's own default, 700, unless a service holds a large
-    # heap that churns: see OrdersSettings and docs/operations.md).
+    # heap that churns: see OrdersSettings and docs/decisions.md).
     gc_young_threshold: int = Field(default=700, ge=1)
     # Chaos-testing hook, empty in production. "relay_crash_after_publish" makes the relay
     # exit after Kafka acknowledged a batch and before it is marked published.

@@ -18,7 +18,8 @@ from typing import Any, Self
 
 from libs.common.events import EventEnvelope
 from libs.common.inbox import ConsumedRecord
-from libs.common.timers import DueTimer, Timer
+from libs.common.timers import DueTimer
+from libs.common.uow import Timer
 
 
 class FixedClock:

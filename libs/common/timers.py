@@ -28,7 +28,7 @@ from libs.common.inbox import Probe
 from libs.common.outages import backoff, is_outage
 from libs.common.outbox import Notifications
 from libs.common.settings import ServiceSettings
-from libs.common.uow import Clock, Timers, UnitOfWork
+from libs.common.uow import Clock, Timer, Timers, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +113,6 @@ async def schedule_if_absent(
     """
     stored = await conn.fetchrow(_SCHEDULE_IF_ABSENT, uuid.uuid4(), kind, key, due_at, json.dumps(payload))
     return stored is not None
-
-
-Timer = tuple[str, datetime, Mapping[str, Any]]  # key, due_at, payload
 
 
 async def schedule_many(

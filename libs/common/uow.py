@@ -47,6 +47,9 @@ class Inbox(Protocol):
         ...
 
 
+Timer = tuple[str, datetime, Mapping[str, Any]]  # key, due_at, payload
+
+
 class Timers(Protocol):
     """Durable timers (定时器): a deadline set with the state change it belongs to, fired by
     ``libs.common.timers.TimerWorker`` through the handler registered for its kind."""
@@ -60,9 +63,7 @@ class Timers(Protocol):
         was one."""
         ...
 
-    async def schedule_many(
-        self, kind: str, timers: Sequence[tuple[str, datetime, Mapping[str, Any]]]
-    ) -> None:
+    async def schedule_many(self, kind: str, timers: Sequence[Timer]) -> None:
         """``schedule`` of each (key, due_at, payload), in one round trip."""
         ...
 

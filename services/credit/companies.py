@@ -25,8 +25,8 @@ from jiazheng.credit.events.v1 import events_pb2 as ev
 from libs.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from libs.common.events import EventEnvelope, new_event
 from libs.common.protoutil import timestamp
-from libs.common.timers import CoalescingTimers, DueTimer, Timer
-from libs.common.uow import UnitOfWork
+from libs.common.timers import CoalescingTimers, DueTimer
+from libs.common.uow import Timer, UnitOfWork
 from services.credit import events, model
 
 SECONDS_PER_HOUR = 3600

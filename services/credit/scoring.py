@@ -18,7 +18,8 @@ from typing import Protocol
 
 from libs.common.events import EventEnvelope
 from libs.common.telemetry import span_in_trace_of
-from libs.common.timers import DueTimer, Timer
+from libs.common.timers import DueTimer
+from libs.common.uow import Timer
 from services.credit import companies, events, model
 
 REEVALUATION_TIMER = "credit.reevaluation"
@@ -91,13 +92,12 @@ async def rescore(
     changes: list[EventEnvelope] = []
     due: list[Timer] = []
     for worker_id in ids:
+        worker_facts = facts.get(worker_id, [])
         with span_in_trace_of((traces or {}).get(worker_id), "rescore worker"):
-            stored[worker_id], change = _evaluated(
-                worker_id, facts.get(worker_id, []), previous.get(worker_id), now
-            )
+            stored[worker_id], change = _evaluated(worker_id, worker_facts, previous.get(worker_id), now)
         if change is not None:
             changes.append(change)
-        following = model.next_change(facts.get(worker_id, []), now)
+        following = model.next_change(worker_facts, now)
         if following is not None:
             due.append((worker_id, following, {}))
     await uow.scores.put_many(stored)

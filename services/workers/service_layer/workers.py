@@ -19,8 +19,7 @@ from libs.common.auth import Principal, Role
 from libs.common.errors import InvalidArgument, NotFound, PermissionDenied
 from libs.common.events import EventEnvelope
 from libs.common.telemetry import span_in_trace_of
-from libs.common.timers import Timer
-from libs.common.uow import UnitOfWork
+from libs.common.uow import Timer, UnitOfWork
 from services.workers import domain as d
 from services.workers import events
 
