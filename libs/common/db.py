@@ -103,6 +103,7 @@ class PgUnitOfWork:
         self.clock: Clock = clock or SystemClock()
         self._conn: Any = None
         self._tx: Any = None
+        self._transactional = True
 
     @property
     def conn(self) -> asyncpg.Connection:
@@ -128,19 +129,29 @@ class PgUnitOfWork:
     async def add_events(self, topic: str, events: Sequence[EventEnvelope]) -> None:
         await add_events(self.conn, topic, events)
 
+    def reading(self) -> Self:
+        """No BEGIN and no ROLLBACK around the statements: under READ COMMITTED each statement
+        reads its own snapshot whether in a transaction or not, so for reads the transaction is
+        two round trips for nothing. Such a unit of work cannot commit."""
+        self._transactional = False
+        return self
+
     async def __aenter__(self) -> Self:
         async with asyncio.timeout(self._acquire_timeout_s):  # unlike acquire(timeout=), no extra task
             self._conn = await self._pool.acquire()
-        try:
-            self._tx = self._conn.transaction()
-            await self._tx.start()
-        except BaseException as exc:
-            await self._release(exc)
-            raise
+        if self._transactional:
+            try:
+                self._tx = self._conn.transaction()
+                await self._tx.start()
+            except BaseException as exc:
+                await self._release(exc)
+                raise
         self._bind(self._conn)
         return self
 
     async def commit(self) -> None:
+        if not self._transactional:
+            raise RuntimeError("a unit of work that only reads cannot commit")
         await self._tx.commit()
         self._tx = None
 

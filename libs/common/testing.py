@@ -137,6 +137,7 @@ class FakeUnitOfWork:
         self._pending: list[Published] = []
         self._snapshot: list[dict[str, object]] = []
         self._open = False
+        self.reads_only = False
 
     def _stores(self) -> list[object]:
         """The fake repositories whose changes a rollback undoes; subclasses add theirs."""
@@ -144,14 +145,21 @@ class FakeUnitOfWork:
 
     async def add_event(self, topic: str, event: EventEnvelope) -> None:
         assert self._open, "add_event outside 'async with'"
+        assert not self.reads_only, "add_event in a unit of work that only reads"
         self._pending.append(Published(topic, event))
 
     async def add_events(self, topic: str, events: Sequence[EventEnvelope]) -> None:
         for event in events:
             await self.add_event(topic, event)
 
+    def reading(self) -> Self:
+        """For the next ``async with`` only, as a new PgUnitOfWork is for each use case."""
+        self.reads_only = True
+        return self
+
     async def commit(self) -> None:
         assert self._open, "commit outside 'async with'"
+        assert not self.reads_only, "commit in a unit of work that only reads"
         self.published += self._pending
         self._pending = []
         self._snapshot = self._take_snapshot()
@@ -171,6 +179,7 @@ class FakeUnitOfWork:
             store.__dict__ = state
         self._pending = []
         self._open = False
+        self.reads_only = False
 
     def _take_snapshot(self) -> list[dict[str, object]]:
         shared = {id(self.clock): self.clock}  # time is not rolled back

@@ -92,6 +92,10 @@ class UnitOfWork(Protocol):
 
     async def commit(self) -> None: ...
 
+    def reading(self) -> Self:
+        """This unit of work for a use case that only reads: it neither writes nor commits."""
+        ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(

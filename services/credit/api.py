@@ -118,7 +118,7 @@ class CreditServicer(credit_pb2_grpc.CreditServiceServicer):
     ) -> credit_pb2.GetWorkerCreditResponse:
         worker_id = worker_id_of(request.name)
         credit = await lookups.get_worker_credit(
-            self._uow(), current_principal(), worker_id, request.consumer_ref
+            self._uow().reading(), current_principal(), worker_id, request.consumer_ref
         )
         return credit_pb2.GetWorkerCreditResponse(credit=credit_to_proto(credit))
 

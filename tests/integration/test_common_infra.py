@@ -214,3 +214,15 @@ async def test_effect_failing_every_attempt_is_dead_lettered_and_left_unapplied(
     assert record.value == event.data
     assert await pool.fetchval("SELECT count(*) FROM effects WHERE event_id = $1", event.id) == 0
     assert await pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", event.id) == 0
+
+
+async def test_a_unit_of_work_that_only_reads_opens_no_transaction_and_cannot_commit(
+    pool: asyncpg.Pool,
+) -> None:
+    async with PgUnitOfWork(pool) as writing:
+        assert writing.conn.is_in_transaction()
+    async with PgUnitOfWork(pool).reading() as reading:
+        assert not reading.conn.is_in_transaction()
+        assert await reading.conn.fetchval("SELECT 1") == 1
+        with pytest.raises(RuntimeError, match="only reads"):
+            await reading.commit()

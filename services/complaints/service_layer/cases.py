@@ -235,9 +235,10 @@ def _check_resolver(case: domain.Case, principal: Principal, now: datetime) -> N
 
 async def publish_resolution(uow: ComplaintsUnitOfWork, case: domain.Case) -> None:
     now = uow.clock.now()
-    await uow.add_event(events.TOPIC, events.case_resolved(case, now))
+    published = [events.case_resolved(case, now)]
     if domain.requests_suspension(case):
-        await uow.add_event(events.TOPIC, events.suspension_requested(case, now))
+        published.append(events.suspension_requested(case, now))
+    await uow.add_events(events.TOPIC, published)
 
 
 async def withdraw(uow: ComplaintsUnitOfWork, principal: Principal, case_id: uuid.UUID) -> domain.Case:

@@ -87,7 +87,7 @@ def _grant(platform: str = PLATFORM.tenant, consumer_ref: str = "c-7", hours: in
 async def _look_up(
     uow: FakeCreditUnitOfWork, principal: Principal, consumer_ref: str = "", worker: str = WORKER
 ) -> WorkerCredit:
-    return await lookups.get_worker_credit(uow, principal, worker, consumer_ref)
+    return await lookups.get_worker_credit(uow.reading(), principal, worker, consumer_ref)  # as the API does
 
 
 async def test_an_operator_sees_the_full_record_explained_fact_by_fact(
