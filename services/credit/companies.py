@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import statistics
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -103,12 +103,22 @@ class CompanyCredit:
         return sum(self.worker_scores) // len(self.worker_scores) if self.worker_scores else 0
 
 
+@dataclass(frozen=True)
+class CompanyCase:
+    """A complaint case naming a company, as the company's complaint handling records it."""
+
+    case_id: str
+    company_id: str
+    filed_at: datetime
+
+
 class CompanyRepository(Protocol):
     """What credit keeps of companies (decisions, complaint handling, grades) and reads of their
     workers (the employer in ``worker_profiles``, the score in ``worker_scores``)."""
 
-    async def lock(self, company_id: str) -> None:
-        """Hold the company's record until the unit of work ends: one decision or grading at a time."""
+    async def lock(self, company_ids: Sequence[str]) -> None:
+        """Hold the companies' records, one after the other in the order given, until the unit of
+        work ends: one decision or grading of a company at a time."""
         ...
 
     async def decision_by_request(self, request_id: uuid.UUID) -> RecordedDecision | None: ...
@@ -117,27 +127,33 @@ class CompanyRepository(Protocol):
         """Store ``decision`` unless its request id was used; then the decision that used it."""
         ...
 
-    async def decisions_of(self, company_id: str) -> list[RecordedDecision]:
-        """The company's decisions by decision date, then by when they were recorded."""
+    async def decisions_of(self, company_ids: Sequence[str]) -> dict[str, list[RecordedDecision]]:
+        """Each company's decisions by decision date, then by when they were recorded (a company
+        with none is left out)."""
         ...
 
-    async def case_filed(self, case_id: str, company_id: str, filed_at: datetime) -> None: ...
-
-    async def case_answered(self, case_id: str, response_seconds: int) -> str | None:
-        """Keep the first response time of the case; the company it names, None for a case unknown."""
+    async def cases_filed(self, cases: Sequence[CompanyCase]) -> None:
+        """Record each case (one already recorded is left as it is)."""
         ...
 
-    async def case_resolved(self, case_id: str, company_id: str, filed_at: datetime) -> None:
-        """Mark the case resolved (a case credit did not see filed is recorded as well)."""
+    async def cases_answered(self, answers: Sequence[tuple[str, int]]) -> list[str | None]:
+        """Keep the first response time of each (case id, response seconds); for each, the company
+        the case names, None for a case unknown."""
         ...
 
-    async def cases_of(self, company_id: str) -> list[CaseHandling]: ...
-
-    async def worker_scores(self, company_id: str) -> list[int]:
-        """The scores of the company's workers that have one."""
+    async def cases_resolved(self, cases: Sequence[CompanyCase]) -> None:
+        """Mark each case resolved (a case credit did not see filed is recorded as well)."""
         ...
 
-    async def put_grade(self, company_id: str, grade: model.CompanyGrade) -> None: ...
+    async def cases_of(self, company_ids: Sequence[str]) -> dict[str, list[CaseHandling]]:
+        """Each company's complaint cases (a company with none is left out)."""
+        ...
+
+    async def worker_scores(self, company_ids: Sequence[str]) -> dict[str, list[int]]:
+        """The scores of each company's workers that have one (a company with none is left out)."""
+        ...
+
+    async def put_grades(self, grades: Mapping[str, model.CompanyGrade]) -> None: ...
 
     async def known(self, company_id: str) -> bool:
         """Whether credit has a decision, a case, a worker or a grade of the company."""
@@ -242,19 +258,18 @@ async def record_decision(
     """Record an operator's decision once per request id; regrade the company and publish it. A
     retry gets the company's credit now; a request id used for another decision is refused."""
     async with uow:
-        await uow.companies.lock(company_id)
+        await uow.companies.lock([company_id])
         earlier = await uow.companies.decision_by_request(request_id)
         if earlier is not None:
             return await _retried(uow, earlier, company_id, decision)
         now = uow.clock.now()
-        check_decision(
-            decision, await uow.companies.decisions_of(company_id), now.astimezone(model.BEIJING).date()
-        )
+        earlier_decisions = (await uow.companies.decisions_of([company_id])).get(company_id, [])
+        check_decision(decision, earlier_decisions, now.astimezone(model.BEIJING).date())
         recorded = RecordedDecision(uuid.uuid4(), company_id, request_id, decision, now)
         earlier = await uow.companies.add_decision(recorded)
         if earlier is not None:  # the same request id, just used for another company
             return await _retried(uow, earlier, company_id, decision)
-        credit = await regrade(uow, company_id)
+        credit = (await regrade(uow, [company_id]))[company_id]
         await uow.add_event(events.TOPIC, decision_recorded(recorded, credit.grade.grade))
         await uow.commit()
     return credit
@@ -278,28 +293,46 @@ async def company_credit(uow: CompaniesUnitOfWork, company_id: str) -> CompanyCr
 
 async def graded(uow: CompaniesUnitOfWork, company_id: str) -> CompanyCredit:
     """The company's record and its grade at the unit of work's clock (nothing stored)."""
-    decisions = await uow.companies.decisions_of(company_id)
-    cases = await uow.companies.cases_of(company_id)
-    scores = await uow.companies.worker_scores(company_id)
+    return (await graded_all(uow, [company_id]))[company_id]
+
+
+async def graded_all(uow: CompaniesUnitOfWork, company_ids: Sequence[str]) -> dict[str, CompanyCredit]:
+    """``graded`` of each company, in three reads for all of them."""
+    decisions = await uow.companies.decisions_of(company_ids)
+    cases = await uow.companies.cases_of(company_ids)
+    scores = await uow.companies.worker_scores(company_ids)
     now = uow.clock.now()
+    return {
+        c: _graded(c, decisions.get(c, []), cases.get(c, []), scores.get(c, []), now) for c in company_ids
+    }
+
+
+def _graded(
+    company_id: str,
+    decisions: list[RecordedDecision],
+    cases: list[CaseHandling],
+    scores: list[int],
+    now: datetime,
+) -> CompanyCredit:
     record = company_record(decisions, cases, now)
     grade = model.grade_company(record, scores, now)
     return CompanyCredit(company_id, record, grade, tuple(decisions), tuple(scores))
 
 
-async def regrade(uow: CompaniesUnitOfWork, company_id: str) -> CompanyCredit:
-    """Grade the company now and keep the grade (the caller holds the company's lock)."""
-    credit = await graded(uow, company_id)
-    await uow.companies.put_grade(company_id, credit.grade)
-    return credit
+async def regrade(uow: CompaniesUnitOfWork, company_ids: Sequence[str]) -> dict[str, CompanyCredit]:
+    """Grade the companies now and keep their grades (the caller holds their locks)."""
+    credits = await graded_all(uow, company_ids)
+    await uow.companies.put_grades({c: credit.grade for c, credit in credits.items()})
+    return credits
 
 
 async def regrade_each(uow: CompaniesUnitOfWork, company_ids: Iterable[str]) -> None:
-    """Regrade each company under its lock (its complaint handling or its workers changed); the
-    grade is kept, not published."""
-    for company_id in sorted(set(company_ids)):  # one order of locks: no deadlock between batches
-        await uow.companies.lock(company_id)
-        await regrade(uow, company_id)
+    """Regrade each company under its lock (its complaint handling or its workers changed), all
+    of them in a few statements; the grades are kept, not published."""
+    ids = sorted(set(company_ids))  # one order of locks: no deadlock between batches
+    if ids:
+        await uow.companies.lock(ids)
+        await regrade(uow, ids)
 
 
 async def workers_changed(uow: RegradeScheduling, company_ids: Iterable[str]) -> None:

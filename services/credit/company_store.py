@@ -4,12 +4,15 @@ company_grades), with the company's workers read from worker_profiles and worker
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
 
 import asyncpg
 
 from services.credit import model
-from services.credit.companies import CaseHandling, Decision, DecisionKind, RecordedDecision
+from services.credit.companies import CaseHandling, CompanyCase, Decision, DecisionKind, RecordedDecision
+
+T = TypeVar("T")
 
 _ADD_DECISION = """
 INSERT INTO company_decisions (decision_id, company_id, request_id, kind, reason, decision_date, recorded_at)
@@ -22,11 +25,20 @@ SELECT EXISTS (SELECT 1 FROM company_decisions WHERE company_id = $1)
     OR EXISTS (SELECT 1 FROM worker_profiles WHERE company_id = $1)
     OR EXISTS (SELECT 1 FROM company_grades WHERE company_id = $1)
 """
-_PUT_GRADE = """
-INSERT INTO company_grades (company_id, grade, points, model_version, graded_at) VALUES ($1, $2, $3, $4, $5)
+_PUT_GRADES = """
+INSERT INTO company_grades (company_id, grade, points, model_version, graded_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::timestamptz[])
 ON CONFLICT (company_id) DO UPDATE SET grade = EXCLUDED.grade, points = EXCLUDED.points,
     model_version = EXCLUDED.model_version, graded_at = EXCLUDED.graded_at
 """
+
+
+def _by_company(rows: Iterable[asyncpg.Record], item: Callable[[asyncpg.Record], T]) -> dict[str, list[T]]:
+    """Each row's ``item`` under its ``company_id``, in the rows' order."""
+    grouped: dict[str, list[T]] = {}
+    for row in rows:
+        grouped.setdefault(row["company_id"], []).append(item(row))
+    return grouped
 
 
 def _decision(row: asyncpg.Record) -> RecordedDecision:
@@ -42,10 +54,13 @@ class PgCompanies:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
-    async def lock(self, company_id: str) -> None:
-        # A transaction-scoped advisory lock: a company may have no row to lock yet.
+    async def lock(self, company_ids: Sequence[str]) -> None:
+        # Transaction-scoped advisory locks (a company may have no row to lock yet), taken row by
+        # row in the array's order: no ORDER BY, which may evaluate the locks before sorting.
         await self._conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('credit.company:' || $1, 0))", company_id
+            "SELECT pg_advisory_xact_lock(hashtextextended('credit.company:' || c, 0))"
+            " FROM unnest($1::text[]) AS c",
+            list(company_ids),
         )
 
     async def decision_by_request(self, request_id: uuid.UUID) -> RecordedDecision | None:
@@ -66,60 +81,68 @@ class PgCompanies:
         )
         return None if inserted else await self.decision_by_request(decision.request_id)
 
-    async def decisions_of(self, company_id: str) -> list[RecordedDecision]:
+    async def decisions_of(self, company_ids: Sequence[str]) -> dict[str, list[RecordedDecision]]:
         rows = await self._conn.fetch(
-            "SELECT * FROM company_decisions WHERE company_id = $1 ORDER BY decision_date, recorded_at",
-            company_id,
+            "SELECT * FROM company_decisions WHERE company_id = ANY($1::text[])"
+            " ORDER BY company_id, decision_date, recorded_at",
+            list(company_ids),
         )
-        return [_decision(r) for r in rows]
+        return _by_company(rows, _decision)
 
-    async def case_filed(self, case_id: str, company_id: str, filed_at: datetime) -> None:
-        await self._conn.execute(
-            "INSERT INTO company_complaints (case_id, company_id, filed_at) VALUES ($1, $2, $3)"
-            " ON CONFLICT (case_id) DO NOTHING",
-            case_id,
-            company_id,
-            filed_at,
+    async def cases_filed(self, cases: Sequence[CompanyCase]) -> None:
+        if cases:
+            await self._conn.executemany(
+                "INSERT INTO company_complaints (case_id, company_id, filed_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (case_id) DO NOTHING",
+                [(c.case_id, c.company_id, c.filed_at) for c in cases],
+            )
+
+    async def cases_answered(self, answers: Sequence[tuple[str, int]]) -> list[str | None]:
+        if not answers:
+            return []
+        # One row for each answer, in order, whether the case is known or not.
+        rows = await self._conn.fetchmany(
+            "WITH answered AS (UPDATE company_complaints"
+            " SET response_seconds = COALESCE(response_seconds, $2)"
+            " WHERE case_id = $1 RETURNING company_id)"
+            " SELECT (SELECT company_id FROM answered) AS company_id",
+            answers,
         )
+        return [r["company_id"] for r in rows]
 
-    async def case_answered(self, case_id: str, response_seconds: int) -> str | None:
-        company_id: str | None = await self._conn.fetchval(
-            "UPDATE company_complaints SET response_seconds = COALESCE(response_seconds, $2)"
-            " WHERE case_id = $1 RETURNING company_id",
-            case_id,
-            response_seconds,
-        )
-        return company_id
+    async def cases_resolved(self, cases: Sequence[CompanyCase]) -> None:
+        if cases:
+            await self._conn.executemany(
+                "INSERT INTO company_complaints (case_id, company_id, filed_at, resolved)"
+                " VALUES ($1, $2, $3, true) ON CONFLICT (case_id) DO UPDATE SET resolved = true",
+                [(c.case_id, c.company_id, c.filed_at) for c in cases],
+            )
 
-    async def case_resolved(self, case_id: str, company_id: str, filed_at: datetime) -> None:
-        await self._conn.execute(
-            "INSERT INTO company_complaints (case_id, company_id, filed_at, resolved)"
-            " VALUES ($1, $2, $3, true) ON CONFLICT (case_id) DO UPDATE SET resolved = true",
-            case_id,
-            company_id,
-            filed_at,
-        )
-
-    async def cases_of(self, company_id: str) -> list[CaseHandling]:
+    async def cases_of(self, company_ids: Sequence[str]) -> dict[str, list[CaseHandling]]:
         rows = await self._conn.fetch(
-            "SELECT case_id, filed_at, response_seconds, resolved FROM company_complaints"
-            " WHERE company_id = $1",
-            company_id,
+            "SELECT company_id, case_id, filed_at, response_seconds, resolved FROM company_complaints"
+            " WHERE company_id = ANY($1::text[])",
+            list(company_ids),
         )
-        return [CaseHandling(r["case_id"], r["filed_at"], r["response_seconds"], r["resolved"]) for r in rows]
+        return _by_company(
+            rows, lambda r: CaseHandling(r["case_id"], r["filed_at"], r["response_seconds"], r["resolved"])
+        )
 
-    async def worker_scores(self, company_id: str) -> list[int]:
+    async def worker_scores(self, company_ids: Sequence[str]) -> dict[str, list[int]]:
         rows = await self._conn.fetch(
-            "SELECT s.score FROM worker_profiles p JOIN worker_scores s ON s.worker_id = p.worker_id"
-            " WHERE p.company_id = $1",
-            company_id,
+            "SELECT p.company_id, s.score FROM worker_profiles p"
+            " JOIN worker_scores s ON s.worker_id = p.worker_id WHERE p.company_id = ANY($1::text[])",
+            list(company_ids),
         )
-        return [r["score"] for r in rows]
+        return _by_company(rows, lambda r: int(r["score"]))
 
-    async def put_grade(self, company_id: str, grade: model.CompanyGrade) -> None:
-        await self._conn.execute(
-            _PUT_GRADE, company_id, grade.grade.value, grade.points, grade.model_version, grade.graded_at
-        )
+    async def put_grades(self, grades: Mapping[str, model.CompanyGrade]) -> None:
+        if grades:
+            ids = sorted(grades)
+            columns = [
+                [getattr(grades[c], name) for c in ids] for name in ("points", "model_version", "graded_at")
+            ]
+            await self._conn.execute(_PUT_GRADES, ids, [grades[c].grade.value for c in ids], *columns)
 
     async def known(self, company_id: str) -> bool:
         return bool(await self._conn.fetchval(_KNOWN, company_id))

@@ -11,7 +11,7 @@ timer, as a changed score does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -26,7 +26,7 @@ from libs.common.events import EventEnvelope, event_type_of
 from libs.common.inbox import Effect, SettledEffects
 from libs.common.telemetry import trace_id_of
 from services.credit import companies, domain, scoring
-from services.credit.companies import CompanyRepository
+from services.credit.companies import CompanyCase, CompanyRepository
 from services.credit.model import FactKind
 from services.credit.scoring import Grant, ScoringUnitOfWork
 
@@ -40,7 +40,9 @@ class LedgerRepository(Protocol):
 class Profiles(scoring.Employers, Protocol):
     async def set_company(self, worker_id: str, company_id: str) -> None: ...
 
-    async def set_card_colour(self, worker_id: str, colour: str) -> None: ...
+    async def set_card_colours(self, colours: Mapping[str, str]) -> None:
+        """Each worker's card colour (a run's last), in one statement."""
+        ...
 
     async def grant(self, grant: Grant) -> None: ...
 
@@ -223,10 +225,13 @@ async def _transferred(uow: CreditUnitOfWork, event: EventEnvelope) -> None:
     await companies.workers_changed(uow, [moved.from_company_id, moved.to_company_id])
 
 
-async def _card(uow: CreditUnitOfWork, event: EventEnvelope) -> None:
-    changed = event.parse(worker_events.CardStatusChanged)
-    colour = workers_pb2.CardColour.Name(changed.colour).removeprefix("CARD_COLOUR_")
-    await uow.profiles.set_card_colour(changed.worker_id, colour)
+async def _cards(uow: CreditUnitOfWork, batch: Sequence[EventEnvelope]) -> None:
+    """A run of card changes: each worker's last colour."""
+    changes = (e.parse(worker_events.CardStatusChanged) for e in batch)
+    colours = {
+        c.worker_id: workers_pb2.CardColour.Name(c.colour).removeprefix("CARD_COLOUR_") for c in changes
+    }
+    await uow.profiles.set_card_colours(colours)
 
 
 async def _granted(uow: CreditUnitOfWork, event: EventEnvelope) -> None:
@@ -239,44 +244,37 @@ async def _revoked(uow: CreditUnitOfWork, event: EventEnvelope) -> None:
     await uow.profiles.revoke(event.parse(worker_events.ConsentRevoked).grant_id)
 
 
-CompanyChange = Callable[[CreditUnitOfWork, EventEnvelope], Awaitable[str | None]]
-
-
-def _company_effect(change: CompanyChange) -> Effect[CreditUnitOfWork]:
-    """Apply each event's change to a company's complaint handling; note the companies changed, to be
-    regraded when the poll settles."""
-
-    async def apply(uow: CreditUnitOfWork, batch: Sequence[EventEnvelope]) -> None:
-        for event in batch:
-            if company_id := await change(uow, event):
-                uow.to_regrade.add(company_id)
-
-    return apply
-
-
 def _filed_at(filed: complaint_events.CaseFiled | complaint_events.CaseResolved) -> datetime:
     return filed.file_time.ToDatetime(tzinfo=UTC)
 
 
-async def _case_filed(uow: CreditUnitOfWork, event: EventEnvelope) -> str | None:
-    filed = event.parse(complaint_events.CaseFiled)
-    if not filed.company_id:
-        return None
-    await uow.companies.case_filed(filed.case_id, filed.company_id, _filed_at(filed))
-    return filed.company_id
+# The effects on companies' complaint handling: each run of events in one statement; the companies
+# changed are noted, to be regraded when the poll settles.
 
 
-async def _case_answered(uow: CreditUnitOfWork, event: EventEnvelope) -> str | None:
-    answered = event.parse(complaint_events.CaseAnswered)
-    return await uow.companies.case_answered(answered.case_id, answered.response_seconds)
+async def _cases_filed(uow: CreditUnitOfWork, batch: Sequence[EventEnvelope]) -> None:
+    cases = _company_cases(e.parse(complaint_events.CaseFiled) for e in batch)
+    await uow.companies.cases_filed(cases)
+    uow.to_regrade.update(case.company_id for case in cases)
 
 
-async def _case_resolved(uow: CreditUnitOfWork, event: EventEnvelope) -> str | None:
-    resolved = event.parse(complaint_events.CaseResolved)
-    if not resolved.company_id:
-        return None
-    await uow.companies.case_resolved(resolved.case_id, resolved.company_id, _filed_at(resolved))
-    return resolved.company_id
+async def _cases_answered(uow: CreditUnitOfWork, batch: Sequence[EventEnvelope]) -> None:
+    answered = [e.parse(complaint_events.CaseAnswered) for e in batch]
+    changed = await uow.companies.cases_answered([(a.case_id, a.response_seconds) for a in answered])
+    uow.to_regrade.update(company_id for company_id in changed if company_id)
+
+
+async def _cases_resolved(uow: CreditUnitOfWork, batch: Sequence[EventEnvelope]) -> None:
+    cases = _company_cases(e.parse(complaint_events.CaseResolved) for e in batch)
+    await uow.companies.cases_resolved(cases)
+    uow.to_regrade.update(case.company_id for case in cases)
+
+
+def _company_cases(
+    parsed: Iterable[complaint_events.CaseFiled | complaint_events.CaseResolved],
+) -> list[CompanyCase]:
+    """The cases that name a company."""
+    return [CompanyCase(c.case_id, c.company_id, _filed_at(c)) for c in parsed if c.company_id]
 
 
 def _both(first: Effect[CreditUnitOfWork], second: Effect[CreditUnitOfWork]) -> Effect[CreditUnitOfWork]:
@@ -294,11 +292,9 @@ _KNOWN: Mapping[str, Effect[CreditUnitOfWork]] = {
     event_type_of(order_events.OrderCompleted()): _facts_effect(_completed),
     event_type_of(order_events.RatingPosted()): _facts_effect(_rated),
     event_type_of(order_events.NoShowReported()): _facts_effect(_no_show),
-    event_type_of(complaint_events.CaseFiled()): _company_effect(_case_filed),
-    event_type_of(complaint_events.CaseAnswered()): _company_effect(_case_answered),
-    event_type_of(complaint_events.CaseResolved()): _both(
-        _facts_effect(_complaint), _company_effect(_case_resolved)
-    ),
+    event_type_of(complaint_events.CaseFiled()): _cases_filed,
+    event_type_of(complaint_events.CaseAnswered()): _cases_answered,
+    event_type_of(complaint_events.CaseResolved()): _both(_facts_effect(_complaint), _cases_resolved),
     event_type_of(complaint_events.AgreementFollowedUp()): _facts_effect(_breach),
     event_type_of(complaint_events.WorkerSuspensionRequested()): _facts_effect(_suspension),
     event_type_of(worker_events.TrainingRecorded()): _facts_effect(_training),
@@ -307,7 +303,7 @@ _KNOWN: Mapping[str, Effect[CreditUnitOfWork]] = {
     event_type_of(insurance_events.ClaimPaid()): _facts_effect(_claim),
     event_type_of(worker_events.WorkerRegistered()): _profile_effect(_registered),
     event_type_of(worker_events.WorkerTransferred()): _profile_effect(_transferred),
-    event_type_of(worker_events.CardStatusChanged()): _profile_effect(_card),
+    event_type_of(worker_events.CardStatusChanged()): _cards,
     event_type_of(worker_events.ConsentGranted()): _profile_effect(_granted),
     event_type_of(worker_events.ConsentRevoked()): _profile_effect(_revoked),
 }

@@ -143,12 +143,14 @@ class PgProfiles:
         )
         return {r["company_id"] for r in rows}
 
-    async def set_card_colour(self, worker_id: str, colour: str) -> None:
+    async def set_card_colours(self, colours: Mapping[str, str]) -> None:
+        ids = sorted(colours)  # rows locked in one order
         await self._conn.execute(
-            "INSERT INTO worker_profiles (worker_id, card_colour) VALUES ($1, $2)"
+            "INSERT INTO worker_profiles (worker_id, card_colour)"
+            " SELECT * FROM unnest($1::text[], $2::text[])"
             " ON CONFLICT (worker_id) DO UPDATE SET card_colour = EXCLUDED.card_colour",
-            worker_id,
-            colour,
+            ids,
+            [colours[w] for w in ids],
         )
 
     async def grant(self, grant: Grant) -> None:

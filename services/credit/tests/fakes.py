@@ -5,14 +5,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Self
+from typing import Self, TypeVar
 
 from libs.common.testing import FakeUnitOfWork, FixedClock
-from services.credit.companies import REGRADE_DELAY, CaseHandling, RecordedDecision
+from services.credit.companies import REGRADE_DELAY, CaseHandling, CompanyCase, RecordedDecision
 from services.credit.domain import LedgerEntry
 from services.credit.lookups import Profile
 from services.credit.model import CompanyGrade, Fact
 from services.credit.scoring import Grant, StoredScore
+
+T = TypeVar("T")
 
 
 class FakeLedgerRepository:
@@ -61,8 +63,8 @@ class FakeProfiles:
     async def companies_of(self, worker_ids: Collection[str]) -> set[str]:
         return {self.companies[w] for w in worker_ids if self.companies.get(w)}
 
-    async def set_card_colour(self, worker_id: str, colour: str) -> None:
-        self.colours[worker_id] = colour
+    async def set_card_colours(self, colours: Mapping[str, str]) -> None:
+        self.colours.update(colours)
 
     async def grant(self, grant: Grant) -> None:
         self.grants.setdefault(grant.grant_id, grant)
@@ -85,6 +87,11 @@ def _staff(profiles: FakeProfiles, scores: FakeScores) -> Staff:
     return of
 
 
+def _present(grouped: dict[str, list[T]]) -> dict[str, list[T]]:
+    """As the SQL groups rows: a company with none is left out."""
+    return {c: items for c, items in grouped.items() if items}
+
+
 class FakeCompanies:
     """Companies' decisions, complaint handling and grades; ``locks`` lists the companies locked."""
 
@@ -95,8 +102,8 @@ class FakeCompanies:
         self.grades: dict[str, CompanyGrade] = {}
         self.locks: list[str] = []
 
-    async def lock(self, company_id: str) -> None:
-        self.locks.append(company_id)
+    async def lock(self, company_ids: Sequence[str]) -> None:
+        self.locks += company_ids
 
     async def decision_by_request(self, request_id: uuid.UUID) -> RecordedDecision | None:
         return next((d for d in self.decisions if d.request_id == request_id), None)
@@ -107,14 +114,18 @@ class FakeCompanies:
             self.decisions.append(decision)
         return earlier
 
-    async def decisions_of(self, company_id: str) -> list[RecordedDecision]:
-        mine = [d for d in self.decisions if d.company_id == company_id]
-        return sorted(mine, key=lambda d: (d.decision.decided_on, d.recorded_at))
+    async def decisions_of(self, company_ids: Sequence[str]) -> dict[str, list[RecordedDecision]]:
+        ordered = sorted(self.decisions, key=lambda d: (d.decision.decided_on, d.recorded_at))
+        return _present({c: [d for d in ordered if d.company_id == c] for c in company_ids})
 
-    async def case_filed(self, case_id: str, company_id: str, filed_at: datetime) -> None:
-        self.cases.setdefault(case_id, (company_id, CaseHandling(case_id, filed_at, None, False)))
+    async def cases_filed(self, cases: Sequence[CompanyCase]) -> None:
+        for c in cases:
+            self.cases.setdefault(c.case_id, (c.company_id, CaseHandling(c.case_id, c.filed_at, None, False)))
 
-    async def case_answered(self, case_id: str, response_seconds: int) -> str | None:
+    async def cases_answered(self, answers: Sequence[tuple[str, int]]) -> list[str | None]:
+        return [self._answered(case_id, response_seconds) for case_id, response_seconds in answers]
+
+    def _answered(self, case_id: str, response_seconds: int) -> str | None:
         if case_id not in self.cases:
             return None
         company_id, case = self.cases[case_id]
@@ -122,23 +133,28 @@ class FakeCompanies:
         self.cases[case_id] = (company_id, CaseHandling(case_id, case.filed_at, first, case.resolved))
         return company_id
 
-    async def case_resolved(self, case_id: str, company_id: str, filed_at: datetime) -> None:
-        owner, case = self.cases.get(case_id, (company_id, CaseHandling(case_id, filed_at, None, False)))
-        self.cases[case_id] = (owner, CaseHandling(case_id, case.filed_at, case.response_seconds, True))
+    async def cases_resolved(self, cases: Sequence[CompanyCase]) -> None:
+        for c in cases:
+            new = (c.company_id, CaseHandling(c.case_id, c.filed_at, None, False))
+            owner, case = self.cases.get(c.case_id, new)
+            self.cases[c.case_id] = (
+                owner,
+                CaseHandling(c.case_id, case.filed_at, case.response_seconds, True),
+            )
 
-    async def cases_of(self, company_id: str) -> list[CaseHandling]:
-        return [case for owner, case in self.cases.values() if owner == company_id]
+    async def cases_of(self, company_ids: Sequence[str]) -> dict[str, list[CaseHandling]]:
+        return _present({c: [case for owner, case in self.cases.values() if owner == c] for c in company_ids})
 
-    async def worker_scores(self, company_id: str) -> list[int]:
-        return [score for score in self._staff(company_id) if score is not None]
+    async def worker_scores(self, company_ids: Sequence[str]) -> dict[str, list[int]]:
+        return _present({c: [score for score in self._staff(c) if score is not None] for c in company_ids})
 
-    async def put_grade(self, company_id: str, grade: CompanyGrade) -> None:
-        self.grades[company_id] = grade
+    async def put_grades(self, grades: Mapping[str, CompanyGrade]) -> None:
+        self.grades.update(grades)
 
     async def known(self, company_id: str) -> bool:
         return bool(
-            await self.decisions_of(company_id)
-            or await self.cases_of(company_id)
+            await self.decisions_of([company_id])
+            or await self.cases_of([company_id])
             or self._staff(company_id)
             or company_id in self.grades
         )

@@ -152,7 +152,7 @@ async def test_a_list_decision_dated_before_the_lists_latest_one_is_refused(
     # Another list, or a decision of no list, may be dated earlier.
     await _decide(uow, K.BLACK_LIST, on=date(2026, 2, 9))
     await _decide(uow, K.PENALTY, on=date(2026, 1, 5))
-    assert [d.decision.kind for d in await uow.companies.decisions_of(COMPANY)] == [
+    assert [d.decision.kind for d in (await uow.companies.decisions_of([COMPANY]))[COMPANY]] == [
         K.PENALTY,
         K.BLACK_LIST,
         K.RED_LIST,
@@ -299,6 +299,24 @@ async def test_a_resolved_complaint_moves_the_workers_score_and_the_companys_rec
     assert (credit.record.complaints_received, credit.record.complaints_resolved) == (1, 1)
     assert credit.workers_mean_score == 520  # 600 less 80 for the major complaint, seen by the regrade
     assert uow.companies.grades[COMPANY] == credit.grade
+
+
+async def test_one_poll_of_several_companies_cases_regrades_each_once_locked_in_one_order(
+    uow: FakeCreditUnitOfWork,
+) -> None:
+    later, earlier = "c0ffee00-0000-4000-8000-000000000009", COMPANY
+    cases = [_case(NOW - timedelta(hours=2), company=c) for c in (later, earlier, later)]
+    records = [
+        KafkaRecord(complaint_events.TOPIC, e.key, e.data, e.kafka_headers())
+        for e in map(complaint_events.case_filed, cases)
+    ]
+
+    assert await _consumer(uow).handle_batch(records) == ["applied"] * 3
+
+    assert uow.companies.locks == [earlier, later]
+    one_case, two_cases = [await companies.company_credit(uow, c) for c in (earlier, later)]
+    assert (one_case.record.complaints_received, two_cases.record.complaints_received) == (1, 2)
+    assert uow.companies.grades == {earlier: one_case.grade, later: two_cases.grade}
 
 
 async def test_cases_naming_no_company_known_to_credit_change_no_record(uow: FakeCreditUnitOfWork) -> None:

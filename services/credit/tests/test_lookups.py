@@ -185,6 +185,25 @@ async def test_a_revoked_grant_gives_the_public_view(employed: FakeCreditUnitOfW
     assert (await _look_up(employed, PLATFORM, "c-7")).explanation is None
 
 
+async def test_a_run_of_card_changes_leaves_each_workers_last_colour(employed: FakeCreditUnitOfWork) -> None:
+    other = "w-other"
+    await _apply(
+        employed,
+        *(
+            _event(worker_events.CardStatusChanged(worker_id=worker, colour=colour))
+            for worker, colour in [
+                (WORKER, workers_pb2.CARD_COLOUR_RED),
+                (other, workers_pb2.CARD_COLOUR_YELLOW),
+                (WORKER, workers_pb2.CARD_COLOUR_YELLOW),
+            ]
+        ),
+    )
+
+    assert employed.profiles.colours[WORKER] == "YELLOW"
+    assert employed.profiles.colours[other] == "YELLOW"
+    assert (await _look_up(employed, OPERATOR)).profile.card_colour == "YELLOW"
+
+
 async def test_a_worker_credit_never_heard_of_is_not_found(employed: FakeCreditUnitOfWork) -> None:
     with pytest.raises(NotFound, match="workers/w-unknown"):
         await _look_up(employed, OPERATOR, worker="w-unknown")
