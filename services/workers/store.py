@@ -284,21 +284,29 @@ class PgCardStatusRepository:
             at,
         )
 
-    async def set_credit_level(self, worker_id: uuid.UUID, level: str | None) -> bool:
-        return await self._set_input(worker_id, "credit_level", level)
+    async def set_credit_levels(self, levels: Mapping[uuid.UUID, str | None]) -> set[uuid.UUID]:
+        return await self._set_inputs("credit_level", "text", levels)
 
-    async def set_suspended(self, worker_id: uuid.UUID, suspended: bool) -> bool:
-        return await self._set_input(worker_id, "suspended", suspended)
+    async def set_suspensions(self, suspended: Mapping[uuid.UUID, bool]) -> set[uuid.UUID]:
+        return await self._set_inputs("suspended", "boolean", suspended)
 
-    async def set_insured_until(self, worker_id: uuid.UUID, until: date | None) -> bool:
-        return await self._set_input(worker_id, "insured_until", until)
+    async def set_insured_until(self, until: Mapping[uuid.UUID, date | None]) -> set[uuid.UUID]:
+        return await self._set_inputs("insured_until", "date", until)
 
-    async def _set_input(self, worker_id: uuid.UUID, column: str, value: object) -> bool:
-        """Set one of the inputs other services send; the colour is refreshed after it."""
-        found = await self._conn.fetchval(  # every registered worker has a status row
-            f"UPDATE card_status SET {column} = $2 WHERE worker_id = $1 RETURNING true", worker_id, value
+    async def _set_inputs(
+        self, column: str, sql_type: str, values: Mapping[uuid.UUID, object]
+    ) -> set[uuid.UUID]:
+        """Set one of the inputs other services send, for each worker (rows locked in worker
+        order); the colours are refreshed after it. Every registered worker has a status row."""
+        ids = sorted(values)
+        rows = await self._conn.fetch(
+            f"UPDATE card_status s SET {column} = v.value"
+            f" FROM unnest($1::uuid[], $2::{sql_type}[]) AS v(worker_id, value)"
+            " WHERE s.worker_id = v.worker_id RETURNING s.worker_id",
+            ids,
+            [values[w] for w in ids],
         )
-        return bool(found)
+        return {r["worker_id"] for r in rows}
 
 
 def _background(row: asyncpg.Record) -> d.BackgroundCheck:

@@ -87,13 +87,15 @@ class CardStatusRepository(Protocol):
 
     async def save_many(self, statuses: Mapping[uuid.UUID, StoredStatus], at: datetime) -> None: ...
 
-    async def set_credit_level(self, worker_id: uuid.UUID, level: str | None) -> bool:
-        """Remember credit's latest level for the worker; False for an unknown worker."""
+    # The inputs other services send, each worker's in one statement for all of them; each answers
+    # the workers known here (the others are left out).
+    async def set_credit_levels(self, levels: Mapping[uuid.UUID, str | None]) -> set[uuid.UUID]:
+        """Remember credit's latest level of each worker."""
         ...
 
-    async def set_suspended(self, worker_id: uuid.UUID, suspended: bool) -> bool: ...
+    async def set_suspensions(self, suspended: Mapping[uuid.UUID, bool]) -> set[uuid.UUID]: ...
 
-    async def set_insured_until(self, worker_id: uuid.UUID, until: date | None) -> bool: ...
+    async def set_insured_until(self, until: Mapping[uuid.UUID, date | None]) -> set[uuid.UUID]: ...
 
 
 class WorkersUnitOfWork(UnitOfWork, Protocol):

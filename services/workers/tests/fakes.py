@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 from libs.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from libs.common.testing import FakeUnitOfWork, FixedClock
 from services.workers import domain as d
 from services.workers.service_layer import Card, RevokeReason, StoredStatus
 from services.workers.service_layer.consent import ConsentCode
+
+V = TypeVar("V")
+
+
+def _set_known(
+    inputs: dict[uuid.UUID, V], values: Mapping[uuid.UUID, V], known: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Set the values of the workers in ``known``, as the UPDATE does; those workers."""
+    found = {w: v for w, v in values.items() if w in known}
+    inputs.update(found)
+    return set(found)
 
 
 class FakeCompanyRepository:
@@ -106,20 +118,14 @@ class FakeWorkerRecords:
         self.statuses.update(statuses)
         self.saves.append(list(statuses))
 
-    async def set_credit_level(self, worker_id: uuid.UUID, level: str | None) -> bool:
-        if worker_id in self.workers:
-            self.credit_level[worker_id] = level
-        return worker_id in self.workers
+    async def set_credit_levels(self, levels: Mapping[uuid.UUID, str | None]) -> set[uuid.UUID]:
+        return _set_known(self.credit_level, levels, self.workers)
 
-    async def set_suspended(self, worker_id: uuid.UUID, suspended: bool) -> bool:
-        if worker_id in self.workers:
-            self.suspended[worker_id] = suspended
-        return worker_id in self.workers
+    async def set_suspensions(self, suspended: Mapping[uuid.UUID, bool]) -> set[uuid.UUID]:
+        return _set_known(self.suspended, suspended, self.workers)
 
-    async def set_insured_until(self, worker_id: uuid.UUID, until: date | None) -> bool:
-        if worker_id in self.workers:
-            self.insured_until[worker_id] = until
-        return worker_id in self.workers
+    async def set_insured_until(self, until: Mapping[uuid.UUID, date | None]) -> set[uuid.UUID]:
+        return _set_known(self.insured_until, until, self.workers)
 
 
 class FakeAvailabilityRepository:

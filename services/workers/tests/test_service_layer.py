@@ -106,7 +106,7 @@ async def test_a_lapse_turns_a_green_worker_yellow_when_the_timer_fires(uow: Fak
         uow, OPERATOR, worker_id, d.BackgroundCheck(True, False, False, False, NOW.date())
     )
     async with uow:
-        await uow.status.set_insured_until(worker_id, date(2027, 12, 31))
+        await uow.status.set_insured_until({worker_id: date(2027, 12, 31)})
         await sl.refresh_status(uow, worker_id)
         await uow.commit()
     form = sl.HealthCheckForm(d.HealthTier.GENERAL, date(2025, 12, 1), "医院", "TJ-1")
