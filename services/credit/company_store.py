@@ -25,6 +25,14 @@ SELECT EXISTS (SELECT 1 FROM company_decisions WHERE company_id = $1)
     OR EXISTS (SELECT 1 FROM worker_profiles WHERE company_id = $1)
     OR EXISTS (SELECT 1 FROM company_grades WHERE company_id = $1)
 """
+_CASE_FILED = (
+    "INSERT INTO company_complaints (case_id, company_id, filed_at) VALUES ($1, $2, $3)"
+    " ON CONFLICT (case_id) DO NOTHING"
+)
+_CASE_RESOLVED = (
+    "INSERT INTO company_complaints (case_id, company_id, filed_at, resolved)"
+    " VALUES ($1, $2, $3, true) ON CONFLICT (case_id) DO UPDATE SET resolved = true"
+)
 _PUT_GRADES = """
 INSERT INTO company_grades (company_id, grade, points, model_version, graded_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::timestamptz[])
@@ -90,12 +98,7 @@ class PgCompanies:
         return _by_company(rows, _decision)
 
     async def cases_filed(self, cases: Sequence[CompanyCase]) -> None:
-        if cases:
-            await self._conn.executemany(
-                "INSERT INTO company_complaints (case_id, company_id, filed_at) VALUES ($1, $2, $3)"
-                " ON CONFLICT (case_id) DO NOTHING",
-                [(c.case_id, c.company_id, c.filed_at) for c in cases],
-            )
+        await self._store_cases(_CASE_FILED, cases)
 
     async def cases_answered(self, answers: Sequence[tuple[str, int]]) -> list[str | None]:
         if not answers:
@@ -111,12 +114,12 @@ class PgCompanies:
         return [r["company_id"] for r in rows]
 
     async def cases_resolved(self, cases: Sequence[CompanyCase]) -> None:
+        await self._store_cases(_CASE_RESOLVED, cases)
+
+    async def _store_cases(self, sql: str, cases: Sequence[CompanyCase]) -> None:
+        """``sql`` for each case (its id, company and filing time), pipelined: one round trip."""
         if cases:
-            await self._conn.executemany(
-                "INSERT INTO company_complaints (case_id, company_id, filed_at, resolved)"
-                " VALUES ($1, $2, $3, true) ON CONFLICT (case_id) DO UPDATE SET resolved = true",
-                [(c.case_id, c.company_id, c.filed_at) for c in cases],
-            )
+            await self._conn.executemany(sql, [(c.case_id, c.company_id, c.filed_at) for c in cases])
 
     async def cases_of(self, company_ids: Sequence[str]) -> dict[str, list[CaseHandling]]:
         rows = await self._conn.fetch(
@@ -139,10 +142,15 @@ class PgCompanies:
     async def put_grades(self, grades: Mapping[str, model.CompanyGrade]) -> None:
         if grades:
             ids = sorted(grades)
-            columns = [
-                [getattr(grades[c], name) for c in ids] for name in ("points", "model_version", "graded_at")
-            ]
-            await self._conn.execute(_PUT_GRADES, ids, [grades[c].grade.value for c in ids], *columns)
+            graded = [grades[c] for c in ids]
+            await self._conn.execute(
+                _PUT_GRADES,
+                ids,
+                [g.grade.value for g in graded],
+                [g.points for g in graded],
+                [g.model_version for g in graded],
+                [g.graded_at for g in graded],
+            )
 
     async def known(self, company_id: str) -> bool:
         return bool(await self._conn.fetchval(_KNOWN, company_id))
