@@ -54,18 +54,25 @@ def window_time(day: date) -> float:
     return datetime.combine(day, time(), UTC).timestamp()
 
 
+def table_options(settings: RegulatorSettings) -> dict[str, Any]:
+    """Every key's changes in one changelog partition, chosen by the key: a district's day (or a
+    worker, a case) is changed by events of every source partition, and faust would otherwise write
+    each change to the changelog partition of its event. Recovery reads the partitions in no
+    order of ours, so an older value in one partition could land after the newest in another."""
+    return {"partitions": settings.topic_partitions, "use_partitioner": True}
+
+
 class TableStore:
     """The indicators' state (the domain's ``IndicatorStore``) in faust tables."""
 
     def __init__(self, app: faust.App, settings: RegulatorSettings) -> None:
-        partitions = settings.topic_partitions
-        self.counted_ids = app.Table("indicator-counted", default=bool, partitions=partitions)
+        self.counted_ids = app.Table("indicator-counted", default=bool, **table_options(settings))
         # The grace period, and an hour: faust expires a window from its shifted end.
         expires = timedelta(days=settings.grace_days, hours=1)
-        self.days = app.Table("indicator-days", default=dict, partitions=partitions).tumbling(
+        self.days = app.Table("indicator-days", default=dict, **table_options(settings)).tumbling(
             timedelta(days=1), expires=expires
         )
-        self.records = app.Table("indicator-records", partitions=partitions)
+        self.records = app.Table("indicator-records", **table_options(settings))
 
     def counted(self, event_id: str) -> bool:
         return bool(self.counted_ids[event_id])
@@ -115,7 +122,7 @@ class Indicators:
         self.app = app
         self.grace = timedelta(days=settings.grace_days)
         self.store = TableStore(app, settings)
-        self.figures = app.Table("indicator-figures", partitions=settings.topic_partitions)
+        self.figures = app.Table("indicator-figures", **table_options(settings))
         topics = [regulator_topic(service) for service in SOURCE_SERVICES]
         self.source = app.topic(*topics, key_serializer="raw", value_serializer="raw")
         self.target = app.topic(INDICATORS_TOPIC, key_serializer="raw", value_serializer="raw")
