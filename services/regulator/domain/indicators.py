@@ -240,6 +240,63 @@ class IndicatorStore(Protocol):
     def save(self, key: str, record: Record) -> None: ...
 
 
+RECORD_KINDS: Mapping[str, type[Record]] = {
+    kind.PREFIX: kind for kind in (WorkerFacts, CaseFacts, OrderFacts, DistrictFacts)
+}
+
+
+@dataclass
+class EventChanges:
+    """What counting one event changes, held apart from the store underneath (reads see these
+    changes first) so that all of them can be written down at once, as one journal entry, before
+    any is applied: a crash then leaves either none of an event's changes or all of them to
+    apply again (``apply_changes``, the values being absolute, not increments)."""
+
+    store: IndicatorStore
+    counted_ids: list[str] = field(default_factory=list)
+    days: dict[DistrictDate, DayFacts] = field(default_factory=dict)
+    records: dict[str, Record] = field(default_factory=dict)
+
+    def counted(self, event_id: str) -> bool:
+        return event_id in self.counted_ids or self.store.counted(event_id)
+
+    def count(self, event_id: str) -> None:
+        self.counted_ids.append(event_id)
+
+    def day(self, district: str, day: date) -> DayFacts:
+        changed = self.days.get((district, day))
+        return changed if changed is not None else self.store.day(district, day)
+
+    def put_day(self, district: str, day: date, facts: DayFacts) -> None:
+        self.days[(district, day)] = facts
+
+    def load(self, kind: type[R], key: str) -> R:
+        changed = self.records.get(key)
+        return changed if isinstance(changed, kind) else self.store.load(kind, key)
+
+    def save(self, key: str, record: Record) -> None:
+        self.records[key] = record
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "counted": list(self.counted_ids),
+            "days": [
+                [district, day.isoformat(), facts.to_json()] for (district, day), facts in self.days.items()
+            ],
+            "records": [[key, record.to_json()] for key, record in self.records.items()],
+        }
+
+
+def apply_changes(changes: Mapping[str, Any], store: IndicatorStore) -> None:
+    """Writes an event's changes (``EventChanges.to_json``) to ``store``; twice is as once."""
+    for district, day, facts in changes["days"]:
+        store.put_day(district, date.fromisoformat(day), DayFacts.from_json(facts))
+    for key, record in changes["records"]:
+        store.save(key, RECORD_KINDS[key.partition("/")[0]].from_json(record))
+    for event_id in changes["counted"]:
+        store.count(event_id)
+
+
 def first_open_day(now: datetime, grace: timedelta) -> date:
     """The oldest day whose window still takes events: a day is kept until ``grace`` after it ends."""
     return beijing_day(now - grace)
