@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import faust
 from pydantic import AliasChoices, Field, SecretStr
@@ -18,6 +19,7 @@ from libs.common.telemetry import setup_telemetry
 from services.regulator.api import POLICY, SERVICE, RegulatorServicer
 from services.regulator.indicators import indicators_between, register_indicators
 from services.regulator.projector import register_projection
+from services.regulator.stall import BrokerOffsets
 from services.regulator.topics import INDICATORS_TOPIC, REGULATOR_TOPICS
 
 
@@ -32,6 +34,11 @@ class RegulatorSettings(ServiceSettings):
     # How long a day's indicator window still takes late events (JZ_REGULATOR_GRACE_DAYS).
     grace_days: int = Field(
         default=7, ge=0, validation_alias=AliasChoices("JZ_REGULATOR_GRACE_DAYS", "grace_days")
+    )
+    # How long an agent may handle nothing while records wait before the process exits to be
+    # started again (JZ_REGULATOR_STALL_S; services/regulator/stall.py).
+    stall_s: float = Field(
+        default=120.0, gt=0, validation_alias=AliasChoices("JZ_REGULATOR_STALL_S", "stall_s")
     )
     # faust's working directory: tables live in memory and in their changelog topics, so nothing
     # kept here matters across restarts; outside the checkout so that it is not littered.
@@ -58,8 +65,14 @@ def make_app(settings: RegulatorSettings) -> faust.App:
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
     )
-    register_projection(app, settings)
-    register_indicators(app, settings)
+    offsets = BrokerOffsets(client_options(settings))
+
+    @app.on_before_shutdown.connect
+    async def close_offsets(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await offsets.close()
+
+    register_projection(app, settings, offsets)
+    register_indicators(app, settings, offsets)
     server = GrpcServer.from_settings(settings, POLICY)
     server.add(RegulatorServicer(settings, indicators_between), SERVICE)
     serve_grpc(app, server, settings.shutdown_grace_s)

@@ -39,6 +39,7 @@ from services.regulator.domain.indicators import (
 )
 from services.regulator.domain.projection import JSON_CONTENT_TYPE, REGULATOR_NAMESPACE, REGULATOR_SOURCE
 from services.regulator.skipped import skipped_records
+from services.regulator.stall import BrokerOffsets
 from services.regulator.topics import INDICATORS_TOPIC, SOURCE_SERVICES, regulator_topic
 
 if TYPE_CHECKING:  # the composition root imports this module
@@ -97,9 +98,9 @@ class TableStore:
         self.records[key] = record.to_json()
 
 
-def register_indicators(app: faust.App, settings: RegulatorSettings) -> None:
+def register_indicators(app: faust.App, settings: RegulatorSettings, offsets: BrokerOffsets) -> None:
     """The indicators' agent over the regulator topics, and their tables."""
-    Indicators(app, settings).register()
+    Indicators(app, settings, offsets).register()
 
 
 def indicators_between(start: date, end: date, districts: frozenset[str]) -> list[DistrictDay]:
@@ -122,7 +123,7 @@ def _day_and_district(key: str) -> tuple[date, str]:
 class Indicators:
     """The agent that counts the regulator topics' events into the figures."""
 
-    def __init__(self, app: faust.App, settings: RegulatorSettings) -> None:
+    def __init__(self, app: faust.App, settings: RegulatorSettings, offsets: BrokerOffsets) -> None:
         self.app = app
         self.grace = timedelta(days=settings.grace_days)
         self.store = TableStore(app, settings)
@@ -133,7 +134,8 @@ class Indicators:
         topics = [regulator_topic(service) for service in SOURCE_SERVICES]
         self.source = app.topic(*topics, key_serializer="raw", value_serializer="raw")
         self.target = app.topic(INDICATORS_TOPIC, key_serializer="raw", value_serializer="raw")
-        self.records = skipped_records(app, "regulator-indicators", "indicator-offsets", settings)
+        watched = (topics, offsets)
+        self.records = skipped_records(app, "regulator-indicators", "indicator-offsets", settings, watched)
 
     def register(self) -> None:
         _FIGURES["figures"] = self.figures

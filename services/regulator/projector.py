@@ -26,6 +26,7 @@ from libs.common.kafka import OutgoingRecord, events_topic
 from services.regulator.domain.projection import Unprojectable, project
 from services.regulator.domain.pseudonym import pseudonym_key
 from services.regulator.skipped import skipped_records
+from services.regulator.stall import BrokerOffsets
 from services.regulator.topics import SOURCE_SERVICES, regulator_topic
 
 if TYPE_CHECKING:  # the composition root imports this module
@@ -40,17 +41,19 @@ PROJECTED = Counter(
 )
 
 
-def register_projection(app: faust.App, settings: RegulatorSettings) -> None:
+def register_projection(app: faust.App, settings: RegulatorSettings, offsets: BrokerOffsets) -> None:
     """One agent and one table of published source ids per source service."""
     key = pseudonym_key(settings.pseudonym_key.get_secret_value())
     for service in SOURCE_SERVICES:
-        Projector(app, service, key, settings).register()
+        Projector(app, service, key, settings, offsets).register()
 
 
 class Projector:
     """The projection of one source service's events onto its regulator topic."""
 
-    def __init__(self, app: faust.App, service: str, key: bytes, settings: RegulatorSettings) -> None:
+    def __init__(
+        self, app: faust.App, service: str, key: bytes, settings: RegulatorSettings, offsets: BrokerOffsets
+    ) -> None:
         self.app = app
         self.service = service
         self.key = key
@@ -60,7 +63,8 @@ class Projector:
         # Source event id -> True once its record is published; backed by a changelog topic.
         self.seen = app.Table(f"projected-{service}", default=bool, partitions=settings.topic_partitions)
         self.name = f"regulator-project-{service}"
-        self.records = skipped_records(app, self.name, f"projected-{service}-offsets", settings)
+        watched = ([events_topic(service)], offsets)
+        self.records = skipped_records(app, self.name, f"projected-{service}-offsets", settings, watched)
 
     def register(self) -> None:
         self.app.agent(self.source, name=self.name)(self.consume)

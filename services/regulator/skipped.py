@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
-from typing import Any, Protocol
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -45,7 +46,10 @@ from mode.utils.futures import notify
 from prometheus_client import Counter
 
 from libs.common.kafka import client_options
-from libs.common.settings import ServiceSettings
+from services.regulator.stall import BrokerOffsets, ProgressCheck, StallWatch, exit_stalled
+
+if TYPE_CHECKING:  # the composition root imports this module
+    from services.regulator.app import RegulatorSettings
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,8 @@ REWIND_CHECK_S = 5.0
 CHANGELOG_WAIT_S = 1.0
 
 Handle = Callable[[bytes | None, Any], Awaitable[None]]
+Watched = tuple[Collection[str], BrokerOffsets]
+"""An agent's source topics, and where their partitions' offsets are asked for."""
 
 
 class DeliveredRecord(Protocol):
@@ -268,6 +274,11 @@ class FaustGroupConsumer:
             return []
         return [TopicPartition(tp.topic, tp.partition) for tp in self.app.consumer.assignment()]
 
+    def watched(self) -> Iterable[TopicPartition] | None:
+        if getattr(self.app, "in_recovery", False):
+            return None
+        return [TopicPartition(tp.topic, tp.partition) for tp in self.app.consumer.assignment()]
+
     def committed(self, tp: TopicPartition) -> int | None:
         # faust's own record of what it committed (no public accessor): no call to the broker.
         committed: Mapping[Any, int] = self.app.consumer._committed_offset  # type: ignore[attr-defined]
@@ -280,6 +291,18 @@ class FaustGroupConsumer:
         """Count ``start``..``end - 1`` as done, as faust counts the gaps it finds itself: without
         this its committed offset stays before them for good (their offsets are never acked)."""
         await self.app.consumer._add_gap(FaustTP(tp.topic, tp.partition), start, end - 1)  # type: ignore[attr-defined]
+
+    def describe(self) -> dict[str, Any]:
+        """What faust's consumer says of its flow, for the log line of a stall."""
+        consumer = self.app.consumer
+        return {
+            "flow_active": consumer.flow_active,  # type: ignore[attr-defined]
+            "paused": sorted(str(tp) for tp in consumer._paused_partitions),  # type: ignore[attr-defined]
+            "buffered": sorted(str(tp) for tp in consumer._buffered_partitions),  # type: ignore[attr-defined]
+            "assigned": len(consumer.assignment()),
+            "generation": self.app.consumer_generation_id,
+            "rebalancing": self.app.rebalancing,
+        }
 
     def changelogs_pending(self) -> bool:
         """Whether a table's changelog topic is missing from the consumer's metadata (no partitions)."""
@@ -306,19 +329,35 @@ class FaustGroupConsumer:
             notify(fut)
 
 
-def skipped_records(app: faust.App, agent: str, table: str, settings: ServiceSettings) -> SkippedRecords:
+def skipped_records(
+    app: faust.App, agent: str, table: str, settings: RegulatorSettings, watched: Watched
+) -> SkippedRecords:
     """The agent's record of expected offsets as the faust table ``table``, read again with the
-    service's own Kafka login, and checked against the committed offsets by a timer."""
+    service's own Kafka login, and checked by a timer against the committed offsets and for a
+    stall (stall.py) on the agent's ``watched`` topics."""
 
     async def earliest(tp: TopicPartition) -> int:
         return int((await app.consumer.earliest_offsets(tp))[tp])
 
     expected = app.Table(table, partitions=settings.topic_partitions)
     reader = KafkaPartitionReader(client_options(settings), earliest)
-    records = SkippedRecords(agent, expected, reader, FaustGroupConsumer(app))
+    consumer = FaustGroupConsumer(app)
+    records = SkippedRecords(agent, expected, reader, consumer)
+    topics, offsets = watched
+    progress = ProgressCheck(
+        agent,
+        frozenset(topics),
+        expected,
+        consumer,
+        offsets,
+        StallWatch(settings.stall_s),
+        exit_stalled,
+        time.monotonic,
+    )
 
     async def commit_check() -> None:
         await records.check_commits()
+        await progress.check()
 
     app.timer(interval=REWIND_CHECK_S, name=f"{agent}-commit-check")(commit_check)
     return records

@@ -43,6 +43,7 @@ async def keyed_regulator(harness: ServiceHarness) -> AsyncIterator[tuple[bytes,
     key = secrets.token_bytes(32)
     regulator = await harness.start(
         "regulator",
+        supervised=True,
         consumer_group_prefix=f"test-r3-{uuid.uuid4().hex[:8]}",
         regulator_pseudonym_key=base64.b64encode(key).decode(),
     )

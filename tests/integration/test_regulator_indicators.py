@@ -308,7 +308,9 @@ async def test_a_generated_days_indicators_equal_the_figures_computed_from_its_i
     day = beijing_day(datetime.now(UTC)) - timedelta(days=2)
     districts = [f"99{random.randrange(10_000):04d}" for _ in range(3)]
     activity = Activity(SEED, day, districts)
-    regulator = await harness.start("regulator", consumer_group_prefix=f"test-r2-{uuid.uuid4().hex[:8]}")
+    regulator = await harness.start(
+        "regulator", supervised=True, consumer_group_prefix=f"test-r2-{uuid.uuid4().hex[:8]}"
+    )
     for service, envelopes in activity.events().items():
         await produce(bootstrap, events_topic(service), *envelopes, *envelopes[:3])  # 3 delivered twice
 
@@ -353,7 +355,7 @@ async def test_a_restarted_regulator_recovers_a_district_whose_events_came_throu
     group, district = f"test-r3-{uuid.uuid4().hex[:8]}", f"99{random.randrange(10_000):04d}"
     day = beijing_day(datetime.now(UTC)) - timedelta(days=2)
     key = f"{district}/{day.isoformat()}"
-    regulator = await harness.start("regulator", consumer_group_prefix=group)
+    regulator = await harness.start("regulator", supervised=True, consumer_group_prefix=group)
     filed, morning = 0, beijing_midnight(day) + timedelta(hours=10)
     for partition in (2, 1, 0):
         for _ in range(4):
@@ -362,7 +364,7 @@ async def test_a_restarted_regulator_recovers_a_district_whose_events_came_throu
             await eventually(partial(_filed_is, bootstrap, key, filed), within=300, interval=0.5)
     harness.stop(regulator)
 
-    regulator = await harness.start("regulator", consumer_group_prefix=group)
+    regulator = await harness.start("regulator", supervised=True, consumer_group_prefix=group)
     await eventually(lambda: _listed_filed_is(harness, regulator.port, day, district, filed), within=120)
     await produce_case_filed(bootstrap, 1, district, morning + timedelta(hours=1))
     await eventually(lambda: _filed_is(bootstrap, key, filed + 1), within=120, interval=0.5)

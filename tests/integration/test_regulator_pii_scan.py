@@ -75,7 +75,9 @@ async def test_no_regulator_record_of_the_whole_suite_holds_personal_data(
 ) -> None:
     group = f"test-pii-scan-{uuid.uuid4().hex[:8]}"
     key = base64.b64encode(secrets.token_bytes(32)).decode()
-    await harness.start("regulator", consumer_group_prefix=group, regulator_pseudonym_key=key)
+    await harness.start(
+        "regulator", supervised=True, consumer_group_prefix=group, regulator_pseudonym_key=key
+    )
 
     async def caught_up() -> bool:
         return await _caught_up(endpoints.kafka_bootstrap, f"{group}-regulator")

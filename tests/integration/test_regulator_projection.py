@@ -1,5 +1,6 @@
 """The regulator process on the real stack: it serves, stops on SIGTERM, projects a complaint's
-lifecycle without personal data, and neither drops nor duplicates across a SIGKILL."""
+lifecycle without personal data, neither drops nor duplicates across a SIGKILL, and exits to be
+started again when its projection stalls."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.local.services import health_status
 from deploy.local.stack import Endpoints
@@ -37,9 +39,14 @@ def _new_key() -> tuple[bytes, str]:
     return key, base64.b64encode(key).decode()
 
 
-async def _regulator(harness: ServiceHarness, group: str, key: str) -> RunningService:
-    """A regulator in consumer group ``<group>-regulator`` (its own tables), pseudonymising with ``key``."""
-    return await harness.start("regulator", consumer_group_prefix=group, regulator_pseudonym_key=key)
+async def _regulator(
+    harness: ServiceHarness, group: str, key: str, supervised: bool = True
+) -> RunningService:
+    """A regulator in consumer group ``<group>-regulator`` (its own tables), pseudonymising with
+    ``key``; under a supervisor that starts it again when it exits, as in production."""
+    return await harness.start(
+        "regulator", supervised=supervised, consumer_group_prefix=group, regulator_pseudonym_key=key
+    )
 
 
 def _ce(record: Record, name: str) -> str:
@@ -54,7 +61,7 @@ async def _records_with(bootstrap: str, topic: str, keys: dict[str, bytes]) -> l
 
 
 async def test_regulator_serves_health_and_stops_cleanly_on_sigterm(harness: ServiceHarness) -> None:
-    regulator = await _regulator(harness, f"test-r1-{uuid.uuid4().hex[:8]}", _new_key()[1])
+    regulator = await _regulator(harness, f"test-r1-{uuid.uuid4().hex[:8]}", _new_key()[1], supervised=False)
 
     assert await health_status(regulator.port) == "SERVING"
     regulator.proc.send_signal(signal.SIGTERM)
@@ -153,7 +160,7 @@ async def test_a_regulator_killed_mid_stream_and_restarted_neither_drops_nor_dup
     settled before the kill (published, recorded, offsets committed) are never published again."""
     bootstrap = endpoints.kafka_bootstrap
     group, (key, encoded) = f"test-r1-{uuid.uuid4().hex[:8]}", _new_key()
-    first = await _regulator(harness, group, encoded)
+    regulator = await _regulator(harness, group, encoded)
     settled, streamed = _card_events(200), _card_events(300)
     settled_ids, streamed_ids = _expected_keys(key, settled), _expected_keys(key, streamed)
     everything = settled_ids | streamed_ids
@@ -163,12 +170,11 @@ async def test_a_regulator_killed_mid_stream_and_restarted_neither_drops_nor_dup
 
     producing = asyncio.create_task(_produce_slowly(bootstrap, streamed))
     await _until_projected(bootstrap, streamed_ids, 20)
-    first.kill_child(signal.SIGKILL)
-    await asyncio.to_thread(first.proc.wait, 30)
+    regulator.kill_child(signal.SIGKILL)
     await producing
-    await _regulator(harness, group, encoded)
 
-    # The restarted one recovers its tables from their changelogs and reads on from the commits.
+    # Its supervisor starts it again: it recovers its tables from their changelogs and reads on
+    # from the commits.
     copies = _copies(await _until_projected(bootstrap, everything, len(everything), within=360))
     assert set(copies) == set(everything)
     assert all(len(copies[i]) == 1 for i in settled_ids)
@@ -227,3 +233,44 @@ async def _commit(bootstrap: str, group: str, tp: TopicPartition, offset: int) -
         await consumer.commit({tp: offset})
     finally:
         await consumer.stop()
+
+
+async def test_a_regulator_whose_projection_handles_nothing_exits_and_is_started_again(
+    endpoints: Endpoints, harness: ServiceHarness
+) -> None:
+    """The stall check (services/regulator/stall.py) through a real stall: with the workers'
+    regulator topic deleted under it, the workers projection can publish nothing and handles no
+    record while the source records wait. After ``JZ_REGULATOR_STALL_S`` the process says so and
+    exits; its supervisor starts it again, the start creates the topic again, and every record is
+    projected."""
+    bootstrap = endpoints.kafka_bootstrap
+    group, (key, encoded) = f"test-r5-{uuid.uuid4().hex[:8]}", _new_key()
+    regulator = await harness.start(
+        "regulator",
+        supervised=True,
+        consumer_group_prefix=group,
+        regulator_pseudonym_key=encoded,
+        regulator_stall_s="10",
+    )
+    await _delete_topic(bootstrap, WORKERS_TOPIC)
+    events = _card_events(5)
+    await produce(bootstrap, worker_events.TOPIC, *events)
+
+    async def restarted() -> bool:
+        state = regulator.supervision()
+        return state is not None and state.restarts >= 1 and state.child_pid is not None
+
+    await eventually(restarted, within=300, interval=1)
+    assert "agent handled no record while records waited" in regulator.log.read_text()
+    await regulator.wait_serving(timeout=120)
+    expected = _expected_keys(key, events)
+    await _until_projected(bootstrap, expected, len(expected), within=360)
+
+
+async def _delete_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+    finally:
+        await admin.close()

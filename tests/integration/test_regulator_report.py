@@ -161,7 +161,9 @@ async def test_the_report_of_a_generated_week_shows_the_figures_the_test_produce
 ) -> None:
     districts = [f"99{random.randrange(10_000):04d}" for _ in range(3)]
     week = the_week(districts)
-    regulator = await harness.start("regulator", consumer_group_prefix=f"test-r4-{uuid.uuid4().hex[:8]}")
+    regulator = await harness.start(
+        "regulator", supervised=True, consumer_group_prefix=f"test-r4-{uuid.uuid4().hex[:8]}"
+    )
     for activity in week:
         for service, envelopes in activity.events().items():
             await produce(endpoints.kafka_bootstrap, events_topic(service), *envelopes)
