@@ -212,12 +212,14 @@ class SkippedRecords:
         if expected is None:
             expected = await self.reader.first_offset(tp)
         if record.offset > expected:
-            await self._handle_skipped(tp, expected, record.offset, handle)
+            await self._handle_skipped(tp, key, expected, record.offset, handle)
         await handle(record.value, record.headers)
         if record.offset >= expected:
             self.expected[key] = record.offset + 1
 
-    async def _handle_skipped(self, tp: TopicPartition, start: int, end: int, handle: Handle) -> None:
+    async def _handle_skipped(
+        self, tp: TopicPartition, key: str, start: int, end: int, handle: Handle
+    ) -> None:
         log.warning(
             "records skipped by the consumer; reading them again",
             extra={
@@ -233,6 +235,7 @@ class SkippedRecords:
         async for skipped in self.reader.read(tp, start, end):
             SKIPPED.labels(self.agent).inc()
             await handle(skipped.value, skipped.headers)
+            self.expected[key] = skipped.offset + 1  # progress, for the commit and stall checks
         if self.consumer is not None:  # faust never saw them: unless told, it commits no further
             await self.consumer.mark_handled(tp, start, end)
 

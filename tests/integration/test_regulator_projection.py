@@ -250,7 +250,7 @@ async def test_a_regulator_whose_projection_handles_nothing_exits_and_is_started
         supervised=True,
         consumer_group_prefix=group,
         regulator_pseudonym_key=encoded,
-        regulator_stall_s="10",
+        regulator_stall_s="20",
     )
     await _delete_topic(bootstrap, WORKERS_TOPIC)
     events = _card_events(5)

@@ -81,6 +81,22 @@ async def test_records_skipped_between_two_delivered_are_read_and_handled_first(
     assert expected == {f"{TOPIC}/1": 7}
 
 
+async def test_each_record_read_again_moves_the_expected_offset_as_it_is_handled() -> None:
+    """A long run read again shows progress record by record (the stall check watches it), and a
+    crash in its middle resumes after the last one handled."""
+    log, expected = FakePartitions(), {f"{TOPIC}/1": 2}
+    records = SkippedRecords("agent", expected, log)
+    seen: list[int | None] = []
+
+    async def handle(value: bytes | None, headers: Any) -> None:
+        seen.append(expected.get(f"{TOPIC}/1"))
+
+    await records.deliver(log.log[6], handle)
+
+    assert seen == [2, 3, 4, 5, 6]
+    assert expected == {f"{TOPIC}/1": 7}
+
+
 async def test_records_skipped_before_the_first_one_delivered_are_read_from_the_partition_start() -> None:
     log, agent = FakePartitions(first=10), Agent()
     records = SkippedRecords("agent", {}, log)
