@@ -75,6 +75,13 @@ class Watched:
     def _exit(self) -> None:
         self.exits += 1
 
+    async def exits_after_the_limit(self) -> None:
+        """Nothing moves from now on: no exit just before the limit, one just after it."""
+        await self.for_seconds(LIMIT - 10)
+        assert self.exits == 0
+        await self.for_seconds(15)
+        assert self.exits == 1
+
     async def for_seconds(self, seconds: float, handling: bool = False) -> None:
         for _ in range(int(seconds // 5)):
             self.clock.now += 5
@@ -88,10 +95,7 @@ async def test_an_agent_that_handles_nothing_while_records_wait_makes_the_proces
     w.expected[f"{TOPIC}/0"] = 10
     w.offsets.ends = {P0: 50, P1: 0, ELSEWHERE: 0}
 
-    await w.for_seconds(LIMIT - 10)
-    assert w.exits == 0
-    await w.for_seconds(15)
-    assert w.exits == 1
+    await w.exits_after_the_limit()
 
 
 async def test_an_agent_that_keeps_handling_records_never_exits_however_many_wait() -> None:
@@ -124,10 +128,7 @@ async def test_a_table_recovery_or_a_broker_that_cannot_be_asked_does_not_count_
     assert w.exits == 0
 
     w.consumer.recovering = False
-    await w.for_seconds(LIMIT - 10)
-    assert w.exits == 0
-    await w.for_seconds(15)
-    assert w.exits == 1
+    await w.exits_after_the_limit()
 
 
 async def test_a_partition_the_agent_never_handled_waits_from_its_commit_or_else_its_first_offset() -> None:
