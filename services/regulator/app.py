@@ -40,6 +40,12 @@ class RegulatorSettings(ServiceSettings):
     stall_s: float = Field(
         default=120.0, gt=0, validation_alias=AliasChoices("JZ_REGULATOR_STALL_S", "stall_s")
     )
+    # The same while the tables recover, which takes long on a big history (JZ_REGULATOR_RECOVERY_STALL_S).
+    recovery_stall_s: float = Field(
+        default=900.0,
+        gt=0,
+        validation_alias=AliasChoices("JZ_REGULATOR_RECOVERY_STALL_S", "recovery_stall_s"),
+    )
     # faust's working directory: tables live in memory and in their changelog topics, so nothing
     # kept here matters across restarts; outside the checkout so that it is not littered.
     faust_datadir: Path = Path(tempfile.gettempdir())

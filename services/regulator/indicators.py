@@ -159,9 +159,14 @@ class Indicators:
         touched = counted(event, changes, datetime.now(UTC), self.grace)
         if changes.counted_ids:
             entry = {"changes": changes.to_json(), "touched": [[d, day.isoformat()] for d, day in touched]}
-            self.journal[JOURNAL_KEY] = entry
-            await self.app.producer.flush()  # the entry is in Kafka before any change it holds
+            await self.write_journal(entry)
             await self.apply(entry)
+
+    async def write_journal(self, entry: dict[str, Any]) -> None:
+        """Send the entry to the journal's changelog and wait for Kafka's acknowledgement of it
+        alone (not of everything the other agents sent before it). The table in memory is not
+        set: the entry is read only after a restart, from the changelog it recovers."""
+        await self.journal.send_changelog(None, JOURNAL_KEY, entry)
 
     async def replay(self) -> None:
         """Apply the journal's last entry again after a restart: a crash may have written only

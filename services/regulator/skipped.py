@@ -277,10 +277,8 @@ class FaustGroupConsumer:
             return []
         return [TopicPartition(tp.topic, tp.partition) for tp in self.app.consumer.assignment()]
 
-    def watched(self) -> Iterable[TopicPartition] | None:
-        if getattr(self.app, "in_recovery", False):
-            return None
-        return [TopicPartition(tp.topic, tp.partition) for tp in self.app.consumer.assignment()]
+    def recovering(self) -> bool:
+        return bool(getattr(self.app, "in_recovery", False))
 
     def committed(self, tp: TopicPartition) -> int | None:
         # faust's own record of what it committed (no public accessor): no call to the broker.
@@ -350,12 +348,14 @@ def skipped_records(
     progress = ProgressCheck(
         agent,
         frozenset(topics),
+        settings.topic_partitions,
         expected,
         consumer,
         offsets,
         StallWatch(settings.stall_s),
         exit_stalled,
         time.monotonic,
+        settings.recovery_stall_s,
     )
 
     async def commit_check() -> None:

@@ -11,9 +11,11 @@ So each agent's progress is watched: at each check (every few seconds, with the 
 ``skipped.py``) the offsets the agent expects next on its assigned partitions are compared with
 the last check's. When they have not moved for ``JZ_REGULATOR_STALL_S`` while the broker holds
 records past them, the process logs what faust's consumer says of itself and exits; its
-supervisor (Kubernetes, or the local stack's) starts it again. A table recovery is not a stall
-(it has progress of its own, and may take long), nor is a broker that cannot be asked (an outage
-is waited out, not restarted through); a rebalance that never ends is one.
+supervisor (Kubernetes, or the local stack's) starts it again. The partitions watched are all
+those of the agent's topics (the regulator runs alone in its group), so a rebalance or a table
+recovery that never ends is a stall too; while the tables recover, which can take long on a big
+history, the limit is ``JZ_REGULATOR_RECOVERY_STALL_S`` instead. A broker that cannot be asked is
+not a stall (an outage is waited out, not restarted through).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -49,11 +51,12 @@ class StallWatch:
         self._handled, self._since = dict(handled), now
         return True
 
-    def stalled(self, waiting: bool, now: float) -> bool:
-        """After ``progressed`` said no: whether the records ``waiting`` have waited too long."""
+    def stalled(self, waiting: bool, now: float, limit_s: float | None = None) -> bool:
+        """After ``progressed`` said no: whether the records ``waiting`` have waited longer than
+        ``limit_s`` (``self.limit_s`` by default)."""
         if not waiting:
             self._since = now
-        return waiting and now - self._since >= self.limit_s
+        return waiting and now - self._since >= (limit_s or self.limit_s)
 
     def reset(self) -> None:
         self._handled = None
@@ -70,9 +73,9 @@ class Offsets(Protocol):
 
 
 class Assignment(Protocol):
-    def watched(self) -> Iterable[TopicPartition] | None:
-        """The partitions assigned now (none in the middle of a rebalance); None while the tables
-        recover, which has progress of its own and may take long."""
+    def recovering(self) -> bool:
+        """Whether the tables are being recovered (which may take long, without an agent's
+        progress)."""
         ...
 
     def committed(self, tp: TopicPartition) -> int | None: ...
@@ -86,18 +89,17 @@ class ProgressCheck:
 
     agent: str
     topics: frozenset[str]
+    partitions: int  # of each topic
     expected: Mapping[str, int]  # "<topic>/<partition>" -> the next offset the agent expects
     consumer: Assignment
     offsets: Offsets
     watch: StallWatch
     on_stall: Callable[[], None]
     clock: Callable[[], float]
+    recovery_limit_s: float
 
     async def check(self) -> None:
-        tps = self._partitions()
-        if not tps:
-            self.watch.reset()  # recovering its tables, or nothing read yet
-            return
+        tps = [TopicPartition(topic, p) for topic in sorted(self.topics) for p in range(self.partitions)]
         handled = {_key(tp): self.expected.get(_key(tp)) for tp in tps}
         now = self.clock()
         if self.watch.progressed(handled, now):
@@ -107,18 +109,9 @@ class ProgressCheck:
             self.watch.reset()  # the broker cannot be asked: an outage is waited out
             return
         waiting = {tp: bounds[tp][1] for tp in tps if bounds[tp][1] > self._next(tp, handled, bounds)}
-        if self.watch.stalled(bool(waiting), now):
-            self._stalled(handled, waiting)
-
-    def _partitions(self) -> list[TopicPartition]:
-        """The agent's partitions: those assigned, and those it handled records of (the regulator
-        runs alone in its group, so they stay its own while a rebalance that never ends hides them)."""
-        assigned = self.consumer.watched()
-        if assigned is None:
-            return []
-        handled = (key.rpartition("/") for key in self.expected)
-        tps = {*assigned, *(TopicPartition(topic, int(p)) for topic, _, p in handled)}
-        return sorted(tp for tp in tps if tp.topic in self.topics)
+        limit = self.recovery_limit_s if self.consumer.recovering() else self.watch.limit_s
+        if self.watch.stalled(bool(waiting), now, limit):
+            self._stalled(handled, waiting, limit)
 
     def _next(self, tp: TopicPartition, handled: Mapping[str, int | None], bounds: Bounds) -> int:
         """The next offset the agent should handle: after what it handled, else its group's commit,
@@ -128,13 +121,15 @@ class ProgressCheck:
             known = self.consumer.committed(tp)
         return max(known if known is not None else 0, bounds[tp][0])
 
-    def _stalled(self, handled: Mapping[str, int | None], waiting: Mapping[TopicPartition, int]) -> None:
+    def _stalled(
+        self, handled: Mapping[str, int | None], waiting: Mapping[TopicPartition, int], limit_s: float
+    ) -> None:
         log.error(
             "agent handled no record while records waited; exiting to be started again",
             extra={
                 "fields": {
                     "agent": self.agent,
-                    "stalled_s": self.watch.limit_s,
+                    "stalled_s": limit_s,
                     "handled": dict(handled),
                     "waiting_until": {_key(tp): end for tp, end in waiting.items()},
                     "consumer": self.consumer.describe(),

@@ -177,7 +177,12 @@ class ServiceHarness:
             self.home,
             database=database,
             metrics_port=metrics_port,
-            extra={"JZ_RELAY_POLL_INTERVAL_S": "0.2", **{f"JZ_{k.upper()}": v for k, v in env.items()}},
+            extra={
+                "JZ_RELAY_POLL_INTERVAL_S": "0.2",
+                # The tests' tables recover in seconds: a regulator stuck recovering exits sooner.
+                "JZ_REGULATOR_RECOVERY_STALL_S": "120",
+                **{f"JZ_{k.upper()}": v for k, v in env.items()},
+            },
             supervised=supervised,
             command=command,
         )
