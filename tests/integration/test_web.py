@@ -55,7 +55,8 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 async def regulator(harness: ServiceHarness) -> AsyncIterator[RunningService]:
-    svc = await harness.start("regulator", consumer_group_prefix=f"test-web-{uuid.uuid4().hex[:8]}")
+    group = f"test-web-{uuid.uuid4().hex[:8]}"
+    svc = await harness.start("regulator", supervised=True, consumer_group_prefix=group)
     yield svc
     harness.stop(svc)
 
