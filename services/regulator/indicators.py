@@ -6,8 +6,7 @@ the figures of every district day it changed on the indicators topic, and keeps 
 The tables, each backed by its changelog topic: ``indicator-counted`` (the ``ce_id``s counted),
 ``indicator-days`` (each district's flows in tumbling one-day windows, expiring after the grace
 period), ``indicator-records`` (workers, cases, orders and districts as the rules know them) and
-``indicator-figures`` (``<district>/<date>`` -> the last figures published) and
-``indicator-journal`` (the last counted event's changes, written before any of them is applied).
+``indicator-figures`` (``<district>/<date>`` -> the last figures published).
 """
 
 from __future__ import annotations
@@ -48,7 +47,6 @@ if TYPE_CHECKING:  # the composition root imports this module
 log = logging.getLogger(__name__)
 
 DISTRICT_DAY_TYPE = pb.DistrictDay.DESCRIPTOR.full_name
-JOURNAL_KEY = "last"
 # Where ListIndicators reads: the figures table of the app registered in this process.
 _FIGURES: dict[str, TableT[str, dict[str, Any]]] = {}
 
@@ -128,9 +126,6 @@ class Indicators:
         self.grace = timedelta(days=settings.grace_days)
         self.store = TableStore(app, settings)
         self.figures = app.Table("indicator-figures", **table_options(settings))
-        # The last event's changes, written before any of them (EventChanges): one key, one record.
-        self.journal = app.Table("indicator-journal", **table_options(settings))
-        self.replayed = False
         topics = [regulator_topic(service) for service in SOURCE_SERVICES]
         self.source = app.topic(*topics, key_serializer="raw", value_serializer="raw")
         self.target = app.topic(INDICATORS_TOPIC, key_serializer="raw", value_serializer="raw")
@@ -153,32 +148,10 @@ class Indicators:
         except (PermanentEventError, ValueError) as exc:
             log.error("regulator record not counted", extra={"fields": {"error": str(exc)}})
             return
-        if not self.replayed:
-            await self.replay()
-        changes = EventChanges(self.store)
+        changes = EventChanges(self.store)  # all of them, or none when a rule fails midway
         touched = counted(event, changes, datetime.now(UTC), self.grace)
-        if changes.counted_ids:
-            entry = {"changes": changes.to_json(), "touched": [[d, day.isoformat()] for d, day in touched]}
-            await self.write_journal(entry)
-            await self.apply(entry)
-
-    async def write_journal(self, entry: dict[str, Any]) -> None:
-        """Send the entry to the journal's changelog and wait for Kafka's acknowledgement of it
-        alone (not of everything the other agents sent before it). The table in memory is not
-        set: the entry is read only after a restart, from the changelog it recovers."""
-        await self.journal.send_changelog(None, JOURNAL_KEY, entry)
-
-    async def replay(self) -> None:
-        """Apply the journal's last entry again after a restart: a crash may have written only
-        some of its changes to their changelogs (the values are absolute, so again is harmless)."""
-        entry = self.journal.get(JOURNAL_KEY)
-        if entry is not None:
-            await self.apply(entry)
-        self.replayed = True
-
-    async def apply(self, entry: dict[str, Any]) -> None:
-        apply_changes(entry["changes"], self.store)
-        for district, day in sorted((d, date.fromisoformat(day)) for d, day in entry["touched"]):
+        apply_changes(changes.to_json(), self.store)
+        for district, day in sorted(touched):
             await self.publish(district_day(self.store, district, day))
 
     async def publish(self, figures: DistrictDay) -> None:

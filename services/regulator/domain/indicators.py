@@ -248,9 +248,9 @@ RECORD_KINDS: Mapping[str, type[Record]] = {
 @dataclass
 class EventChanges:
     """What counting one event changes, held apart from the store underneath (reads see these
-    changes first) so that all of them can be written down at once, as one journal entry, before
-    any is applied: a crash then leaves either none of an event's changes or all of them to
-    apply again (``apply_changes``, the values being absolute, not increments)."""
+    changes first) and applied together (``apply_changes``): a rule that fails midway leaves
+    nothing half-written. The values are absolute, not increments, and in JSON, so that the same
+    changes applied again (from a record of them kept elsewhere) change nothing more."""
 
     store: IndicatorStore
     counted_ids: list[str] = field(default_factory=list)

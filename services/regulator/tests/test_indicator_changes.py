@@ -1,5 +1,5 @@
 """One event's changes held apart and written at once (domain/indicators.py, ``EventChanges``):
-what the indicators' journal holds, and why a crash halfway through applying it loses nothing."""
+their JSON form, and why applying them again after a partial write completes it and counts nothing twice."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _changes(store: MemoryStore, e: RegulatorEvent, now: datetime = NOW) -> Even
 
 
 def _journalled(changes: EventChanges) -> dict[str, object]:
-    """The changes as the journal table keeps them: JSON, and back."""
+    """The changes as a record of them would keep them: JSON, and back."""
     return dict(json.loads(json.dumps(changes.to_json())))
 
 
@@ -74,7 +74,7 @@ def test_reads_see_the_events_own_changes_before_the_store_underneath() -> None:
 
 
 def test_a_crash_after_some_of_an_events_changes_were_written_is_repaired_by_applying_all_again() -> None:
-    """The day's count landed and the case and the counted id did not: applying the journal's
+    """The day's count landed and the case and the counted id did not: applying the recorded
     entry again (twice, even) gives exactly what one whole application gives, and the event
     delivered once more counts nothing."""
     filed = event(complaints.CaseFiled(case_id="c-9", district_code=CHAOYANG), at(15), "e-9")
