@@ -32,7 +32,6 @@ from services.regulator.domain.indicators import (
     R,
     Record,
     RegulatorEvent,
-    apply_changes,
     district_day,
     observe,
 )
@@ -150,7 +149,7 @@ class Indicators:
             return
         changes = EventChanges(self.store)  # all of them, or none when a rule fails midway
         touched = counted(event, changes, datetime.now(UTC), self.grace)
-        apply_changes(changes.to_json(), self.store)
+        changes.apply()
         for district, day in sorted(touched):
             await self.publish(district_day(self.store, district, day))
 

@@ -240,17 +240,12 @@ class IndicatorStore(Protocol):
     def save(self, key: str, record: Record) -> None: ...
 
 
-RECORD_KINDS: Mapping[str, type[Record]] = {
-    kind.PREFIX: kind for kind in (WorkerFacts, CaseFacts, OrderFacts, DistrictFacts)
-}
-
-
 @dataclass
 class EventChanges:
     """What counting one event changes, held apart from the store underneath (reads see these
-    changes first) and applied together (``apply_changes``): a rule that fails midway leaves
-    nothing half-written. The values are absolute, not increments, and in JSON, so that the same
-    changes applied again (from a record of them kept elsewhere) change nothing more."""
+    changes first) and written to it together by ``apply``: a rule that fails midway leaves
+    nothing half-written. The values are absolute, not increments, so applying them again after a
+    partial write completes it and counts nothing twice."""
 
     store: IndicatorStore
     counted_ids: list[str] = field(default_factory=list)
@@ -277,24 +272,14 @@ class EventChanges:
     def save(self, key: str, record: Record) -> None:
         self.records[key] = record
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "counted": list(self.counted_ids),
-            "days": [
-                [district, day.isoformat(), facts.to_json()] for (district, day), facts in self.days.items()
-            ],
-            "records": [[key, record.to_json()] for key, record in self.records.items()],
-        }
-
-
-def apply_changes(changes: Mapping[str, Any], store: IndicatorStore) -> None:
-    """Writes an event's changes (``EventChanges.to_json``) to ``store``; twice is as once."""
-    for district, day, facts in changes["days"]:
-        store.put_day(district, date.fromisoformat(day), DayFacts.from_json(facts))
-    for key, record in changes["records"]:
-        store.save(key, RECORD_KINDS[key.partition("/")[0]].from_json(record))
-    for event_id in changes["counted"]:
-        store.count(event_id)
+    def apply(self) -> None:
+        """Write every change to the store underneath; twice is as once."""
+        for (district, day), facts in self.days.items():
+            self.store.put_day(district, day, facts)
+        for key, record in self.records.items():
+            self.store.save(key, record)
+        for event_id in self.counted_ids:
+            self.store.count(event_id)
 
 
 def first_open_day(now: datetime, grace: timedelta) -> date:

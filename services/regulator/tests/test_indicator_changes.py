@@ -1,9 +1,8 @@
-"""One event's changes held apart and written at once (domain/indicators.py, ``EventChanges``):
-their JSON form, and why applying them again after a partial write completes it and counts nothing twice."""
+"""One event's changes held apart and written at once (domain/indicators.py, ``EventChanges``),
+and why applying them again after a partial write completes it and counts nothing twice."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from jiazheng.complaints.events.v1 import events_pb2 as complaints
@@ -13,7 +12,6 @@ from libs.common.protoutil import timestamp
 from services.regulator.domain.indicators import (
     EventChanges,
     RegulatorEvent,
-    apply_changes,
     district_day,
     observe,
 )
@@ -49,9 +47,8 @@ def _changes(store: MemoryStore, e: RegulatorEvent, now: datetime = NOW) -> Even
     return changes
 
 
-def _journalled(changes: EventChanges) -> dict[str, object]:
-    """The changes as a record of them would keep them: JSON, and back."""
-    return dict(json.loads(json.dumps(changes.to_json())))
+def _nothing(changes: EventChanges) -> bool:
+    return not (changes.counted_ids or changes.days or changes.records)
 
 
 def test_an_events_changes_reach_the_store_only_when_applied_and_then_as_if_counted_straight() -> None:
@@ -60,7 +57,7 @@ def test_an_events_changes_reach_the_store_only_when_applied_and_then_as_if_coun
         changes = _changes(store, e)
         assert store.counted(e.id) is False
         assert changes.counted(e.id) is True
-        apply_changes(_journalled(changes), store)
+        changes.apply()
 
     assert (store.ids, store.days, store.records) == (straight.ids, straight.days, straight.records)
 
@@ -74,25 +71,26 @@ def test_reads_see_the_events_own_changes_before_the_store_underneath() -> None:
 
 
 def test_a_crash_after_some_of_an_events_changes_were_written_is_repaired_by_applying_all_again() -> None:
-    """The day's count landed and the case and the counted id did not: applying the recorded
-    entry again (twice, even) gives exactly what one whole application gives, and the event
+    """The day's count landed and the case and the counted id did not: applying the changes
+    again (twice, even) gives exactly what one whole application gives, and the event
     delivered once more counts nothing."""
     filed = event(complaints.CaseFiled(case_id="c-9", district_code=CHAOYANG), at(15), "e-9")
     whole, crashed = _day(MemoryStore()), _day(MemoryStore())
-    apply_changes(_journalled(_changes(whole, filed)), whole)
-    entry = _journalled(_changes(crashed, filed))
-    apply_changes({"days": entry["days"], "records": [], "counted": []}, crashed)
+    _changes(whole, filed).apply()
+    changes = _changes(crashed, filed)
+    for (district, day), facts in changes.days.items():
+        crashed.put_day(district, day, facts)
 
-    apply_changes(entry, crashed)
-    apply_changes(entry, crashed)
+    changes.apply()
+    changes.apply()
 
     assert (crashed.ids, crashed.days, crashed.records) == (whole.ids, whole.days, whole.records)
     assert district_day(crashed, CHAOYANG, DAY).complaints_filed == 3
-    assert _changes(crashed, filed).to_json() == {"counted": [], "days": [], "records": []}
+    assert _nothing(_changes(crashed, filed))
 
 
 def test_an_event_no_rule_reads_changes_nothing() -> None:
     store = _day(MemoryStore())
     unknown = RegulatorEvent(id="x", type="jiazheng.nowhere.v1.Unknown", time=at(12), data={})
 
-    assert _changes(store, unknown).to_json() == {"counted": [], "days": [], "records": []}
+    assert _nothing(_changes(store, unknown))
