@@ -1,8 +1,10 @@
 """The gRPC APIs the gateway calls: workers (cards), orders (check-in) and regulator
-(indicators and the feed). Thin: each method is one call with the caller's key and a deadline."""
+(indicators and the feed of new figures). Thin: each method is one call with the caller's key and
+a deadline."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from typing import Protocol
@@ -18,6 +20,16 @@ from services.gateway.settings import GatewaySettings
 UNAVAILABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # The key is not a regulator's (or no key at all).
 NOT_ALLOWED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+# Where the regulator publishes a district day's figures each time they change (docs/regulators.md).
+INDICATORS_TOPIC = "jiazheng.regulator.indicators.v1"
+
+
+class LiveFeed(Protocol):
+    """A feed that is read until it is cancelled."""
+
+    def __aiter__(self) -> AsyncIterator[regulator_pb2.SubscribeResponse]: ...
+
+    def cancel(self) -> bool: ...
 
 
 class Services(Protocol):
@@ -31,7 +43,7 @@ class Services(Protocol):
         self, key: str, start: date, end: date, districts: Sequence[str]
     ) -> list[regulator_pb2.DistrictDay]: ...
 
-    def watch(self, key: str) -> AsyncIterator[regulator_pb2.SubscribeResponse]: ...
+    async def watch(self, key: str) -> LiveFeed: ...
 
 
 def _auth(key: str) -> tuple[tuple[str, str]]:
@@ -77,13 +89,28 @@ class GrpcServices:
         reply = await stub.ListIndicators(request, metadata=_auth(key), timeout=self._timeout)
         return list(reply.days)
 
-    async def watch(self, key: str) -> AsyncIterator[regulator_pb2.SubscribeResponse]:
-        """The regulator feed from now on, for as long as the caller reads it (no deadline)."""
+    async def watch(self, key: str) -> LiveFeed:
+        """The indicators topic from now on, returned once the regulator has positioned its reader
+        (its initial metadata): figures published after that are all in it. Read without a
+        deadline; one not positioned within the call timeout is DEADLINE_EXCEEDED."""
         stub = regulator_pb2_grpc.RegulatorServiceStub(self._regulator)
-        request = regulator_pb2.SubscribeRequest(start=regulator_pb2.START_POSITION_LATEST)
+        request = regulator_pb2.SubscribeRequest(
+            start=regulator_pb2.START_POSITION_LATEST, topics=[INDICATORS_TOPIC]
+        )
         call = stub.Subscribe(request, metadata=_auth(key))
         try:
-            async for item in call:
-                yield item
-        finally:
+            await asyncio.wait_for(call.initial_metadata(), self._timeout)
+            await call.wait_for_connection()  # raises the call's error if it ended instead
+        except TimeoutError:
             call.cancel()
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                "feed not positioned",
+                None,
+            ) from None
+        except BaseException:
+            call.cancel()
+            raise
+        return call

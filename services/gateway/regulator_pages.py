@@ -19,7 +19,7 @@ from google.protobuf.json_format import MessageToDict
 
 from libs.common.beijing import BEIJING
 from libs.common.districts import BEIJING_DISTRICTS
-from services.gateway.backends import NOT_ALLOWED, UNAVAILABLE
+from services.gateway.backends import NOT_ALLOWED, UNAVAILABLE, LiveFeed
 from services.gateway.presenting import dashboard_series
 from services.gateway.web import GATEWAY, new_csrf_token, same_token
 
@@ -156,16 +156,26 @@ async def indicators(request: web.Request) -> web.Response:
 
 
 async def live(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: one ``change`` per regulator event, with its type; the page then
-    reloads the indicators. A comment every 15 s keeps proxies from closing the stream."""
+    """Server-sent events: one ``change`` each time the regulator publishes new figures; the page
+    then reloads the indicators. The stream opens only once the feed is positioned, so figures
+    changed after the browser sees it open are never missed. A comment every 15 s keeps proxies
+    from closing the stream."""
     session = _session(request)
     if session is None:
         raise web.HTTPUnauthorized(reason="请先登录。")
+    feed = await request.app[GATEWAY].services.watch(session["k"])
+    try:
+        return await _stream(request, feed)
+    finally:
+        feed.cancel()
+
+
+async def _stream(request: web.Request, feed: LiveFeed) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
     await response.prepare(request)
     await response.write(b"retry: 5000\n\n")
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=1000)
-    pump = asyncio.create_task(_pump(request, session["k"], queue))
+    pump = asyncio.create_task(_pump(feed, queue))
     try:
         while True:
             try:
@@ -183,13 +193,13 @@ async def live(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _pump(request: web.Request, key: str, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+async def _pump(feed: LiveFeed, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
     """Feed events into ``queue``; None when the feed ends (the browser reconnects by itself)."""
     try:
-        async for item in request.app[GATEWAY].services.watch(key):
+        async for item in feed:
             event = MessageToDict(item.event, preserving_proto_field_name=True)
             with contextlib.suppress(asyncio.QueueFull):  # a slow page only needs to know "changed"
-                queue.put_nowait({"type": event.get("type", ""), "topic": event.get("topic", "")})
+                queue.put_nowait({"type": event.get("type", ""), "subject": event.get("subject", "")})
     except grpc.aio.AioRpcError as failed:
         if failed.code() not in UNAVAILABLE and failed.code() != grpc.StatusCode.CANCELLED:
             raise

@@ -6,6 +6,9 @@ The **cursor** is an opaque, versioned token: base64url (no padding) of the JSON
 subscribed topics. The reader assigns those partitions itself (no consumer group: each subscriber
 is on its own) and reads each from the cursor's offset, or, without one, from its start or its
 end; a partition that appears later (a topic created, partitions added) is read from its start.
+Once every partition's starting offset is fixed the reader says so (``ready``): from then on, a
+record published is one the subscriber will get, so a client of ``LATEST`` can tell when "from
+now on" began.
 
 A record is a **copy** when its ``ce_id`` was on a record of the ``DEDUPE_WINDOW`` offsets before
 it in its partition: that rule depends on the log alone, not on where a reader began, so before
@@ -154,21 +157,23 @@ class PartitionReader(Protocol):
 
 
 Discover = Callable[[], Awaitable[set[TopicPartition]]]
+Ready = Callable[[], Awaitable[None]]
 
 
 async def read_feed(
-    kafka: Mapping[str, Any], topics: Collection[str], resume: Positions | None, start: Start
+    kafka: Mapping[str, Any], topics: Collection[str], resume: Positions | None, start: Start, ready: Ready
 ) -> AsyncIterator[tuple[FeedEvent, str]]:
     """Each event of ``topics`` after ``resume`` (a decoded cursor) or from ``start``, with the
-    cursor after it, for as long as the caller iterates; ``kafka`` is the clients' options
-    (libs.common.kafka.client_options). Kafka unreachable at the start raises what aiokafka raised
-    (an outage the API answers UNAVAILABLE)."""
+    cursor after it, for as long as the caller iterates; ``ready`` is awaited once the starting
+    offsets are fixed; ``kafka`` is the clients' options (libs.common.kafka.client_options). Kafka
+    unreachable at the start raises what aiokafka raised (an outage the API answers UNAVAILABLE)."""
     consumer = AIOKafkaConsumer(**kafka, enable_auto_commit=False, auto_offset_reset="earliest")
     admin = AIOKafkaAdminClient(**kafka)
     try:
         await consumer.start()
         await admin.start()
-        reader = FeedReader(consumer, partial(_partitions_of, admin, frozenset(topics)), resume, start)
+        discover = partial(_partitions_of, admin, frozenset(topics))
+        reader = FeedReader(consumer, discover, resume, start, ready)
         async for item in reader.events():
             yield item
     finally:
@@ -197,12 +202,14 @@ class FeedReader:
         discover: Discover,
         resume: Positions | None,
         start: Start,
+        ready: Ready,
         refresh_s: float = REFRESH_S,
     ) -> None:
         self._consumer = consumer
         self._discover = discover
         self._resume = resume
         self._start = start
+        self._ready = ready
         self._refresh_s = refresh_s
         self._positions: Positions = {}
         self._reading: Positions = {}
@@ -211,6 +218,7 @@ class FeedReader:
     async def events(self) -> AsyncIterator[tuple[FeedEvent, str]]:
         loop_time = asyncio.get_running_loop().time
         await self._assign_new(first=True)
+        await self._ready()
         refreshed = loop_time()
         while True:
             if not self._positions:

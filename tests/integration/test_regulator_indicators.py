@@ -9,11 +9,12 @@ stack stay out of these figures."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import statistics
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -368,6 +369,41 @@ async def test_a_restarted_regulator_recovers_a_district_whose_events_came_throu
     await eventually(lambda: _listed_filed_is(harness, regulator.port, day, district, filed), within=120)
     await produce_case_filed(bootstrap, 1, district, morning + timedelta(hours=1))
     await eventually(lambda: _filed_is(bootstrap, key, filed + 1), within=120, interval=0.5)
+
+
+async def test_a_subscriber_to_the_indicators_from_now_on_gets_the_next_change_already_listed(
+    endpoints: Endpoints, harness: ServiceHarness
+) -> None:
+    """As the dashboard follows the figures: Subscribe(LATEST, the indicators topic), and once the
+    initial metadata came (the reader is positioned), a case filed at once is in the stream, and
+    ListIndicators shows its figures when the record arrives."""
+    district = f"99{random.randrange(10_000):04d}"
+    day = beijing_day(datetime.now(UTC)) - timedelta(days=1)
+    key = harness.key("regulator")
+    regulator = await harness.start(
+        "regulator", supervised=True, consumer_group_prefix=f"test-r4-{uuid.uuid4().hex[:8]}"
+    )
+    request = pb.SubscribeRequest(start=pb.START_POSITION_LATEST, topics=[INDICATORS_TOPIC])
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{regulator.port}") as channel:
+        stub = regulator_pb2_grpc.RegulatorServiceStub(channel)
+        call = stub.Subscribe(request, metadata=auth(key))
+        try:
+            await asyncio.wait_for(call.initial_metadata(), 60)
+            await produce_case_filed(endpoints.kafka_bootstrap, 0, district, beijing_midnight(day))
+            changed = await asyncio.wait_for(_first_about(call, f"{district}/{day.isoformat()}"), 300)
+            listed = await _listed_filed_is(harness, regulator.port, day, district, 1)
+        finally:
+            call.cancel()
+
+    assert json_format.Parse(changed.data_json, pb.DistrictDay()).complaints_filed == 1
+    assert listed
+
+
+async def _first_about(responses: AsyncIterable[pb.SubscribeResponse], subject: str) -> pb.RegulatorEvent:
+    async for response in responses:
+        if response.event.subject == subject:
+            return response.event
+    raise AssertionError(f"the stream ended before {subject}")
 
 
 async def produce_case_filed(bootstrap: str, partition: int, district: str, moment: datetime) -> None:

@@ -45,6 +45,7 @@ class FakeServices:
     check_ins: list[tuple[str, str, str]] = field(default_factory=list)
     queries: list[tuple[str, date, date, tuple[str, ...]]] = field(default_factory=list)
     feed: list[regulator_pb2.SubscribeResponse] = field(default_factory=list)
+    watching: list[FakeFeed] = field(default_factory=list)
 
     async def verify_card(self, token: str) -> workers_pb2.VerifyCardResponse:
         if self.failure:
@@ -67,6 +68,24 @@ class FakeServices:
         self.queries.append((key, start, end, tuple(districts)))
         return [d for d in self.days if not districts or d.district_code in districts]
 
-    async def watch(self, key: str) -> AsyncIterator[regulator_pb2.SubscribeResponse]:
-        for item in self.feed:
+    async def watch(self, key: str) -> FakeFeed:
+        if self.failure:
+            raise self.failure
+        self.watching.append(FakeFeed(self.feed))
+        return self.watching[-1]
+
+
+@dataclass
+class FakeFeed:
+    """A feed of the given responses that then ends; whether it was cancelled."""
+
+    items: list[regulator_pb2.SubscribeResponse]
+    cancelled: bool = False
+
+    async def __aiter__(self) -> AsyncIterator[regulator_pb2.SubscribeResponse]:
+        for item in self.items:
             yield item
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        return True

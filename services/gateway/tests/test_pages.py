@@ -272,10 +272,14 @@ async def test_logging_out_needs_the_sessions_token_and_ends_the_session(client:
     assert (await client.get("/regulator", allow_redirects=False)).status == 303
 
 
-async def test_the_live_stream_reports_each_regulator_event(client: Client, services: FakeServices) -> None:
+async def test_the_live_stream_reports_each_change_of_figures_and_closes_its_feed(
+    client: Client, services: FakeServices
+) -> None:
     services.feed = [
         regulator_pb2.SubscribeResponse(
-            event=regulator_pb2.RegulatorEvent(type="jiazheng.orders.events.v1.OrderPlaced", topic="t"),
+            event=regulator_pb2.RegulatorEvent(
+                type="jiazheng.regulator.v1.DistrictDay", subject="110105/2026-11-30"
+            ),
             cursor="c1",
         )
     ]
@@ -283,4 +287,20 @@ async def test_the_live_stream_reports_each_regulator_event(client: Client, serv
     reply = await client.get("/regulator/live")
     body = await reply.text()  # the fake feed ends, so the stream does
     assert reply.headers["Content-Type"] == "text/event-stream"
-    assert 'event: change\ndata: {"type": "jiazheng.orders.events.v1.OrderPlaced", "topic": "t"}' in body
+    assert (
+        'event: change\ndata: {"type": "jiazheng.regulator.v1.DistrictDay", "subject": "110105/2026-11-30"}'
+        in body
+    )
+    assert [f.cancelled for f in services.watching] == [True]
+
+
+async def test_the_live_stream_is_unavailable_while_the_feed_cannot_be_positioned(
+    client: Client, services: FakeServices
+) -> None:
+    await login(client, REGULATOR_KEY)
+    services.failure = rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "feed not positioned")
+
+    reply = await client.get("/regulator/live")
+
+    assert reply.status == 503
+    assert reply.headers["Content-Type"].startswith("text/html")

@@ -16,19 +16,22 @@ from libs.common.kafka import client_options
 from libs.common.settings import ServiceSettings
 from services.regulator.api.convert import START, date_range, district_day_to_proto, subscribe_response
 from services.regulator.domain.indicators import DistrictDay
-from services.regulator.feed import FeedEvent, Positions, Start, decode_cursor, read_feed
-from services.regulator.topics import REGULATOR_TOPICS
+from services.regulator.feed import FeedEvent, Positions, Ready, Start, decode_cursor, read_feed
+from services.regulator.topics import INDICATORS_TOPIC, REGULATOR_TOPICS
 
 SERVICE = pb.DESCRIPTOR.services_by_name["RegulatorService"]
 _WATCHERS = frozenset({Role.REGULATOR, Role.OPERATOR})
 POLICY = {f"/{SERVICE.full_name}/{method.name}": _WATCHERS for method in SERVICE.methods}
-# The topics Subscribe streams: the events' (the indicators are read with ListIndicators).
+# The topics Subscribe streams by default: the events'. The indicators' is streamed only when asked
+# for (a dashboard follows it to know when ListIndicators has new figures).
 EVENT_TOPICS = tuple(sorted(REGULATOR_TOPICS.values()))
+FEED_TOPICS = (*EVENT_TOPICS, INDICATORS_TOPIC)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 IndicatorsQuery = Callable[[date, date, frozenset[str]], list[DistrictDay]]
 Feed = Callable[
-    [Mapping[str, Any], Collection[str], Positions | None, Start], AsyncIterator[tuple[FeedEvent, str]]
+    [Mapping[str, Any], Collection[str], Positions | None, Start, Ready],
+    AsyncIterator[tuple[FeedEvent, str]],
 ]
 
 
@@ -45,10 +48,17 @@ class RegulatorServicer:
         self, request: pb.SubscribeRequest, context: Context
     ) -> AsyncIterator[pb.SubscribeResponse]:
         """The events from the cursor on (or the start position), each with the cursor after it,
-        until the client goes (its call is cancelled, which closes the reader)."""
+        until the client goes (its call is cancelled, which closes the reader). The response's
+        initial metadata is sent once the reader is positioned: a client of ``LATEST`` gets every
+        event published after it received them."""
         topics = subscribed_topics(request.topics)
         resume = decode_cursor(request.cursor, topics) if request.cursor else None
-        async for event, cursor in self._feed(self._kafka, topics, resume, START[request.start]):
+
+        async def positioned() -> None:
+            await context.send_initial_metadata(())
+
+        feed = self._feed(self._kafka, topics, resume, START[request.start], positioned)
+        async for event, cursor in feed:
             yield subscribe_response(event, cursor)
 
     async def ListIndicators(
@@ -61,11 +71,9 @@ class RegulatorServicer:
 
 
 def subscribed_topics(asked: Collection[str]) -> tuple[str, ...]:
-    """The topics asked for, or every events topic; one that is not a regulator events topic is
+    """The topics asked for, or every events topic; one that is not a regulator topic is
     INVALID_ARGUMENT naming it."""
     for i, topic in enumerate(asked):
-        if topic not in EVENT_TOPICS:
-            raise InvalidArgument(
-                f"topics[{i}]", f"not a regulator events topic; one of {', '.join(EVENT_TOPICS)}"
-            )
+        if topic not in FEED_TOPICS:
+            raise InvalidArgument(f"topics[{i}]", f"not a regulator topic; one of {', '.join(FEED_TOPICS)}")
     return tuple(dict.fromkeys(asked)) or EVENT_TOPICS

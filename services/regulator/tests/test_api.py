@@ -23,7 +23,8 @@ from libs.common.settings import ServiceSettings
 from services.regulator.api import POLICY, SERVICE, RegulatorServicer
 from services.regulator.api.regulator import EVENT_TOPICS, IndicatorsQuery
 from services.regulator.domain.indicators import DistrictDay, LevelCount, SkillLevelCount
-from services.regulator.feed import FeedEvent, Positions, Start, encode_cursor
+from services.regulator.feed import FeedEvent, Positions, Ready, Start, encode_cursor
+from services.regulator.topics import INDICATORS_TOPIC
 from tests.integration.clients import auth, field_violations
 
 if TYPE_CHECKING:
@@ -65,11 +66,20 @@ class FakeFeed:
     def __init__(self) -> None:
         self.asked: list[tuple[str, tuple[str, ...], Positions | None, Start]] = []
         self.closed = asyncio.Event()
+        self.positioned = asyncio.Event()
+        self.positioned.set()
 
     async def __call__(
-        self, kafka: Mapping[str, Any], topics: Collection[str], resume: Positions | None, start: Start
+        self,
+        kafka: Mapping[str, Any],
+        topics: Collection[str],
+        resume: Positions | None,
+        start: Start,
+        ready: Ready,
     ) -> AsyncIterator[tuple[FeedEvent, str]]:
         self.asked.append((kafka["bootstrap_servers"], tuple(topics), resume, start))
+        await self.positioned.wait()
+        await ready()
         n = 0
         try:
             while True:
@@ -224,6 +234,29 @@ async def test_the_stream_sends_the_feeds_events_with_their_cursors_from_the_pos
     ]
 
 
+async def test_the_indicators_topic_is_streamed_when_asked_for(stub: Stub, feed: FakeFeed) -> None:
+    await _first(stub, pb.SubscribeRequest(topics=[INDICATORS_TOPIC]), Role.REGULATOR)
+
+    assert feed.asked == [("127.0.0.1:9092", (INDICATORS_TOPIC,), None, Start.EARLIEST)]
+
+
+async def test_the_initial_metadata_comes_once_the_feed_is_positioned(stub: Stub, feed: FakeFeed) -> None:
+    feed.positioned.clear()
+    call = stub.Subscribe(
+        pb.SubscribeRequest(start=pb.START_POSITION_LATEST), metadata=auth(KEYS[Role.REGULATOR])
+    )
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(call.initial_metadata()), timeout=0.3)
+
+        feed.positioned.set()
+
+        await asyncio.wait_for(call.initial_metadata(), timeout=5)
+        assert feed.asked == [("127.0.0.1:9092", EVENT_TOPICS, None, Start.LATEST)]
+    finally:
+        call.cancel()
+
+
 async def test_a_client_that_leaves_closes_its_reader(stub: Stub, feed: FakeFeed) -> None:
     await _first(stub, pb.SubscribeRequest(), Role.REGULATOR)
 
@@ -235,7 +268,7 @@ async def test_a_client_that_leaves_closes_its_reader(stub: Stub, feed: FakeFeed
     [
         (pb.SubscribeRequest(cursor="bm90IGEgY3Vyc29y"), "cursor"),
         (pb.SubscribeRequest(cursor=encode_cursor({TopicPartition(CASES, 0): 1}), topics=[ORDERS]), "cursor"),
-        (pb.SubscribeRequest(topics=[ORDERS, "jiazheng.regulator.indicators.v1"]), "topics[1]"),
+        (pb.SubscribeRequest(topics=[ORDERS, "jiazheng.regulator.figures.v1"]), "topics[1]"),
     ],
 )
 async def test_a_bad_cursor_or_topic_is_invalid_naming_it(

@@ -1,14 +1,14 @@
 """The feed's cursor (opaque, versioned, refused naming ``cursor`` when malformed or foreign), its
 suppression of copies by ce_id within a partition's window, and the reader over a fake log:
 resuming spares the same copies as reading on, LATEST sends only what comes after, and a
-partition that appears later is read from its start."""
+partition that appears later is read from its start; it is ready once its start is fixed."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 import pytest
@@ -138,6 +138,7 @@ class FakeLog:
     def __init__(self, ids: Mapping[TopicPartition, list[str]]) -> None:
         self.ids = {tp: list(v) for tp, v in ids.items()}
         self._at: Positions = {}
+        self.calls: list[str] = []
 
     async def discover(self) -> set[TopicPartition]:
         return set(self.ids)
@@ -149,6 +150,7 @@ class FakeLog:
         self._at[partition] = offset
 
     async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        self.calls.append("end_offsets")
         return {tp: len(self.ids[tp]) for tp in partitions}
 
     async def getmany(self, *, timeout_ms: int) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
@@ -163,8 +165,17 @@ class FakeLog:
         return batch
 
 
-def _reader(log: FakeLog, resume: Positions | None = None, start: Start = Start.EARLIEST) -> FeedReader:
-    return FeedReader(log, log.discover, resume, start, refresh_s=0.01)
+async def _no_one_waits() -> None:
+    pass
+
+
+def _reader(
+    log: FakeLog,
+    resume: Positions | None = None,
+    start: Start = Start.EARLIEST,
+    ready: Callable[[], Awaitable[None]] = _no_one_waits,
+) -> FeedReader:
+    return FeedReader(log, log.discover, resume, start, ready, refresh_s=0.01)
 
 
 class Subscriber:
@@ -260,6 +271,21 @@ async def test_latest_sends_only_what_is_published_after_the_call(subscribers: l
     log.ids[P0] += ["b", "c"]
 
     assert [(e.id, decode_cursor(c, TOPICS)) for e, c in await subscriber.settled()] == [("c", {P0: 4})]
+
+
+async def test_it_is_ready_once_its_start_is_fixed_and_sends_what_is_published_from_then_on(
+    subscribers: list[Subscriber],
+) -> None:
+    log = FakeLog({P0: ["a", "b"]})
+
+    async def ready() -> None:
+        log.calls.append("ready")
+        log.ids[P0].append("c")
+
+    subscriber = _subscribe(subscribers, _reader(log, start=Start.LATEST, ready=ready))
+
+    assert [e.id for e, _ in await subscriber.settled()] == ["c"]
+    assert log.calls == ["end_offsets", "ready"]
 
 
 async def test_a_partition_that_appears_later_is_read_from_its_start_and_joins_the_cursor(
