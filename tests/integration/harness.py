@@ -22,6 +22,7 @@ from deploy.local.stack import (
     PG_SUPERUSER,
     Endpoints,
     LocalStack,
+    StackError,
     default_home,
     free_port,
     pid_cmdline,
@@ -86,8 +87,16 @@ class Testcontainers:
         self.pg.start()
         self.kafka.start()
         bootstrap = f"127.0.0.1:{self.kafka_port}"
-        asyncio.run(wait_for_kafka(bootstrap, timeout=120))
+        try:
+            asyncio.run(wait_for_kafka(bootstrap, timeout=120))
+        except StackError as not_ready:
+            output = self._kafka_output()
+            raise StackError(f"{not_ready}; the Kafka container's last output:\n{output}") from None
         return Endpoints(bootstrap, "127.0.0.1", self.pg_port, PG_SUPERUSER, self.password)
+
+    def _kafka_output(self, limit: int = 4000) -> str:
+        stdout, stderr = self.kafka.get_logs()
+        return (stdout + stderr)[-limit:].decode(errors="replace")
 
     def down(self) -> None:
         self.kafka.stop()
