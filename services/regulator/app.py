@@ -49,21 +49,6 @@ class RegulatorSettings(ServiceSettings):
     # faust's working directory: tables live in memory and in their changelog topics, so nothing
     # kept here matters across restarts; outside the checkout so that it is not littered.
     faust_datadir: Path = Path(tempfile.gettempdir())
-    # What the worker holds in memory while it catches up (faust's defaults are sized for
-    # throughput, not for a process that should idle near 130 MB; docs/performance.md): records
-    # waiting for each agent (JZ_REGULATOR_STREAM_BUFFER; faust's default is 4,096 per agent,
-    # about 4 s of projection here), bytes fetched per partition (JZ_REGULATOR_FETCH_BYTES;
-    # faust's default is 1 MiB, over some 75 partitions of sources and changelogs) and records
-    # decoded per poll (JZ_REGULATOR_POLL_RECORDS; faust's default decodes a whole fetch at once).
-    stream_buffer: int = Field(
-        default=1024, ge=1, validation_alias=AliasChoices("JZ_REGULATOR_STREAM_BUFFER", "stream_buffer")
-    )
-    fetch_bytes: int = Field(
-        default=256 * 1024, ge=1024, validation_alias=AliasChoices("JZ_REGULATOR_FETCH_BYTES", "fetch_bytes")
-    )
-    poll_records: int = Field(
-        default=500, ge=1, validation_alias=AliasChoices("JZ_REGULATOR_POLL_RECORDS", "poll_records")
-    )
 
     def app_id(self) -> str:
         """The faust app id: its consumer group and the prefix of its changelog topics."""
@@ -85,7 +70,6 @@ def make_app(settings: RegulatorSettings) -> faust.App:
         topic_disable_leader=True,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
-        **buffer_limits(settings),
     )
     offsets = BrokerOffsets(client_options(settings))
 
@@ -99,15 +83,6 @@ def make_app(settings: RegulatorSettings) -> faust.App:
     server.add(RegulatorServicer(settings, indicators_between), SERVICE)
     serve_grpc(app, server, settings.shutdown_grace_s)
     return app
-
-
-def buffer_limits(settings: RegulatorSettings) -> dict[str, Any]:
-    """faust's settings that bound the records and bytes its consumer holds (RegulatorSettings)."""
-    return {
-        "stream_buffer_maxsize": settings.stream_buffer,
-        "consumer_max_fetch_size": settings.fetch_bytes,
-        "broker_max_poll_records": settings.poll_records,
-    }
 
 
 def broker_credentials(settings: RegulatorSettings) -> faust.SASLCredentials | None:
