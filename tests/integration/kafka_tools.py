@@ -36,6 +36,8 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
     finally:
         await admin.close()
     partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    if not partitions:  # no such topic (yet)
+        return {}
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -61,6 +63,8 @@ async def read_topic(bootstrap: str, topic: str) -> list[Record]:
     """Everything currently in ``topic``, from the beginning, without joining a group."""
     ends = await end_offsets(bootstrap, topic)
     partitions = list(ends)
+    if not partitions:
+        return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from tests.integration.test_regulator_indicators import (
     SKILLS,
     Activity,
     expected,
+    fresh_districts,
 )
 from tests.integration.workers_client import produce
 
@@ -159,7 +159,7 @@ def assert_readable(out: Path) -> None:
 async def test_the_report_of_a_generated_week_shows_the_figures_the_test_produced(
     endpoints: Endpoints, harness: ServiceHarness, tmp_path: Path
 ) -> None:
-    districts = [f"99{random.randrange(10_000):04d}" for _ in range(3)]
+    districts = await fresh_districts(endpoints.kafka_bootstrap, 3)
     week = the_week(districts)
     regulator = await harness.start(
         "regulator", supervised=True, consumer_group_prefix=f"test-r4-{uuid.uuid4().hex[:8]}"

@@ -7,7 +7,6 @@ refused to anyone but a regulator. Every page is checked with axe-core; screensh
 from __future__ import annotations
 
 import base64
-import random
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -45,6 +44,7 @@ from tests.integration.test_regulator_indicators import (
     _order_placed,
     expected,
     figures_become,
+    fresh_districts,
 )
 from tests.integration.workers_client import becomes, ensure_company, produce, ready_worker
 
@@ -244,7 +244,7 @@ async def test_the_dashboard_charts_a_generated_day_and_follows_the_feed(
     browser: Browser, gateway: str, harness: ServiceHarness, endpoints: Endpoints, regulator: RunningService
 ) -> None:
     day = beijing_day(datetime.now(UTC)) - timedelta(days=2)
-    districts = sorted(f"99{random.randrange(10_000):04d}" for _ in range(3))
+    districts = sorted(await fresh_districts(endpoints.kafka_bootstrap, 3))
     activity = Activity(SEED, day, districts)
     for service, envelopes in activity.events().items():
         await produce(endpoints.kafka_bootstrap, events_topic(service), *envelopes)
