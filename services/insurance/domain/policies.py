@@ -20,11 +20,12 @@ ONE_DAY = timedelta(days=1)
 
 
 def year_after(start: date) -> date:
-    """The same day a year later (28 February for 29 February)."""
+    """The same day a year later; 1 March for 29 February, so that a year from 29 February ends on
+    28 February, its last day (a year less a day), and holds that 29 February: 366 days."""
     try:
         return start.replace(year=start.year + 1)
     except ValueError:
-        return start.replace(year=start.year + 1, day=28)
+        return date(start.year + 1, 3, 1)
 
 
 def default_end(start: date) -> date:

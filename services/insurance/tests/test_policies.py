@@ -66,7 +66,14 @@ def test_a_policy_year_over_29_february_has_366_days() -> None:
     start = date(2027, 12, 1)
     p = policy(worker(30), start=start)
     assert (p.end, p.year_days, p.premium_fen) == (date(2028, 11, 30), 366, 7000)
-    assert default_end(date(2028, 2, 29)) == date(2029, 2, 27)
+
+
+def test_a_policy_year_from_29_february_ends_on_28_february_and_has_366_days() -> None:
+    start = date(2028, 2, 29)
+    p = policy(worker(30), start=start)
+    assert (p.end, p.year_days, p.premium_fen) == (date(2029, 2, 28), 366, 7000)
+    assert default_end(start) == default_end(date(2028, 3, 1)) == date(2029, 2, 28)
+    assert default_end(date(2028, 2, 28)) == date(2029, 2, 27)
 
 
 @pytest.mark.parametrize(
