@@ -18,7 +18,7 @@ from services.insurance.domain.cover import CoverKind, Exclusion
 from services.insurance.domain.orders import Coverage, Order
 from services.insurance.domain.vocabulary import ServiceType
 from services.insurance.policy_store import PgPolicyUnitOfWork
-from services.insurance.service_layer.claim_ports import ClaimFilter
+from services.insurance.service_layer.claim_ports import ClaimFilter, ClaimKey
 
 DESCRIPTION = "insurance.claim.description"
 
@@ -179,15 +179,17 @@ class PgClaimRepository:
         used: int = await self._conn.fetchval(_USED, policy_id, worker_id, kind, excluding)
         return used
 
-    async def listing(self, which: ClaimFilter, after: uuid.UUID | None, limit: int) -> list[domain.Claim]:
+    async def listing(self, which: ClaimFilter, after: ClaimKey | None, limit: int) -> list[domain.Claim]:
         rows = await self._conn.fetch(
             "SELECT * FROM claims WHERE ($1 = '' OR company_id = $1) AND ($2 = '' OR insurer = $2)"
-            " AND ($3::text IS NULL OR state = $3) AND ($4::uuid IS NULL OR claim_id > $4)"
-            " ORDER BY claim_id LIMIT $5",
+            " AND ($3::text IS NULL OR state = $3)"
+            " AND ($4::timestamptz IS NULL OR (filed_at, claim_id) > ($4, $5::uuid))"
+            " ORDER BY filed_at, claim_id LIMIT $6",
             which.company_id,
             which.insurer,
             which.state,
-            after,
+            after and after.filed_at,
+            after and after.claim_id,
             limit,
         )
         return [self._claim(row) for row in rows]

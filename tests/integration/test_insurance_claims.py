@@ -440,6 +440,7 @@ async def test_bad_claims_are_refused_capped_or_denied_with_the_reason(
         insurance, buyer, "package-standard", tomorrow, None, insured(later_worker, BORN, 2, ELDERLY_CARE)
     )
 
+    denied_claims = []
     for worker_id, reason in [
         (removed_worker, f"cover ended on {today - timedelta(days=1)}"),
         (later_worker, f"cover not yet effective on {today} (starts {tomorrow})"),
@@ -450,6 +451,7 @@ async def test_bad_claims_are_refused_capped_or_denied_with_the_reason(
         assert claim.insurer == "demo-insurer"
         denied = await adjudicate(insurance, insurer, claim.name, 300_000)
         assert (denied.state, list(denied.reasons)) == (pb.CLAIM_STATE_DENIED, [reason])
+        denied_claims.append(claim)
 
     # Reported more than 48 hours after the incident (a process whose clock runs 49 hours ahead).
     late_clock = {**pii, "clock_offset_s": str(49 * 3600)}
@@ -458,6 +460,26 @@ async def test_bad_claims_are_refused_capped_or_denied_with_the_reason(
     assert late.late_report is True
     filed = await events_about(endpoints.kafka_bootstrap, late.name, ev.ClaimFiled)
     assert [f.late_report for f in filed] == [True]
+
+    # Listed oldest filed first, page after page (claim ids are random: id order is no order).
+    listed = await _all_claims(insurance, buyer, page_size=2)
+    mine = [big.name, *(c.name for c in denied_claims), late.name]
+    assert [c.name for c in listed if c.name in mine] == mine
+    times = [(c.create_time.ToDatetime(), c.name) for c in listed]
+    assert times == sorted(times)
+
+
+async def _all_claims(svc: RunningService, key: str, page_size: int) -> list[pb.Claim]:
+    claims: list[pb.Claim] = []
+    token = ""
+    while True:
+        page = await claim_call(
+            svc, key, "ListClaims", pb.ListClaimsRequest(page_size=page_size, page_token=token)
+        )
+        claims += page.claims
+        token = page.next_page_token
+        if not token:
+            return claims
 
 
 async def _claim_disputes(bootstrap: str, order_id: str) -> list[ce.CaseFiled]:

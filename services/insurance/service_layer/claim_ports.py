@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from services.insurance.domain.claims import Claim, ClaimState
@@ -22,6 +23,18 @@ class ClaimFilter:
     company_id: str = ""
     insurer: str = ""
     state: ClaimState | None = None
+
+
+@dataclass(frozen=True, order=True)
+class ClaimKey:
+    """A claim's place in a listing: filing order, the id between claims filed at one instant."""
+
+    filed_at: datetime
+    claim_id: uuid.UUID
+
+    @classmethod
+    def of(cls, claim: Claim) -> ClaimKey:
+        return cls(claim.filed_at, claim.claim_id)
 
 
 class ClaimRepository(Protocol):
@@ -46,8 +59,8 @@ class ClaimRepository(Protocol):
         two adjudications cannot both spend what remains."""
         ...
 
-    async def listing(self, which: ClaimFilter, after: uuid.UUID | None, limit: int) -> list[Claim]:
-        """Up to ``limit`` claims of ``which``, in claim id order, after ``after``."""
+    async def listing(self, which: ClaimFilter, after: ClaimKey | None, limit: int) -> list[Claim]:
+        """Up to ``limit`` claims of ``which``, in filing order (oldest first), after ``after``."""
         ...
 
 

@@ -9,13 +9,18 @@ from datetime import datetime
 
 from libs.common.auth import Principal, Role
 from libs.common.beijing import beijing_day
-from libs.common.errors import AlreadyExists, NotFound
+from libs.common.errors import AlreadyExists, InvalidArgument, NotFound
 from libs.common.paging import decode_key_token, encode_key_token, page_size
 from services.insurance import claim_events
 from services.insurance.domain import claims as domain
 from services.insurance.domain.cover import Cover
 from services.insurance.domain.orders import Order
-from services.insurance.service_layer.claim_ports import ClaimFilter, ClaimRules, InsuranceUnitOfWork
+from services.insurance.service_layer.claim_ports import (
+    ClaimFilter,
+    ClaimKey,
+    ClaimRules,
+    InsuranceUnitOfWork,
+)
 
 AUTOMATIC_CLAIMS = uuid.UUID("0b8f0c7e-93b5-4a53-8d1c-2f4a6e9d5c31")  # namespace of automatic claims' ids
 
@@ -151,9 +156,20 @@ async def list_claims(
     after = decode_key_token(token, scope)
     limit = page_size(size)
     async with uow:
-        found = await uow.claims.listing(which, uuid.UUID(after) if after else None, limit + 1)
+        found = await uow.claims.listing(which, None if after is None else _claim_key(after), limit + 1)
     more = len(found) > limit
-    return found[:limit], encode_key_token(str(found[limit - 1].claim_id), scope) if more else ""
+    if not more:
+        return found, ""
+    last = found[limit - 1]
+    return found[:limit], encode_key_token(f"{last.filed_at.isoformat()}|{last.claim_id}", scope)
+
+
+def _claim_key(text: str) -> ClaimKey:
+    try:
+        filed_at, _, claim_id = text.partition("|")
+        return ClaimKey(datetime.fromisoformat(filed_at), uuid.UUID(claim_id))
+    except ValueError:
+        raise InvalidArgument("page_token", "not a token this API returned") from None
 
 
 async def _locked(uow: InsuranceUnitOfWork, principal: Principal, claim_id: uuid.UUID) -> domain.Claim:

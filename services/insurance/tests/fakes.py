@@ -9,7 +9,7 @@ from libs.common.testing import FixedClock
 from services.insurance.domain.claims import Claim, ClaimState
 from services.insurance.domain.cover import CoverKind
 from services.insurance.domain.orders import Order
-from services.insurance.service_layer.claim_ports import ClaimFilter
+from services.insurance.service_layer.claim_ports import ClaimFilter, ClaimKey
 from services.insurance.tests.policy_fakes import FakePolicyUnitOfWork
 
 SPENDING = (ClaimState.ADJUDICATED, ClaimState.PAID)
@@ -49,16 +49,16 @@ class FakeClaimRepository:
             and c.claim_id != excluding
         )
 
-    async def listing(self, which: ClaimFilter, after: uuid.UUID | None, limit: int) -> list[Claim]:
+    async def listing(self, which: ClaimFilter, after: ClaimKey | None, limit: int) -> list[Claim]:
         shown = [
             c
             for c in self.by_id.values()
             if which.company_id in ("", c.company_id)
             and which.insurer in ("", c.insurer)
             and which.state in (None, c.state)
-            and (after is None or c.claim_id > after)
+            and (after is None or ClaimKey.of(c) > after)
         ]
-        return sorted(shown, key=lambda c: c.claim_id)[:limit]
+        return sorted(shown, key=ClaimKey.of)[:limit]
 
 
 class FakeOrderRepository:

@@ -10,8 +10,9 @@ import pytest
 
 from jiazheng.insurance.events.v1 import events_pb2 as ev
 from libs.common.auth import Principal, Role
-from libs.common.errors import FailedPrecondition, NotFound
+from libs.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from libs.common.events import event_type_of
+from libs.common.paging import encode_key_token
 from libs.common.testing import FixedClock
 from services.insurance.domain import claims as c
 from services.insurance.domain.cover import CoverKind
@@ -240,15 +241,32 @@ async def test_the_company_contests_a_denial() -> None:
 async def test_claims_are_listed_to_those_who_may_see_them_by_state_and_paged() -> None:
     uow = await insured_uow("w-1")
     await accepted_and_checked_in(uow)
-    made = [await filed_claim(uow) for _ in range(3)]
+    made = []
+    for _ in range(4):
+        made.append(await filed_claim(uow))
+        uow.clock.advance(timedelta(minutes=1))
     await claims.adjudicate_claim(uow, RULES, INSURER, made[0].claim_id, uuid.uuid4(), c.Assessment(100_00))
-    first, token = await claims.list_claims(uow, INSURER, None, "", 2)
-    rest, last = await claims.list_claims(uow, INSURER, None, token, 2)
-    assert sorted(x.claim_id for x in first + rest) == sorted(x.claim_id for x in made)
-    assert last == ""
+    first, token = await claims.list_claims(uow, INSURER, None, "", 3)
+    rest, last = await claims.list_claims(uow, INSURER, None, token, 3)
+    # Oldest first, whatever the (random) claim ids.
+    assert [x.claim_id for x in first + rest] == [x.claim_id for x in made]
+    assert (len(first), len(rest), last) == (3, 1, "")
     denied, _ = await claims.list_claims(uow, COMPANY, c.ClaimState.DENIED, "", 0)
     assert [x.claim_id for x in denied] == [made[0].claim_id]
     assert (await claims.list_claims(uow, OTHER_INSURER, None, "", 0))[0] == []
+
+
+async def test_claims_filed_at_one_instant_are_paged_by_id_and_a_forged_token_is_refused() -> None:
+    uow = await insured_uow("w-1")
+    await accepted_and_checked_in(uow)
+    made = [await filed_claim(uow) for _ in range(3)]
+    first, token = await claims.list_claims(uow, INSURER, None, "", 2)
+    rest, _ = await claims.list_claims(uow, INSURER, None, token, 2)
+    assert [x.claim_id for x in first + rest] == sorted(x.claim_id for x in made)
+    scope = f"|{INSURER.tenant}|"
+    for key in ("not a time|" + str(uuid.uuid4()), f"{made[0].filed_at.isoformat()}|not an id"):
+        with pytest.raises(InvalidArgument, match="page_token"):
+            await claims.list_claims(uow, INSURER, None, encode_key_token(key, scope), 2)
 
 
 # -- automatic claims --------------------------------------------------------------------------
