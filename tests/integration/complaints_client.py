@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from deploy.local.services import DEMO_COMPANY_ID
 from jiazheng.complaints.events.v1 import events_pb2 as ce
 from jiazheng.complaints.v1 import complaints_pb2 as c
 from jiazheng.complaints.v1 import complaints_pb2_grpc
@@ -15,6 +16,23 @@ from tests.integration.harness import RunningService
 from tests.integration.kafka_tools import read_topic
 
 MEDIATION_METHODS = c.DESCRIPTOR.services_by_name["MediationService"].methods_by_name
+
+
+def company_complaint(**fields: Any) -> c.FileComplaintRequest:
+    """A new complaint about the demo company's service quality (major, a phone number in its
+    description, one photo), with ``fields`` set over it."""
+    request = c.FileComplaintRequest(
+        request_id=str(uuid.uuid4()),
+        respondent=c.PARTY_KIND_COMPANY,
+        company=f"companies/{DEMO_COMPANY_ID}",
+        category=c.CATEGORY_QUALITY,
+        severity=c.SEVERITY_MAJOR,
+        description="阿姨打扫不干净，联系电话13800001234",
+        evidence_refs=["photos/kitchen-1.jpg"],
+    )
+    for name, value in fields.items():
+        setattr(request, name, value)
+    return request
 
 
 async def complaints_call(

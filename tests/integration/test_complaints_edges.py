@@ -26,7 +26,7 @@ from jiazheng.orders.events.v1 import events_pb2 as order_events
 from libs.common.events import new_event
 from libs.common.kafka import ensure_topics, events_topic
 from libs.common.settings import ServiceSettings
-from tests.integration.complaints_client import case_events, complaints_call
+from tests.integration.complaints_client import case_events, company_complaint, complaints_call
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import start_group_at_end
 
@@ -101,20 +101,6 @@ def _one(found: list[tuple[str, Any]], kind: str) -> Any:
     return event
 
 
-def _complaint(**fields: Any) -> c.FileComplaintRequest:
-    request = c.FileComplaintRequest(
-        request_id=str(uuid.uuid4()),
-        respondent=c.PARTY_KIND_COMPANY,
-        company=f"companies/{COMPANY}",
-        category=c.CATEGORY_QUALITY,
-        severity=c.SEVERITY_MAJOR,
-        description="阿姨打扫不干净",
-    )
-    for name, value in fields.items():
-        setattr(request, name, value)
-    return request
-
-
 def _wage_dispute() -> c.FileWorkerDisputeRequest:
     return c.FileWorkerDisputeRequest(
         request_id=str(uuid.uuid4()),
@@ -182,14 +168,14 @@ async def test_another_platforms_order_is_not_found_and_a_reused_request_id_is_r
 
         other = harness.key("other-platform")
         code, details = await _refused(
-            complaints_call(svc, other, "FileComplaint", _complaint(**about_order))
+            complaints_call(svc, other, "FileComplaint", company_complaint(**about_order))
         )
         assert code == grpc.StatusCode.NOT_FOUND
         assert f"orders/{order_id}" in details
         assert await _rows(dsn) == before
 
         # The same order through its own platform: known, and it names the worker and the company.
-        mine = _complaint(**about_order)
+        mine = company_complaint(**about_order)
         platform = harness.key("demo-platform")
         filed = (await complaints_call(svc, platform, "FileComplaint", mine)).complaint_case
         assert (filed.worker, filed.company) == (f"workers/{worker_id}", f"companies/{COMPANY}")
@@ -198,7 +184,7 @@ async def test_another_platforms_order_is_not_found_and_a_reused_request_id_is_r
 
         retried = (await complaints_call(svc, platform, "FileComplaint", mine)).complaint_case
         assert retried == filed  # the first answer
-        reused = _complaint(**about_order, request_id=mine.request_id, description="另一件事")
+        reused = company_complaint(**about_order, request_id=mine.request_id, description="另一件事")
         code, details = await _refused(complaints_call(svc, platform, "FileComplaint", reused))
         assert code == grpc.StatusCode.ALREADY_EXISTS
         assert filed.name in details
@@ -229,7 +215,7 @@ async def test_every_holder_step_of_an_expired_lease_is_the_same_precise_error(
     dsn = endpoints.dsn(scratch_database)
     now = datetime.now(UTC)
     async with complaints_at(harness, scratch_database, env, now) as svc:
-        filed = await complaints_call(svc, harness.key("demo-platform"), "FileComplaint", _complaint())
+        filed = await complaints_call(svc, harness.key("demo-platform"), "FileComplaint", company_complaint())
         await _rejected(svc, harness, filed.complaint_case.name)
         claimed = (
             await complaints_call(svc, holder, "ClaimNextCase", c.ClaimNextCaseRequest())
@@ -300,7 +286,7 @@ async def test_mediation_agreement_and_referral_deadlines_fire_by_the_clock_alon
     operator, bootstrap = harness.key("operator"), endpoints.kafka_bootstrap
     async with complaints_at(harness, scratch_database, env, IN_MEDIATION_AT) as svc:
         # A complaint with an agreement whose undertaking is due on 5 March.
-        agreed = (await complaints_call(svc, platform, "FileComplaint", _complaint())).complaint_case
+        agreed = (await complaints_call(svc, platform, "FileComplaint", company_complaint())).complaint_case
         await _rejected(svc, harness, agreed.name)
         await complaints_call(svc, mediator, "ClaimNextCase", c.ClaimNextCaseRequest())
         undertaking = c.Undertaking(party=c.PARTY_KIND_COMPANY, action="退还服务费", due_date="2026-03-05")
@@ -308,7 +294,9 @@ async def test_mediation_agreement_and_referral_deadlines_fire_by_the_clock_alon
         record = c.RecordAgreementRequest(name=agreed.name, agreement=agreement, outcome=OUTCOME)
         await complaints_call(svc, mediator, "RecordAgreement", record)
         # A complaint and a worker's wage dispute that mediation never settles.
-        unsettled = (await complaints_call(svc, platform, "FileComplaint", _complaint())).complaint_case
+        unsettled = (
+            await complaints_call(svc, platform, "FileComplaint", company_complaint())
+        ).complaint_case
         complaint_mediation = await _rejected(svc, harness, unsettled.name)
         dispute = (
             await complaints_call(svc, harness.key("union"), "FileWorkerDispute", _wage_dispute())

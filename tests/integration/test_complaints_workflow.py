@@ -18,7 +18,7 @@ import pytest
 from deploy.local.services import stopped_after
 from deploy.local.stack import Endpoints
 from jiazheng.complaints.v1 import complaints_pb2 as c
-from tests.integration.complaints_client import case_events, complaints_call
+from tests.integration.complaints_client import case_events, company_complaint, complaints_call
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 
 pytestmark = pytest.mark.integration
@@ -45,21 +45,6 @@ def pii(orders_keys: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in orders_keys.items() if k.startswith("pii_")}
 
 
-def _complaint(**fields: Any) -> c.FileComplaintRequest:
-    request = c.FileComplaintRequest(
-        request_id=str(uuid.uuid4()),
-        respondent=c.PARTY_KIND_COMPANY,
-        company=f"companies/{COMPANY}",
-        category=c.CATEGORY_QUALITY,
-        severity=c.SEVERITY_MAJOR,
-        description="阿姨打扫不干净，联系电话13800001234",
-        evidence_refs=["photos/kitchen-1.jpg"],
-    )
-    for name, value in fields.items():
-        setattr(request, name, value)
-    return request
-
-
 async def _case(svc: RunningService, key: str, name: str) -> c.Case:
     reply: c.GetCaseResponse = await complaints_call(svc, key, "GetCase", c.GetCaseRequest(name=name))
     return reply.complaint_case
@@ -71,7 +56,7 @@ async def test_an_ignored_complaint_goes_to_mediation_by_the_clock_across_the_sp
     platform = harness.key("demo-platform")
     filed_at = datetime(2026, 2, 12, 10, 0, tzinfo=BEIJING)  # a Thursday before the festival
     async with complaints_at(harness, scratch_database, pii, filed_at) as svc:
-        filed = (await complaints_call(svc, platform, "FileComplaint", _complaint())).complaint_case
+        filed = (await complaints_call(svc, platform, "FileComplaint", company_complaint())).complaint_case
     assert filed.state == c.CASE_STATE_FILED
     created = filed.create_time.ToDatetime(tzinfo=UTC)
     assert abs(created - filed_at) < timedelta(minutes=2)  # the process's clock reads about filed_at
@@ -124,7 +109,7 @@ async def test_an_ignored_complaint_goes_to_mediation_by_the_clock_across_the_sp
 async def _in_mediation(svc: RunningService, harness: ServiceHarness, **fields: Any) -> c.Case:
     """A new complaint the demo company rejected: in the consumer association's queue."""
     filed = (
-        await complaints_call(svc, harness.key("demo-platform"), "FileComplaint", _complaint(**fields))
+        await complaints_call(svc, harness.key("demo-platform"), "FileComplaint", company_complaint(**fields))
     ).complaint_case
     decided = await complaints_call(
         svc, harness.key("demo-company"), "DecideCase", c.DecideCaseRequest(name=filed.name, accept=False)
@@ -226,7 +211,7 @@ async def test_an_outcome_on_a_closed_case_and_another_platforms_case_are_refuse
     harness: ServiceHarness, complaints: RunningService
 ) -> None:
     platform = harness.key("demo-platform")
-    filed = (await complaints_call(complaints, platform, "FileComplaint", _complaint())).complaint_case
+    filed = (await complaints_call(complaints, platform, "FileComplaint", company_complaint())).complaint_case
     with pytest.raises(grpc.aio.AioRpcError) as hidden:
         await complaints_call(
             complaints, harness.key("other-platform"), "GetCase", c.GetCaseRequest(name=filed.name)
@@ -247,6 +232,6 @@ async def test_an_outcome_on_a_closed_case_and_another_platforms_case_are_refuse
 
     with pytest.raises(grpc.aio.AioRpcError) as unknown_order:
         await complaints_call(
-            complaints, platform, "FileComplaint", _complaint(order=f"orders/{uuid.uuid4()}")
+            complaints, platform, "FileComplaint", company_complaint(order=f"orders/{uuid.uuid4()}")
         )
     assert unknown_order.value.code() == grpc.StatusCode.NOT_FOUND

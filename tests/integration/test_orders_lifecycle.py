@@ -6,6 +6,7 @@ rate; a replacement links two contracts; a card turning YELLOW drops the worker 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -14,7 +15,11 @@ import pytest
 from deploy.local.services import stopped_after
 from deploy.local.stack import Endpoints
 from jiazheng.orders.v1 import orders_pb2 as o
+from jiazheng.workers.events.v1 import events_pb2 as worker_events
+from jiazheng.workers.v1 import workers_pb2 as w
+from libs.common.events import EventEnvelope, new_event
 from libs.common.kafka import events_topic
+from libs.common.protoutil import timestamp
 from tests.integration.clients import field_violations, order_request
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import ORDERS_TOPIC, read_topic
@@ -52,6 +57,7 @@ async def test_an_order_from_creation_to_ratings(
     match = await candidates(orders, platform, order, {worker for worker, _ in pair})
     assert all(c.passed_rules[-1] == "free_slot" and c.score > 0 for c in match.candidates)
     assert next(e.rule for e in match.exclusions) == "trade"
+    await _only(endpoints, orders, platform, order, {worker for worker, _ in pair})
 
     first = (await orders_call(orders, platform, "OfferOrder", o.OfferOrderRequest(name=order.name))).offer
     # A process whose clock runs past the offer timeout fires the offer's timer: no sleep, no call.
@@ -116,6 +122,43 @@ async def test_an_order_from_creation_to_ratings(
         )
     assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "already rated" in (twice.value.details() or "")
+
+
+async def _only(
+    endpoints: Endpoints, orders: RunningService, platform: str, order: o.Order, workers: set[str]
+) -> None:
+    """Until ``workers`` are the order's only candidates. On a reused stack home, orders knows the
+    workers of earlier runs that also serve ``ALONE`` from the workers topic (their database is
+    gone with the run): their cards are turned YELLOW there, as the workers service would."""
+    request = o.MatchOrderRequest(name=order.name, max_candidates=50)
+    reply: o.MatchOrderResponse = await orders_call(orders, platform, "MatchOrder", request)
+    others = [c.worker for c in reply.candidates if c.worker.removeprefix("workers/") not in workers]
+    if others:
+        await produce(endpoints.kafka_bootstrap, events_topic("workers"), *map(_yellow, others))
+
+    shown: set[str] = set()
+
+    async def alone() -> bool:
+        reply = await orders_call(orders, platform, "MatchOrder", request)
+        shown.clear()
+        shown.update(c.worker.removeprefix("workers/") for c in reply.candidates)
+        return shown == workers
+
+    try:
+        await eventually(alone, within=60)
+    except AssertionError:
+        raise AssertionError(f"candidates {shown}; expected only {workers}; dropped {others}") from None
+
+
+def _yellow(worker: str) -> EventEnvelope:
+    changed = worker_events.CardStatusChanged(
+        worker_id=worker.removeprefix("workers/"),
+        colour=w.CARD_COLOUR_YELLOW,
+        previous_colour=w.CARD_COLOUR_GREEN,
+        reasons=["an earlier run's worker"],
+        change_time=timestamp(datetime.now(UTC)),
+    )
+    return new_event(changed, source="/jiazheng/workers", subject=worker)
 
 
 async def test_a_replacement_links_two_contracts_and_tenants_are_apart(
