@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 import grpc
@@ -12,7 +11,7 @@ import grpc
 from jiazheng.credit.v1 import credit_pb2, credit_pb2_grpc
 from libs.common.auth import Role, current_principal
 from libs.common.errors import InvalidArgument
-from libs.common.protoutil import timestamp
+from libs.common.protoutil import calendar_date, request_uuid, timestamp
 from services.credit import lookups, model
 from services.credit.lookups import LookupUnitOfWork, SourcedLine, WorkerCredit
 from services.credit.queries import LedgerReads, RecordedEntry, ledger_page
@@ -88,14 +87,8 @@ def worker_id_of(name: str, field: str = "name") -> str:
 
 def award_from_proto(request: credit_pb2.RecordWorkerAwardRequest) -> tuple[uuid.UUID, lookups.Award]:
     """The request id and the award of a RecordWorkerAward request."""
-    try:
-        request_id = uuid.UUID(request.request_id)
-    except ValueError:
-        raise InvalidArgument("request_id", "must be a UUID") from None
-    try:
-        awarded_on = date.fromisoformat(request.award_date)
-    except ValueError:
-        raise InvalidArgument("award_date", "must be a real date, YYYY-MM-DD") from None
+    request_id = request_uuid(request.request_id)
+    awarded_on = calendar_date(request.award_date, "award_date")
     return request_id, lookups.Award(request.title, request.tier, awarded_on)
 
 

@@ -3,13 +3,12 @@ record decisions."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from datetime import date
 
 from jiazheng.credit.v1 import credit_pb2, credit_pb2_grpc
 from libs.common.auth import Role
 from libs.common.errors import InvalidArgument
+from libs.common.protoutil import calendar_date, request_uuid
 from services.credit import companies
 from services.credit.api import Context
 from services.credit.companies import CompaniesUnitOfWork, CompanyCredit, Decision, DecisionKind
@@ -33,22 +32,11 @@ def company_id(name: str, field: str = "name") -> str:
     return plain
 
 
-def request_uuid(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise InvalidArgument("request_id", "must be a UUID") from None
-
-
 def decision_from_proto(decision: credit_pb2.CompanyDecision) -> Decision:
     kind = KIND_FROM.get(decision.kind)
     if kind is None:
         raise InvalidArgument("decision.kind", "must be a decision kind")
-    try:
-        decided_on = date.fromisoformat(decision.decision_date)
-    except ValueError:
-        raise InvalidArgument("decision.decision_date", "must be a date, YYYY-MM-DD") from None
-    return Decision(kind, decision.reason, decided_on)
+    return Decision(kind, decision.reason, calendar_date(decision.decision_date, "decision.decision_date"))
 
 
 def credit_to_proto(credit: CompanyCredit) -> credit_pb2.CompanyCredit:

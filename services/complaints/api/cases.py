@@ -10,6 +10,7 @@ import grpc
 from jiazheng.complaints.v1 import complaints_pb2 as pb
 from jiazheng.complaints.v1 import complaints_pb2_grpc
 from libs.common.auth import Role, current_principal
+from libs.common.protoutil import request_uuid
 from services.complaints import service_layer
 from services.complaints.api.convert import (
     case_id,
@@ -17,7 +18,6 @@ from services.complaints.api.convert import (
     complaint_filing,
     dispute_filing,
     outcome_from,
-    request_uuid,
 )
 from services.complaints.service_layer import ComplaintsUnitOfWork, Rules
 

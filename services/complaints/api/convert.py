@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import datetime
 from typing import TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from jiazheng.complaints.v1 import complaints_pb2 as pb
 from libs.common.auth import Principal, Role
 from libs.common.errors import InvalidArgument
-from libs.common.protoutil import timestamp
+from libs.common.protoutil import calendar_date, timestamp
 from services.complaints import domain, service_layer
 from services.complaints.mapping import (
     BODY,
@@ -43,13 +43,6 @@ def case_id(name: str, field: str = "name") -> uuid.UUID:
         except ValueError:
             pass
     raise InvalidArgument(field, "must be cases/{uuid}")
-
-
-def request_uuid(text: str, field: str = "request_id") -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise InvalidArgument(field, "must be a UUID") from None
 
 
 def plain_id(name: str, collection: str, field: str) -> str:
@@ -133,18 +126,11 @@ def agreement_from_proto(agreement: pb.Agreement, field: str = "agreement") -> d
         domain.Undertaking(
             party=from_proto(PARTY_FROM, u.party, f"{field}.undertakings[{i}].party"),
             action=u.action,
-            due=_date(u.due_date, f"{field}.undertakings[{i}].due_date"),
+            due=calendar_date(u.due_date, f"{field}.undertakings[{i}].due_date"),
         )
         for i, u in enumerate(agreement.undertakings)
     )
     return domain.Agreement(agreement.facts, agreement.responsibility, undertakings)
-
-
-def _date(text: str, field: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidArgument(field, "must be a real date, YYYY-MM-DD") from None
 
 
 def referral_to_proto(referral: domain.Referral) -> pb.Referral:

@@ -28,7 +28,6 @@ from services.complaints.api.convert import (
     case_id,
     outcome_from,
     plain_id,
-    request_uuid,
 )
 from services.complaints.mapping import outcome_to_proto
 from services.complaints.service_layer import KnownOrder, Rules
@@ -305,13 +304,6 @@ def test_a_bad_name_names_the_field(name: str) -> None:
         plain_id(name, "workers", "worker")
 
     assert raised.value.field == "worker"
-
-
-def test_a_request_id_must_be_a_uuid() -> None:
-    with pytest.raises(InvalidArgument) as raised:
-        request_uuid("req-1")
-
-    assert raised.value.field == "request_id"
 
 
 # -- policy ----------------------------------------------------------------------------------

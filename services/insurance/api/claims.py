@@ -15,8 +15,8 @@ from jiazheng.insurance.v1 import claims_pb2_grpc, cover_pb2
 from jiazheng.type.v1 import service_type_pb2
 from libs.common.auth import Role, current_principal
 from libs.common.errors import InvalidArgument
-from libs.common.protoutil import timestamp
-from services.insurance.api.convert import request_uuid, resource_id
+from libs.common.protoutil import request_uuid, timestamp
+from services.insurance.api.convert import resource_id
 from services.insurance.domain import claims as domain
 from services.insurance.domain.cover import CoverKind, Exclusion
 from services.insurance.domain.orders import Order

@@ -10,19 +10,12 @@ from jiazheng.insurance.v1 import cover_pb2
 from jiazheng.insurance.v1 import policies_pb2 as pb
 from jiazheng.type.v1 import service_type_pb2
 from libs.common.errors import InvalidArgument
-from libs.common.protoutil import timestamp
+from libs.common.protoutil import calendar_date, request_uuid, timestamp
 from services.insurance.domain.policies import Applicant, Endorsement, Enrolment, GroupPolicy
 from services.insurance.domain.products import Product
 from services.insurance.domain.vocabulary import ServiceType
 
 STATE = {"active": pb.POLICY_STATE_ACTIVE, "expired": pb.POLICY_STATE_EXPIRED}
-
-
-def request_uuid(text: str, field: str = "request_id") -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise InvalidArgument(field, "must be a UUID") from None
 
 
 def resource_id(name: str, collection: str, field: str) -> str:
@@ -37,21 +30,14 @@ def policy_id(name: str, field: str = "name") -> uuid.UUID:
     return request_uuid(resource_id(name, "policies", field), field)
 
 
-def day(text: str, field: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidArgument(field, "must be a date, YYYY-MM-DD") from None
-
-
 def optional_day(text: str, field: str) -> date | None:
-    return day(text, field) if text else None
+    return calendar_date(text, field) if text else None
 
 
 def applicant(worker: pb.InsuredWorkerInput, where: str) -> Applicant:
     return Applicant(
         worker_id=str(request_uuid(worker.worker_id, f"{where}.worker_id")),
-        birth_date=day(worker.birth_date, f"{where}.birth_date"),
+        birth_date=calendar_date(worker.birth_date, f"{where}.birth_date"),
         service_types=frozenset(ServiceType(s) for s in worker.service_types),
         job_class=worker.job_class,
     )

@@ -15,16 +15,15 @@ from libs.common.auth import Role, current_principal
 from libs.common.beijing import beijing_day
 from libs.common.errors import InvalidArgument, NotFound
 from libs.common.paging import decode_key_token, encode_key_token, page_size
+from libs.common.protoutil import calendar_date, request_uuid
 from libs.common.uow import Clock
 from services.insurance.api.convert import (
     applicant,
-    day,
     endorsement_to_proto,
     optional_day,
     policy_id,
     policy_to_proto,
     product_to_proto,
-    request_uuid,
     resource_id,
 )
 from services.insurance.domain import policies as domain
@@ -82,7 +81,7 @@ class PolicyServicer(policies_pb2_grpc.PolicyServiceServicer):
         start = optional_day(request.start_date, "start_date") or self._today()
         end = optional_day(request.end_date, "end_date")
         if request.WhichOneof("age_of") == "birth_date":
-            age, age_field = age_on(day(request.birth_date, "birth_date"), start), "birth_date"
+            age, age_field = age_on(calendar_date(request.birth_date, "birth_date"), start), "birth_date"
         else:
             age, age_field = request.age, "age"
         try:
@@ -108,7 +107,7 @@ class PolicyServicer(policies_pb2_grpc.PolicyServiceServicer):
         issue = domain.Issue(
             company_id=service_layer.buyer(principal, company),
             product=service_layer.product_of(self._catalogue, product_id),
-            start=day(request.start_date, "start_date"),
+            start=calendar_date(request.start_date, "start_date"),
             end=optional_day(request.end_date, "end_date"),
             workers=tuple(applicant(w, f"workers[{i}]") for i, w in enumerate(request.workers)),
         )
@@ -140,7 +139,7 @@ class PolicyServicer(policies_pb2_grpc.PolicyServiceServicer):
     ) -> pb.EndorsePolicyResponse:
         change = domain.Change(
             kind=domain.EndorsementKind(request.kind),
-            effective_date=day(request.effective_date, "effective_date"),
+            effective_date=calendar_date(request.effective_date, "effective_date"),
             add=tuple(applicant(w, f"add_workers[{i}]") for i, w in enumerate(request.add_workers)),
             remove=tuple(
                 str(request_uuid(w, f"remove_worker_ids[{i}]"))

@@ -7,7 +7,7 @@ from datetime import date
 
 from jiazheng.regulator.v1 import regulator_pb2 as pb
 from libs.common.errors import InvalidArgument
-from libs.common.protoutil import timestamp
+from libs.common.protoutil import calendar_date, timestamp
 from services.regulator.domain.indicators import DistrictDay
 from services.regulator.feed import FeedEvent, Start
 
@@ -62,16 +62,9 @@ def district_day_to_proto(day: DistrictDay) -> pb.DistrictDay:
 def date_range(request: pb.ListIndicatorsRequest) -> tuple[date, date]:
     """The request's first and last day: real dates, the last not before the first and at most
     ``MAX_DAYS`` after it."""
-    start, end = _day(request.start_date, "start_date"), _day(request.end_date, "end_date")
+    start, end = calendar_date(request.start_date, "start_date"), calendar_date(request.end_date, "end_date")
     if end < start:
         raise InvalidArgument("end_date", "must not be before start_date")
     if (end - start).days > MAX_DAYS:
         raise InvalidArgument("end_date", f"must be at most {MAX_DAYS} days after start_date")
     return start, end
-
-
-def _day(text: str, field: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidArgument(field, "must be a real date, YYYY-MM-DD") from None

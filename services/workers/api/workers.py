@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import grpc
@@ -14,7 +14,7 @@ from jiazheng.workers.v1 import workers_pb2_grpc
 from libs.common.auth import Role, current_principal
 from libs.common.errors import InvalidArgument
 from libs.common.paging import page_size
-from libs.common.protoutil import timestamp
+from libs.common.protoutil import calendar_date, timestamp
 from services.workers import domain as d
 from services.workers import queries, service_layer
 from services.workers.mapping import (
@@ -65,13 +65,6 @@ def resource_id(name: str, collection: str, field: str) -> uuid.UUID:
         return uuid.UUID(name.removeprefix(f"{collection}/").split("/")[0])
     except ValueError:
         raise InvalidArgument(field, f"must be {collection}/{{uuid}}") from None
-
-
-def calendar_date(text: str, field: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidArgument(field, "must be a real date, YYYY-MM-DD") from None
 
 
 def company_to_proto(company: d.Company) -> pb.Company:
