@@ -17,6 +17,7 @@ from libs.common.events import EventEnvelope
 from libs.common.inbox import PgInbox
 from libs.common.outages import is_outage
 from libs.common.outbox import add_event, add_events
+from libs.common.pii import Keyring
 from libs.common.timers import PgTimers
 from libs.common.uow import Clock, SystemClock
 
@@ -189,3 +190,13 @@ async def database_answers(pool: asyncpg.Pool, timeout_s: float = 2.0) -> bool:
     except Exception:  # noqa: BLE001 - any failure means "not now"
         return False
     return True
+
+
+class PgSealingUnitOfWork(PgUnitOfWork):
+    """A unit of work whose repositories seal and open personal data with ``keyring``."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, keyring: Keyring, clock: Clock | None = None, acquire_timeout_s: float = 5.0
+    ) -> None:
+        super().__init__(pool, clock, acquire_timeout_s)
+        self._keyring = keyring

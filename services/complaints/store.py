@@ -14,9 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from libs.common.db import PgUnitOfWork
+from libs.common.db import PgSealingUnitOfWork
 from libs.common.pii import Keyring
-from libs.common.uow import Clock
 from services.complaints import domain
 from services.complaints.service_layer.ports import KnownOrder, Workload
 
@@ -284,16 +283,10 @@ class PgOrderCopies:
         )
 
 
-class PgComplaintsUnitOfWork(PgUnitOfWork):
+class PgComplaintsUnitOfWork(PgSealingUnitOfWork):
     cases: PgCaseRepository
     referrals: PgReferralRepository
     orders: PgOrderCopies
-
-    def __init__(
-        self, pool: asyncpg.Pool, keyring: Keyring, clock: Clock | None = None, acquire_timeout_s: float = 5.0
-    ) -> None:
-        super().__init__(pool, clock, acquire_timeout_s)
-        self._keyring = keyring
 
     def _bind(self, conn: asyncpg.Connection) -> None:
         self.cases = PgCaseRepository(conn, self._keyring)

@@ -15,9 +15,8 @@ from typing import Any
 
 import asyncpg
 
-from libs.common.db import PgUnitOfWork
+from libs.common.db import PgSealingUnitOfWork
 from libs.common.pii import Keyring
-from libs.common.uow import Clock
 from services.insurance.domain.cover import Cover, InsuredWorker
 from services.insurance.domain.policies import (
     Endorsement,
@@ -226,16 +225,10 @@ def _policy(row: asyncpg.Record, enrolments: list[Enrolment], endorsements: list
     )
 
 
-class PgPolicyUnitOfWork(PgUnitOfWork):
+class PgPolicyUnitOfWork(PgSealingUnitOfWork):
     """The unit of work of the policy use cases; the claims' one (store.py) subclasses it."""
 
     policies: PgPolicyRepository
-
-    def __init__(
-        self, pool: asyncpg.Pool, keyring: Keyring, clock: Clock | None = None, acquire_timeout_s: float = 5.0
-    ) -> None:
-        super().__init__(pool, clock, acquire_timeout_s)
-        self._keyring = keyring
 
     def _bind(self, conn: asyncpg.Connection) -> None:
         self.policies = PgPolicyRepository(conn, self._keyring)

@@ -16,9 +16,8 @@ import asyncpg
 from google.protobuf.json_format import MessageToDict, ParseDict
 
 from jiazheng.orders.v1.orders_pb2 import CatalogueEntry as CatalogueEntryProto
-from libs.common.db import PgUnitOfWork
+from libs.common.db import PgSealingUnitOfWork
 from libs.common.pii import Keyring, mask_address, mask_name, mask_phone
-from libs.common.uow import Clock
 from services.orders import domain
 from services.orders.domain.catalogue import DEFAULT_CATALOGUE, Catalogue
 from services.orders.domain.contract import Contract, contract_from_canonical
@@ -282,18 +281,12 @@ class PgCatalogueRepository:
         return bool(added)
 
 
-class PgOrdersUnitOfWork(PgUnitOfWork):
+class PgOrdersUnitOfWork(PgSealingUnitOfWork):
     orders: PgOrderRepository
     offers: PgOfferRepository
     contracts: PgContractRepository
     catalogue: PgCatalogueRepository
     eligibility: PgEligibilityRepository
-
-    def __init__(
-        self, pool: asyncpg.Pool, keyring: Keyring, clock: Clock | None = None, acquire_timeout_s: float = 5.0
-    ) -> None:
-        super().__init__(pool, clock, acquire_timeout_s)
-        self._keyring = keyring
 
     def _bind(self, conn: asyncpg.Connection) -> None:
         self.orders = PgOrderRepository(conn, self._keyring)

@@ -13,10 +13,9 @@ from datetime import date, datetime, timedelta
 
 import asyncpg
 
-from libs.common.db import PgUnitOfWork
+from libs.common.db import PgSealingUnitOfWork
 from libs.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from libs.common.pii import Keyring, mask_id_number, mask_name, mask_phone
-from libs.common.uow import Clock
 from services.workers import domain as d
 from services.workers.service_layer import Card, RevokeReason, StoredStatus
 from services.workers.service_layer.consent import ConsentCode
@@ -419,7 +418,7 @@ def _grant(row: asyncpg.Record) -> d.ConsentGrant:
     )
 
 
-class PgWorkersUnitOfWork(PgUnitOfWork):
+class PgWorkersUnitOfWork(PgSealingUnitOfWork):
     companies: PgCompanyRepository
     workers: PgWorkerRepository
     qualifications: PgQualificationRepository
@@ -427,12 +426,6 @@ class PgWorkersUnitOfWork(PgUnitOfWork):
     availability: PgAvailabilityRepository
     consent: PgConsentRepository
     cards: PgCardRepository
-
-    def __init__(
-        self, pool: asyncpg.Pool, keyring: Keyring, clock: Clock | None = None, acquire_timeout_s: float = 5.0
-    ) -> None:
-        super().__init__(pool, clock, acquire_timeout_s)
-        self._keyring = keyring
 
     def _bind(self, conn: asyncpg.Connection) -> None:
         self.companies = PgCompanyRepository(conn)
