@@ -3,6 +3,7 @@ model contract (家政服务合同), check-in by the worker's service card, and 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Iterator, Sequence
@@ -80,9 +81,22 @@ def call(ctx: typer.Context, method: str, request: Message) -> Any:
 
 
 def in_yuan(message: Message) -> Iterator[Row]:
-    """``message``'s rows, with amounts of fen (the fields named ``*_fen``) in yuan."""
+    """``message``'s rows, with amounts of fen (the fields named ``*_fen``) in yuan and each side's
+    cancellation fees (a contract's 取消服务 clause) as a person reads them."""
     for name, text in field_rows(message):
-        yield (name.removesuffix("_fen"), format_yuan(int(text))) if name.endswith("_fen") else (name, text)
+        if name.endswith("_fen"):
+            yield name.removesuffix("_fen"), format_yuan(int(text))
+        elif f".{name}".rpartition(".")[0].endswith(".cancellation"):
+            fees: Sequence[o.CancellationFee] = functools.reduce(getattr, name.split("."), cast(Any, message))
+            yield name, cancellation_fees(fees)
+        else:
+            yield name, text
+
+
+def cancellation_fees(fees: Sequence[o.CancellationFee]) -> str:
+    """A side's fees, the longest notice first: 10 % under 24 h' notice; 20 % under 2 h' notice."""
+    ordered = sorted(fees, key=lambda fee: -fee.notice_hours)
+    return "; ".join(f"{fee.percent} % under {fee.notice_hours} h' notice" for fee in ordered)
 
 
 def show_order(ctx: typer.Context, method: str, request: Message, as_json: bool) -> None:

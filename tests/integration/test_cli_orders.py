@@ -175,6 +175,9 @@ async def test_an_accepted_offer_makes_a_contract_written_as_pdf_and_the_order_r
     rows = accepted.rows()
     assert ["order.state", "assigned"] in rows
     assert ["contract.terms.wage", "¥192.00"] in rows  # the price less the default 20 % fee
+    default_clause = "10 % under 24 h' notice; 20 % under 2 h' notice"
+    assert ["contract.terms.cancellation.consumer", *default_clause.split()] in rows
+    assert ["contract.terms.cancellation.worker", *default_clause.split()] in rows
     contract = next(r[1] for r in rows if r[0] == "contract.name")
 
     pdf, html = tmp_path / "contract.pdf", tmp_path / "contract.html"
