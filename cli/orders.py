@@ -86,7 +86,7 @@ def in_yuan(message: Message) -> Iterator[Row]:
     for name, text in field_rows(message):
         if name.endswith("_fen"):
             yield name.removesuffix("_fen"), format_yuan(int(text))
-        elif f".{name}".rpartition(".")[0].endswith(".cancellation"):
+        elif name.split(".")[-2:-1] == ["cancellation"]:  # a side's fees of the clause
             fees: Sequence[o.CancellationFee] = functools.reduce(getattr, name.split("."), cast(Any, message))
             yield name, cancellation_fees(fees)
         else:

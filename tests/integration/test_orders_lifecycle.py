@@ -6,7 +6,6 @@ rate; a replacement links two contracts; a card turning YELLOW drops the worker 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -15,17 +14,14 @@ import pytest
 from deploy.local.services import stopped_after
 from deploy.local.stack import Endpoints
 from jiazheng.orders.v1 import orders_pb2 as o
-from jiazheng.workers.events.v1 import events_pb2 as worker_events
 from jiazheng.workers.v1 import workers_pb2 as w
-from libs.common.events import EventEnvelope, new_event
 from libs.common.kafka import events_topic
-from libs.common.protoutil import timestamp
 from tests.integration.clients import field_violations, order_request
 from tests.integration.harness import RunningService, ServiceHarness, eventually
 from tests.integration.kafka_tools import ORDERS_TOPIC, read_topic
 from tests.integration.orders_client import candidates, new_order, new_pair
 from tests.integration.orders_client import orders_call as orders_call  # other modules import it from here
-from tests.integration.workers_client import produce, uncovered_event
+from tests.integration.workers_client import card_colour_event, produce, uncovered_event
 
 pytestmark = pytest.mark.integration
 OFFER_TIMEOUT_S = 900  # the service's default
@@ -57,7 +53,7 @@ async def test_an_order_from_creation_to_ratings(
     match = await candidates(orders, platform, order, {worker for worker, _ in pair})
     assert all(c.passed_rules[-1] == "free_slot" and c.score > 0 for c in match.candidates)
     assert next(e.rule for e in match.exclusions) == "trade"
-    await _only(endpoints, orders, platform, order, {worker for worker, _ in pair})
+    await _only(endpoints, orders, platform, order, match, {worker for worker, _ in pair})
 
     first = (await orders_call(orders, platform, "OfferOrder", o.OfferOrderRequest(name=order.name))).offer
     # A process whose clock runs past the offer timeout fires the offer's timer: no sleep, no call.
@@ -125,17 +121,22 @@ async def test_an_order_from_creation_to_ratings(
 
 
 async def _only(
-    endpoints: Endpoints, orders: RunningService, platform: str, order: o.Order, workers: set[str]
+    endpoints: Endpoints,
+    orders: RunningService,
+    platform: str,
+    order: o.Order,
+    match: o.MatchOrderResponse,
+    workers: set[str],
 ) -> None:
-    """Until ``workers`` are the order's only candidates. On a reused stack home, orders knows the
-    workers of earlier runs that also serve ``ALONE`` from the workers topic (their database is
-    gone with the run): their cards are turned YELLOW there, as the workers service would."""
-    request = o.MatchOrderRequest(name=order.name, max_candidates=50)
-    reply: o.MatchOrderResponse = await orders_call(orders, platform, "MatchOrder", request)
-    others = [c.worker for c in reply.candidates if c.worker.removeprefix("workers/") not in workers]
+    """Until ``workers`` are the only candidates of ``order`` (``match`` its last match). On a
+    reused stack home, orders knows the workers of earlier runs that also serve ``ALONE`` from the
+    workers topic (their database is gone with the run): their cards are turned YELLOW there, as
+    the workers service would."""
+    others = [c.worker for c in match.candidates if c.worker.removeprefix("workers/") not in workers]
     if others:
-        await produce(endpoints.kafka_bootstrap, events_topic("workers"), *map(_yellow, others))
-
+        yellow = (card_colour_event(worker, w.CARD_COLOUR_YELLOW) for worker in others)
+        await produce(endpoints.kafka_bootstrap, events_topic("workers"), *yellow)
+    request = o.MatchOrderRequest(name=order.name, max_candidates=50)
     shown: set[str] = set()
 
     async def alone() -> bool:
@@ -148,17 +149,6 @@ async def _only(
         await eventually(alone, within=60)
     except AssertionError:
         raise AssertionError(f"candidates {shown}; expected only {workers}; dropped {others}") from None
-
-
-def _yellow(worker: str) -> EventEnvelope:
-    changed = worker_events.CardStatusChanged(
-        worker_id=worker.removeprefix("workers/"),
-        colour=w.CARD_COLOUR_YELLOW,
-        previous_colour=w.CARD_COLOUR_GREEN,
-        reasons=["an earlier run's worker"],
-        change_time=timestamp(datetime.now(UTC)),
-    )
-    return new_event(changed, source="/jiazheng/workers", subject=worker)
 
 
 async def test_a_replacement_links_two_contracts_and_tenants_are_apart(

@@ -13,6 +13,7 @@ from aiokafka.structs import RecordMetadata
 
 from deploy.local.stack import Endpoints
 from jiazheng.insurance.events.v1 import events_pb2 as insurance_events
+from jiazheng.workers.events.v1 import events_pb2 as worker_events
 from jiazheng.workers.v1 import workers_pb2 as pb
 from jiazheng.workers.v1 import workers_pb2_grpc
 from libs.common.events import EventEnvelope, new_event
@@ -131,6 +132,17 @@ def uncovered_event(worker: str) -> EventEnvelope:
         worker_id=worker.removeprefix("workers/"), covered=False, change_time=timestamp(datetime.now(UTC))
     )
     return new_event(message, source="/jiazheng/insurance", subject=worker)
+
+
+def card_colour_event(worker: str, colour: pb.CardColour.ValueType) -> EventEnvelope:
+    """workers' event: ``worker``'s card turned ``colour`` (from GREEN)."""
+    message = worker_events.CardStatusChanged(
+        worker_id=worker.removeprefix("workers/"),
+        colour=colour,
+        previous_colour=pb.CARD_COLOUR_GREEN,
+        change_time=timestamp(datetime.now(UTC)),
+    )
+    return new_event(message, source="/jiazheng/workers", subject=worker)
 
 
 async def produce(bootstrap: str, topic: str, *events: EventEnvelope) -> list[RecordMetadata]:

@@ -158,10 +158,12 @@ async def list_claims(
     async with uow:
         found = await uow.claims.listing(which, None if after is None else _claim_key(after), limit + 1)
     more = len(found) > limit
-    if not more:
-        return found, ""
-    last = found[limit - 1]
-    return found[:limit], encode_key_token(f"{last.filed_at.isoformat()}|{last.claim_id}", scope)
+    return found[:limit], encode_key_token(_key_text(ClaimKey.of(found[limit - 1])), scope) if more else ""
+
+
+def _key_text(key: ClaimKey) -> str:
+    """The page token's key: ``_claim_key`` reads it back."""
+    return f"{key.filed_at.isoformat()}|{key.claim_id}"
 
 
 def _claim_key(text: str) -> ClaimKey:
