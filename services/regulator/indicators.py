@@ -5,20 +5,25 @@ the figures of every district day it changed on the indicators topic, and keeps 
 
 The tables, each backed by its changelog topic: ``indicator-counted`` (the ``ce_id``s counted),
 ``indicator-days`` (each district's flows in tumbling one-day windows, expiring after the grace
-period), ``indicator-records`` (workers, cases, orders and districts as the rules know them) and
-``indicator-figures`` (``<district>/<date>`` -> the last figures published).
+period), ``indicator-records`` (workers, cases, orders and districts as the rules know them),
+``indicator-figures`` (``<district>/<date>`` -> the last figures published) and
+``indicator-expected`` (the offsets of skipped.py). The agent takes records in batches and writes
+a batch's changes as one (versioned.py): ``indicator-commits`` says which batches count, so a
+crash midway through a batch's writes leaves none of them in effect.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import faust
-from faust.types.tables import TableT
 from google.protobuf import json_format
 
 from jiazheng.regulator.v1 import regulator_pb2 as pb
@@ -26,6 +31,7 @@ from libs.common.errors import PermanentEventError
 from libs.common.events import EventEnvelope, envelope_from_kafka
 from services.regulator.domain.indicators import (
     DayFacts,
+    DistrictDate,
     DistrictDay,
     EventChanges,
     IndicatorStore,
@@ -37,8 +43,9 @@ from services.regulator.domain.indicators import (
 )
 from services.regulator.domain.projection import JSON_CONTENT_TYPE, REGULATOR_NAMESPACE, REGULATOR_SOURCE
 from services.regulator.skipped import skipped_records
-from services.regulator.stall import BrokerOffsets
+from services.regulator.stall import BrokerOffsets, HandledOffsets
 from services.regulator.topics import INDICATORS_TOPIC, SOURCE_SERVICES, regulator_topic
+from services.regulator.versioned import Batches, Cells
 
 if TYPE_CHECKING:  # the composition root imports this module
     from services.regulator.app import RegulatorSettings
@@ -46,8 +53,10 @@ if TYPE_CHECKING:  # the composition root imports this module
 log = logging.getLogger(__name__)
 
 DISTRICT_DAY_TYPE = pb.DistrictDay.DESCRIPTOR.full_name
-# Where ListIndicators reads: the figures table of the app registered in this process.
-_FIGURES: dict[str, TableT[str, dict[str, Any]]] = {}
+# Where ListIndicators reads: the figures table of the app registered in this process, and its batches.
+_FIGURES: dict[str, Any] = {}
+BATCH_RECORDS = 500
+BATCH_WAIT_S = 0.05
 
 
 def window_time(day: date) -> float:
@@ -64,35 +73,127 @@ def table_options(settings: RegulatorSettings) -> dict[str, Any]:
     return {"partitions": settings.topic_partitions, "use_partitioner": True}
 
 
-class TableStore:
-    """The indicators' state (the domain's ``IndicatorStore``) in faust tables."""
+class AcknowledgedTable(faust.Table[Any, Any]):
+    """A table whose changelog writes can be waited for, until Kafka acknowledges them."""
 
-    def __init__(self, app: faust.App, settings: RegulatorSettings) -> None:
-        self.counted_ids = app.Table("indicator-counted", default=bool, **table_options(settings))
-        # The grace period, and an hour: faust expires a window from its shifted end.
-        expires = timedelta(days=settings.grace_days, hours=1)
-        self.days = app.Table("indicator-days", default=dict, **table_options(settings)).tumbling(
-            timedelta(days=1), expires=expires
-        )
-        self.records = app.Table("indicator-records", **table_options(settings))
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent: list[asyncio.Future[Any]] = []
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        sent = super().send_changelog(*args, **kwargs)
+        self.sent.append(sent)
+        return sent
+
+    async def acknowledged(self) -> None:
+        """Waits for every write since the last call; a write that failed raises."""
+        sent, self.sent = self.sent, []
+        await asyncio.gather(*sent)
+
+
+def acknowledged_table(
+    app: faust.App, name: str, settings: RegulatorSettings, **kwargs: Any
+) -> AcknowledgedTable:
+    """One of the indicators' tables, registered with ``app`` as ``app.Table`` would."""
+    table = AcknowledgedTable(app, name=name, beacon=app.tables.beacon, **table_options(settings), **kwargs)
+    app.tables.add(table)
+    return table
+
+
+class DayCells:
+    """The days' windowed table as cells keyed by (district, day)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: DistrictDate) -> Any:
+        district, day = key
+        return self.table.clone(relative_to=window_time(day))[district].value()
+
+    def __setitem__(self, key: DistrictDate, value: Any) -> None:
+        district, day = key
+        self.table.clone(relative_to=window_time(day))[district] = value
+
+
+@dataclass
+class TableStore:
+    """The indicators' state (the domain's ``IndicatorStore``) in tables, read as their committed
+    batches left it and written as part of the open batch."""
+
+    batches: Batches
+    counted_ids: Cells
+    days: Cells
+    records: Cells
 
     def counted(self, event_id: str) -> bool:
-        return bool(self.counted_ids[event_id])
+        return bool(self.batches.read(self.counted_ids, event_id))
 
     def count(self, event_id: str) -> None:
-        self.counted_ids[event_id] = True
+        self.batches.write(self.counted_ids, event_id, True)
 
     def day(self, district: str, day: date) -> DayFacts:
-        return DayFacts.from_json(self.days.clone(relative_to=window_time(day))[district].value())
+        return DayFacts.from_json(self.batches.read(self.days, (district, day)))
 
     def put_day(self, district: str, day: date, facts: DayFacts) -> None:
-        self.days.clone(relative_to=window_time(day))[district] = facts.to_json()
+        self.batches.write(self.days, (district, day), facts.to_json())
 
     def load(self, kind: type[R], key: str) -> R:
-        return kind.from_json(self.records.get(key))
+        return kind.from_json(self.batches.read(self.records, key))
 
     def save(self, key: str, record: Record) -> None:
-        self.records[key] = record.to_json()
+        self.batches.write(self.records, key, record.to_json())
+
+
+@dataclass
+class CommittedOffsets:
+    """The expected offsets committed batches wrote; before the first, those of the table the
+    agent kept them in before it wrote in batches (``indicator-offsets``, read only)."""
+
+    batches: Batches
+    cells: Cells
+    earlier: HandledOffsets
+
+    def get(self, key: str, /) -> int | None:
+        value = self.batches.read(self.cells, key)
+        return self.earlier.get(key) if value is None else int(value)
+
+
+@dataclass
+class BatchedOffsets:
+    """The expected offsets as the records of the open batch move them, written with the batch."""
+
+    committed: CommittedOffsets
+    moved: dict[str, int] = field(default_factory=dict)
+
+    def get(self, key: str, /) -> int | None:
+        return self.moved[key] if key in self.moved else self.committed.get(key)
+
+    def __setitem__(self, key: str, value: int, /) -> None:
+        self.moved[key] = value
+
+    def write(self) -> None:
+        for key, offset in self.moved.items():
+            self.committed.batches.write(self.committed.cells, key, offset)
+        self.moved.clear()
+
+
+@dataclass
+class Batch:
+    """The changes of the records taken so far, apart from the tables, and the days they touched."""
+
+    changes: EventChanges
+    touched: set[DistrictDate] = field(default_factory=set)
+
+    def count(self, event: RegulatorEvent, now: datetime, grace: timedelta) -> None:
+        changes = EventChanges(self.changes)  # all of them, or none when a rule fails midway
+        self.touched |= counted(event, changes, now, grace)
+        changes.apply()
+
+    def write(self) -> list[DistrictDay]:
+        """Writes the changes to the store underneath; returns the figures of the days touched."""
+        figures = [district_day(self.changes, district, day) for district, day in sorted(self.touched)]
+        self.changes.apply()
+        return figures
 
 
 def register_indicators(app: faust.App, settings: RegulatorSettings, offsets: BrokerOffsets) -> None:
@@ -103,13 +204,14 @@ def register_indicators(app: faust.App, settings: RegulatorSettings, offsets: Br
 def indicators_between(start: date, end: date, districts: frozenset[str]) -> list[DistrictDay]:
     """The figures of each district day from ``start`` to ``end`` (of ``districts``; all when
     empty), by date then district."""
-    figures = _FIGURES["figures"]
+    figures, batches = _FIGURES["figures"], _FIGURES["batches"]
     chosen = sorted((*_day_and_district(key), key) for key in figures)
-    return [
-        DistrictDay.from_json(figures[key])
+    published = (
+        batches.read(figures, key)
         for day, district, key in chosen
         if start <= day <= end and (district in districts or not districts)
-    ]
+    )
+    return [DistrictDay.from_json(raw) for raw in published if raw is not None]
 
 
 def _day_and_district(key: str) -> tuple[date, str]:
@@ -118,49 +220,80 @@ def _day_and_district(key: str) -> tuple[date, str]:
 
 
 class Indicators:
-    """The agent that counts the regulator topics' events into the figures."""
+    """The agent that counts the regulator topics' events into the figures, a batch at a time:
+    a batch's changes are written together, acknowledged, then committed (versioned.py), and its
+    records acknowledged to faust only after that."""
 
     def __init__(self, app: faust.App, settings: RegulatorSettings, offsets: BrokerOffsets) -> None:
         self.app = app
         self.grace = timedelta(days=settings.grace_days)
-        self.store = TableStore(app, settings)
-        self.figures = app.Table("indicator-figures", **table_options(settings))
+        self.commits = acknowledged_table(app, "indicator-commits", settings)
+        self.batches = Batches(self.commits)
+        days = acknowledged_table(app, "indicator-days", settings, default=dict)
+        self.tables = [
+            acknowledged_table(app, "indicator-counted", settings),
+            days,
+            acknowledged_table(app, "indicator-records", settings),
+            acknowledged_table(app, "indicator-figures", settings),
+            acknowledged_table(app, "indicator-expected", settings),
+        ]
+        counted_ids, _, records, self.figures, expected = self.tables
+        # The grace period, and an hour: faust expires a window from its shifted end.
+        windows = days.tumbling(timedelta(days=1), expires=timedelta(days=settings.grace_days, hours=1))
+        self.store = TableStore(self.batches, counted_ids, DayCells(windows), records)
+        earlier = app.Table("indicator-offsets", partitions=settings.topic_partitions)
+        self.offsets = BatchedOffsets(CommittedOffsets(self.batches, expected, earlier))
+        self.batch = Batch(EventChanges(self.store))
         topics = [regulator_topic(service) for service in SOURCE_SERVICES]
         self.source = app.topic(*topics, key_serializer="raw", value_serializer="raw")
         self.target = app.topic(INDICATORS_TOPIC, key_serializer="raw", value_serializer="raw")
         watched = (topics, offsets)
-        self.records = skipped_records(app, "regulator-indicators", "indicator-offsets", settings, watched)
+        self.records = skipped_records(
+            app, "regulator-indicators", self.offsets, settings, watched, self.offsets.committed
+        )
 
     def register(self) -> None:
-        _FIGURES["figures"] = self.figures
+        _FIGURES.update(figures=self.figures, batches=self.batches)
         self.app.agent(self.source, name="regulator-indicators")(self.consume)
 
     async def consume(self, stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            await self.records.deliver(event.message, self.handle)
+        taken = cast(faust.Stream[Any], stream)  # what faust hands an agent; StreamT lacks take_events
+        async for events in taken.take_events(BATCH_RECORDS, within=BATCH_WAIT_S):
+            await self.records.deliver_batch([event.message for event in events], self.handle, self.commit)
 
     async def handle(self, value: bytes | None, headers: Any) -> None:
-        """Count one regulator record and publish the figures it changed; a record that is not a
-        CloudEvent with a JSON object would fail the same way every time: logged and skipped."""
+        """Count one regulator record into the open batch; a record that is not a CloudEvent with
+        a JSON object would fail the same way every time: logged and skipped."""
         try:
             event = regulator_event(envelope_from_kafka(headers or [], value))
         except (PermanentEventError, ValueError) as exc:
             log.error("regulator record not counted", extra={"fields": {"error": str(exc)}})
             return
-        changes = EventChanges(self.store)  # all of them, or none when a rule fails midway
-        touched = counted(event, changes, datetime.now(UTC), self.grace)
-        changes.apply()
-        for district, day in sorted(touched):
-            await self.publish(district_day(self.store, district, day))
+        self.batch.count(event, datetime.now(UTC), self.grace)
 
-    async def publish(self, figures: DistrictDay) -> None:
+    async def commit(self) -> None:
+        """Write the open batch and publish the figures it changed; once Kafka has acknowledged
+        all of it, commit it. A crash before the commit leaves none of it in effect, and its
+        records, not yet acknowledged to faust, are delivered again."""
+        if not self.batches.epoch:
+            self.batches.open_epoch()
+            await self.commits.acknowledged()
+        batch, self.batch = self.batch, Batch(EventChanges(self.store))
+        figures = batch.write()
+        self.offsets.write()
+        published = [await self.publish(day) for day in figures]
+        await asyncio.gather(*published, *(table.acknowledged() for table in self.tables))
+        self.batches.commit()
+        await self.commits.acknowledged()
+
+    async def publish(self, figures: DistrictDay) -> Awaitable[Any]:
+        """Keeps and sends the figures of a district day; returns the send, to be waited for."""
         key = f"{figures.district_code}/{figures.date}"
-        self.figures[key] = figures.to_json()
+        self.batches.write(self.figures, key, figures.to_json())
         record = indicators_record(figures, datetime.now(UTC))
-        sent = await self.target.send(
+        return await self.target.send(
             key=key.encode(), value=record.data, headers=record.kafka_headers(), force=True
         )
-        await sent
 
 
 def counted(

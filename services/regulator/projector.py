@@ -64,7 +64,8 @@ class Projector:
         self.seen = app.Table(f"projected-{service}", default=bool, partitions=settings.topic_partitions)
         self.name = f"regulator-project-{service}"
         watched = ([events_topic(service)], offsets)
-        self.records = skipped_records(app, self.name, f"projected-{service}-offsets", settings, watched)
+        expected = app.Table(f"projected-{service}-offsets", partitions=settings.topic_partitions)
+        self.records = skipped_records(app, self.name, expected, settings, watched)
 
     def register(self) -> None:
         self.app.agent(self.source, name=self.name)(self.consume)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import faust
@@ -46,7 +46,7 @@ from mode.utils.futures import notify
 from prometheus_client import Counter
 
 from libs.common.kafka import client_options
-from services.regulator.stall import BrokerOffsets, ProgressCheck, StallWatch, exit_stalled
+from services.regulator.stall import BrokerOffsets, HandledOffsets, ProgressCheck, StallWatch, exit_stalled
 
 if TYPE_CHECKING:  # the composition root imports this module
     from services.regulator.app import RegulatorSettings
@@ -75,6 +75,12 @@ CHANGELOG_WAIT_S = 1.0
 Handle = Callable[[bytes | None, Any], Awaitable[None]]
 Watched = tuple[Collection[str], BrokerOffsets]
 """An agent's source topics, and where their partitions' offsets are asked for."""
+
+
+class ExpectedOffsets(HandledOffsets, Protocol):
+    """An agent's expected offsets as ``deliver`` moves them."""
+
+    def __setitem__(self, key: str, value: int, /) -> None: ...
 
 
 class DeliveredRecord(Protocol):
@@ -120,14 +126,19 @@ class SkippedRecords:
     def __init__(
         self,
         agent: str,
-        expected: MutableMapping[str, int],
+        expected: ExpectedOffsets,
         reader: PartitionReader,
         consumer: GroupConsumer | None = None,
+        durable: HandledOffsets | None = None,
     ) -> None:
         self.agent = agent
         self.expected = expected  # "<topic>/<partition>" -> the next offset the agent expects
+        # What the checks compare with faust's commits: for an agent that writes in batches, the
+        # expected offsets its last committed batch wrote (a commit must never pass uncommitted work).
+        self.durable = expected if durable is None else durable
         self.reader = reader
         self.consumer = consumer  # None: no group to tell or check (a reader on its own)
+        self._gaps: list[tuple[TopicPartition, int, int]] = []  # read again, not yet told to faust
         self._suspects: dict[str, int] = {}  # key -> expected offset when committed was past it
         self._stalled: dict[str, int] = {}  # key -> committed offset when it was behind the expected one
 
@@ -139,7 +150,7 @@ class SkippedRecords:
             return
         for tp in consumer.assigned():
             key = f"{tp.topic}/{tp.partition}"
-            expected, committed = self.expected.get(key), consumer.committed(tp)
+            expected, committed = self.durable.get(key), consumer.committed(tp)
             if expected is None or committed is None or committed == expected:
                 self._suspects.pop(key, None)
                 self._stalled.pop(key, None)
@@ -193,7 +204,8 @@ class SkippedRecords:
         waited = 0.0
         while True:
             try:
-                return await self._deliver(record, handle)
+                await self._deliver(record, handle)
+                return await self._mark_gaps()
             except PartitionsMismatch:
                 if self.consumer is None or not self.consumer.changelogs_pending():
                     raise
@@ -236,8 +248,26 @@ class SkippedRecords:
             SKIPPED.labels(self.agent).inc()
             await handle(skipped.value, skipped.headers)
             self.expected[key] = skipped.offset + 1  # progress, for the commit and stall checks
-        if self.consumer is not None:  # faust never saw them: unless told, it commits no further
-            await self.consumer.mark_handled(tp, start, end)
+        self._gaps.append((tp, start, end))
+
+    async def deliver_batch(
+        self, records: Iterable[DeliveredRecord], handle: Handle, commit: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Handle ``records`` (and any skipped before them) for an agent that writes in batches,
+        then ``commit`` the batch. faust hears of the records read again only after the commit:
+        told before, it could commit past them while their effects were still uncommitted."""
+        for record in records:
+            await self._deliver(record, handle)
+        await commit()
+        await self._mark_gaps()
+
+    async def _mark_gaps(self) -> None:
+        """Tell faust of the records read again: it never saw them, and unless told it commits no
+        further."""
+        gaps, self._gaps = self._gaps, []
+        if self.consumer is not None:
+            for tp, start, end in gaps:
+                await self.consumer.mark_handled(tp, start, end)
 
 
 class KafkaPartitionReader:
@@ -331,25 +361,29 @@ class FaustGroupConsumer:
 
 
 def skipped_records(
-    app: faust.App, agent: str, table: str, settings: RegulatorSettings, watched: Watched
+    app: faust.App,
+    agent: str,
+    expected: ExpectedOffsets,
+    settings: RegulatorSettings,
+    watched: Watched,
+    durable: HandledOffsets | None = None,
 ) -> SkippedRecords:
-    """The agent's record of expected offsets as the faust table ``table``, read again with the
-    service's own Kafka login, and checked by a timer against the committed offsets and for a
-    stall (stall.py) on the agent's ``watched`` topics."""
+    """The agent's record of ``expected`` offsets (a faust table, or the batched view of one with
+    its ``durable`` part), read again with the service's own Kafka login, and checked by a timer
+    against the committed offsets and for a stall (stall.py) on the agent's ``watched`` topics."""
 
     async def earliest(tp: TopicPartition) -> int:
         return int((await app.consumer.earliest_offsets(tp))[tp])
 
-    expected = app.Table(table, partitions=settings.topic_partitions)
     reader = KafkaPartitionReader(client_options(settings), earliest)
     consumer = FaustGroupConsumer(app)
-    records = SkippedRecords(agent, expected, reader, consumer)
+    records = SkippedRecords(agent, expected, reader, consumer, durable)
     topics, offsets = watched
     progress = ProgressCheck(
         agent,
         frozenset(topics),
         settings.topic_partitions,
-        expected,
+        records.durable,
         consumer,
         offsets,
         StallWatch(settings.stall_s),

@@ -66,6 +66,13 @@ Bounds = Mapping[TopicPartition, tuple[int, int]]
 """Each partition's first offset and end offset."""
 
 
+class HandledOffsets(Protocol):
+    """An agent's expected offsets as the checks read them: "<topic>/<partition>" -> the next
+    offset the agent expects, None before its first record."""
+
+    def get(self, key: str, /) -> int | None: ...
+
+
 class Offsets(Protocol):
     async def bounds(self, tps: Collection[TopicPartition]) -> Bounds | None:
         """Each partition's first and end offsets, or None when the broker cannot say."""
@@ -90,7 +97,7 @@ class ProgressCheck:
     agent: str
     topics: frozenset[str]
     partitions: int  # of each topic
-    expected: Mapping[str, int]  # "<topic>/<partition>" -> the next offset the agent expects
+    expected: HandledOffsets
     consumer: Assignment
     offsets: Offsets
     watch: StallWatch

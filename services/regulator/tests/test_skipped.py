@@ -247,3 +247,36 @@ async def test_a_real_partition_mismatch_still_crashes_the_agent() -> None:
 
     with pytest.raises(PartitionsMismatch):
         await records.deliver(log.log[0], mismatched)
+
+
+async def test_an_agent_writing_in_batches_tells_the_group_of_records_read_again_only_after_its_commit() -> None:
+    log, agent, consumer = FakePartitions(), Agent(), FakeGroupConsumer()
+    records = SkippedRecords("test", {}, log, consumer)
+    marked_at_commit: list[list[tuple[TopicPartition, int, int]]] = []
+
+    async def commit() -> None:
+        marked_at_commit.append(list(consumer.marked))
+
+    await records.deliver_batch([log.log[0], log.log[1], log.log[5]], agent.handle, commit)
+
+    assert agent.handled == _values(0, 1, 2, 3, 4, 5)
+    assert marked_at_commit == [[]]
+    assert consumer.marked == [(TopicPartition(TOPIC, 1), 2, 5)]
+
+
+async def test_the_commit_checks_read_the_committed_expected_offsets_not_those_of_the_open_batch() -> None:
+    """Committing the open batch's offsets for faust would let a crash lose that batch's records."""
+    log, agent, consumer = FakePartitions(), Agent(), FakeGroupConsumer()
+    moved: dict[str, int] = {}
+    committed = {f"{TOPIC}/1": 2}
+    records = SkippedRecords("test", moved, log, consumer, committed)
+    tp = TopicPartition(TOPIC, 1)
+    await _deliver(records, log, agent, 0, 1, 2, 3, 4)  # moved to 5; committed still says 2
+    consumer.committed_offsets[tp] = 2
+
+    for _ in range(3):
+        await records.check_commits()
+
+    assert moved == {f"{TOPIC}/1": 5}
+    assert consumer.commits == []
+    assert consumer.seeks == []
