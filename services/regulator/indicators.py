@@ -275,16 +275,22 @@ class Indicators:
         """Write the open batch and publish the figures it changed; once Kafka has acknowledged
         all of it, commit it. A crash before the commit leaves none of it in effect, and its
         records, not yet acknowledged to faust, are delivered again."""
-        if not self.batches.epoch:
-            self.batches.open_epoch()
-            await self.commits.acknowledged()
         batch, self.batch = self.batch, Batch(EventChanges(self.store))
-        figures = batch.write()
-        self.offsets.write()
-        published = [await self.publish(day) for day in figures]
-        await asyncio.gather(*published, *(table.acknowledged() for table in self.tables))
-        self.batches.commit()
-        await self.commits.acknowledged()
+        try:
+            if not self.batches.epoch:
+                self.batches.open_epoch()
+                await self.commits.acknowledged()
+            figures = batch.write()
+            self.offsets.write()
+            published = [await self.publish(day) for day in figures]
+            await asyncio.gather(*published, *(table.acknowledged() for table in self.tables))
+            self.batches.commit()
+            await self.commits.acknowledged()
+        except BaseException:
+            # Writes of this batch may have landed: a later batch of the same epoch, committed,
+            # would bring them into effect. The agent, started again, takes a new epoch.
+            self.batches.abandon()
+            raise
 
     async def publish(self, figures: DistrictDay) -> Awaitable[Any]:
         """Keeps and sends the figures of a district day; returns the send, to be waited for."""

@@ -76,6 +76,11 @@ class Batches:
         self.commits[EPOCHS] = {**self.epochs(), self.epoch: 0}
         self.batch = 1
 
+    def abandon(self) -> None:
+        """Gives up the epoch after a batch failed to commit: its writes may have landed, and a
+        later batch of the epoch, once committed, would bring them into effect."""
+        self.epoch, self.batch = "", 0
+
     def commit(self) -> None:
         """Marks the open batch committed (once all its writes are acknowledged) and opens the next."""
         self.commits[EPOCHS] = {**self.epochs(), self.epoch: self.batch}

@@ -5,7 +5,6 @@ the restarted process gives exactly the figures and state of a run without the c
 from __future__ import annotations
 
 import copy
-from datetime import timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -15,9 +14,9 @@ from jiazheng.complaints.events.v1 import events_pb2 as complaints
 from jiazheng.orders.events.v1 import events_pb2 as orders
 from jiazheng.type.v1 import service_type_pb2 as st
 from libs.common.protoutil import timestamp
-from services.regulator.domain.indicators import DistrictDay, EventChanges, RegulatorEvent
+from services.regulator.domain.indicators import DistrictDay, EventChanges, RegulatorEvent, district_day
 from services.regulator.indicators import Batch, TableStore
-from services.regulator.tests.indicator_events import GRACE, NOW, at, event
+from services.regulator.tests.indicator_events import DAY, GRACE, NOW, at, event
 from services.regulator.versioned import Batches
 
 CHAOYANG, HAIDIAN = "110105", "110108"
@@ -30,9 +29,6 @@ class Tables:
         self.cells: dict[str, dict[Any, Any]] = {"counted": {}, "days": {}, "records": {}, "commits": {}}
         self.log: list[tuple[str, Any, Any]] = []
 
-    def cell(self, name: str) -> Cells:
-        return Cells(self, name)
-
     def landed(self, writes: list[tuple[str, Any, Any]]) -> Tables:
         """These tables as a restart recovers them when only ``writes`` of the log's tail landed."""
         recovered = Tables()
@@ -42,7 +38,9 @@ class Tables:
         return recovered
 
 
-class Cells:
+class LoggedCells:
+    """One of the tables: its writes land at once, and are logged."""
+
     def __init__(self, tables: Tables, name: str) -> None:
         self.tables, self.name = tables, name
 
@@ -51,6 +49,7 @@ class Cells:
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self.tables.log.append((self.name, key, value))
+        self.tables.cells[self.name][key] = copy.deepcopy(value)
 
 
 class Process:
@@ -58,10 +57,9 @@ class Process:
 
     def __init__(self, tables: Tables) -> None:
         self.tables = tables
-        self.batches = Batches(_Landing(tables, "commits"))
-        self.store = TableStore(
-            self.batches, _Landing(tables, "counted"), _Landing(tables, "days"), _Landing(tables, "records")
-        )
+        self.batches = Batches(LoggedCells(tables, "commits"))
+        cells = (LoggedCells(tables, name) for name in ("counted", "days", "records"))
+        self.store = TableStore(self.batches, *cells)
         self.batches.open_epoch()
 
     def batch(self, events: list[RegulatorEvent]) -> list[DistrictDay]:
@@ -72,15 +70,7 @@ class Process:
         return batch.write()
 
     def figures(self, district: str) -> DistrictDay:
-        return Batch(EventChanges(self.store), {(district, NOW.date() - timedelta(days=1))}).write()[0]
-
-
-class _Landing(Cells):
-    """Cells whose writes land at once (and are logged)."""
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        super().__setitem__(key, value)
-        self.tables.cells[self.name][key] = copy.deepcopy(value)
+        return district_day(self.store, district, DAY)
 
 
 def _first() -> list[RegulatorEvent]:
@@ -153,13 +143,8 @@ def test_whatever_part_of_a_batch_landed_before_a_crash_the_batch_again_gives_th
     start = len(tables.log)
     process.batch(_second())  # the process dies before the commit: some of these writes landed
     writes = tables.log[start:]
-    landed = [
-        w
-        for w, kept in zip(
-            writes, data.draw(s.lists(s.booleans(), min_size=len(writes), max_size=len(writes)))
-        )
-        if kept
-    ]
+    kept = data.draw(s.lists(s.booleans(), min_size=len(writes), max_size=len(writes)))
+    landed = [write for write, lands in zip(writes, kept, strict=True) if lands]
     restarted = Process(durable.landed(landed))
 
     restarted.batch(_second())

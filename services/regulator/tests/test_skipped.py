@@ -249,7 +249,7 @@ async def test_a_real_partition_mismatch_still_crashes_the_agent() -> None:
         await records.deliver(log.log[0], mismatched)
 
 
-async def test_an_agent_writing_in_batches_tells_the_group_of_records_read_again_only_after_its_commit() -> None:
+async def test_a_batch_writing_agent_tells_the_group_of_records_read_again_only_after_its_commit() -> None:
     log, agent, consumer = FakePartitions(), Agent(), FakeGroupConsumer()
     records = SkippedRecords("test", {}, log, consumer)
     marked_at_commit: list[list[tuple[TopicPartition, int, int]]] = []

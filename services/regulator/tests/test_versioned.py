@@ -85,3 +85,19 @@ def test_a_stamped_value_carries_the_one_it_replaces_so_nothing_nests() -> None:
         batches.commit()
 
     assert cells["k"] == stamped(2, 1, (batches.epoch, 3))
+
+
+def test_after_a_batch_failed_to_commit_the_next_one_takes_a_new_epoch_so_its_writes_stay_out() -> None:
+    commits: dict[str, Any] = {}
+    cells: dict[str, Any] = {}
+    batches = _process(commits)
+    failed = batches.epoch
+    batches.write(cells, "k", "failed")  # its acknowledgement never came
+    batches.abandon()
+
+    batches.open_epoch()
+    batches.write(cells, "other", "next")
+    batches.commit()
+
+    assert batches.epoch != failed
+    assert (batches.read(cells, "k"), batches.read(cells, "other")) == (None, "next")
