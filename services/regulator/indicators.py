@@ -126,10 +126,10 @@ class TableStore:
     records: Cells
 
     def counted(self, event_id: str) -> bool:
-        return bool(self.batches.read(self.counted_ids, event_id))
+        return self.batches.marked(self.counted_ids, event_id)
 
     def count(self, event_id: str) -> None:
-        self.batches.write(self.counted_ids, event_id, True)
+        self.batches.mark(self.counted_ids, event_id)
 
     def day(self, district: str, day: date) -> DayFacts:
         return DayFacts.from_json(self.batches.read(self.days, (district, day)))

@@ -48,6 +48,15 @@ def stamped(value: Any, before: Any, tag: tuple[str, int]) -> dict[str, Any]:
     return {_TAG: list(tag), "value": value, "before": before}
 
 
+def _packed(tag: tuple[str, int]) -> int:
+    epoch, batch = tag
+    return int(epoch) << 32 | batch
+
+
+def _is_committed(packed: int, epochs: Epochs) -> bool:
+    return packed & 0xFFFFFFFF <= epochs.get(str(packed >> 32), 0)
+
+
 def next_epoch(epochs: Epochs) -> str:
     return str(max((int(epoch) for epoch in epochs), default=0) + 1)
 
@@ -69,6 +78,16 @@ class Batches:
     def write(self, cells: Cells, key: Any, value: Any) -> None:
         """Writes ``value`` as part of the open batch (it counts once the batch is committed)."""
         cells[key] = stamped(value, self.read(cells, key), (self.epoch, self.batch))
+
+    def mark(self, cells: Cells, key: Any) -> None:
+        """Marks ``key`` (a set's member, such as an id counted) as part of the open batch: the value
+        is the batch's tag alone, packed in one integer (a set can hold millions of members)."""
+        cells[key] = _packed((self.epoch, self.batch))
+
+    def marked(self, cells: Cells, key: Any) -> bool:
+        """Whether ``key`` was marked by a committed batch (or, as True, before batches existed)."""
+        raw = cells.get(key)
+        return raw is True or (type(raw) is int and _is_committed(raw, self.epochs()))
 
     def open_epoch(self) -> None:
         """Takes this process's epoch; its record must be acknowledged before the first write."""

@@ -101,3 +101,26 @@ def test_after_a_batch_failed_to_commit_the_next_one_takes_a_new_epoch_so_its_wr
 
     assert batches.epoch != failed
     assert (batches.read(cells, "k"), batches.read(cells, "other")) == (None, "next")
+
+
+def test_a_marked_member_counts_once_its_batch_is_committed_and_never_when_it_died() -> None:
+    commits: dict[str, Any] = {}
+    ids: dict[str, Any] = {"before-batches": True}
+    first = _process(commits)
+    first.mark(ids, "a")
+    assert not first.marked(ids, "a")
+    first.commit()
+    first.mark(ids, "lost")  # dies uncommitted
+
+    second = _process(commits)
+    second.mark(ids, "b")
+    second.commit()
+
+    assert [second.marked(ids, k) for k in ("before-batches", "a", "lost", "b", "never")] == [
+        True,
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert all(type(ids[k]) is int for k in ("a", "lost", "b"))
