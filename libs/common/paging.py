@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
 
 from libs.common.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 100
+T = TypeVar("T")
+Moment = tuple[datetime, str]
+"""A row's place in a listing ordered by a moment: the moment, and an id between rows of one instant."""
 
 
 def encode_token(cursor: int) -> str:
@@ -53,6 +59,44 @@ def decode_key_token(token: str, scope: str) -> str | None:
     if digest != _scope_hash(scope):
         raise InvalidArgument("page_token", "was issued for a request with other filters")
     return key
+
+
+def encode_moment_token(at: datetime, key: str, scope: str) -> str:
+    """A token for pages ordered by a moment (oldest first), then a text key (an id) between rows
+    of one instant: ``decode_moment_token`` reads it back."""
+    return encode_key_token(f"{at.isoformat()}|{key}", scope)
+
+
+def decode_moment_token(token: str, scope: str) -> Moment | None:
+    """The moment and key after which the next page starts; None for the first page."""
+    text = decode_key_token(token, scope)
+    if text is None:
+        return None
+    at, _, key = text.partition("|")
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        raise InvalidArgument("page_token", "not a token this API returned") from None
+    if not key or moment.tzinfo is None:
+        raise InvalidArgument("page_token", "not a token this API returned")
+    return moment, key
+
+
+async def moment_page(
+    token: str,
+    size: int,
+    scope: str,
+    fetch: Callable[[Moment | None, int], Awaitable[list[T]]],
+    moment_of: Callable[[T], Moment],
+) -> tuple[list[T], str]:
+    """A page of a listing ordered by ``moment_of`` (oldest first), and the next page's token:
+    ``fetch(after, limit)`` returns up to ``limit`` rows after ``after`` (None: from the first)."""
+    limit = page_size(size)
+    found = await fetch(decode_moment_token(token, scope), limit + 1)
+    if len(found) <= limit:
+        return found, ""
+    at, key = moment_of(found[limit - 1])
+    return found[:limit], encode_moment_token(at, key, scope)
 
 
 def _scope_hash(scope: str) -> str:

@@ -26,7 +26,7 @@ from services.insurance.domain.policies import (
     PolicyState,
 )
 from services.insurance.domain.vocabulary import ServiceType
-from services.insurance.service_layer.policy_ports import PolicyFilter
+from services.insurance.service_layer.policy_ports import PolicyFilter, PolicyKey
 
 BIRTH_DATE = "insurance.insured_worker.birth_date"
 
@@ -169,13 +169,15 @@ class PgPolicyRepository:
             enrolment.annual_premium_fen,
         )
 
-    async def listing(self, which: PolicyFilter, after: uuid.UUID | None, limit: int) -> list[GroupPolicy]:
+    async def listing(self, which: PolicyFilter, after: PolicyKey | None, limit: int) -> list[GroupPolicy]:
         rows = await self._conn.fetch(
             "SELECT * FROM policies WHERE ($1 = '' OR company_id = $1) AND ($2 = '' OR insurer = $2)"
-            " AND ($3::uuid IS NULL OR policy_id > $3) ORDER BY policy_id LIMIT $4",
+            " AND ($3::timestamptz IS NULL OR (issued_at, policy_id) > ($3, $4::uuid))"
+            " ORDER BY issued_at, policy_id LIMIT $5",
             which.company_id,
             which.insurer,
-            after,
+            after and after.issued_at,
+            after and after.policy_id,
             limit,
         )
         return await self._policies(rows)

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from libs.common.paging import Moment
 from libs.common.pii import Keyring
 from services.insurance.domain import claims as domain
 from services.insurance.domain.cover import CoverKind, Exclusion
@@ -277,13 +278,15 @@ class PgOrderRepository:
             c and c.found_at,
         )
 
-    async def uncovered(self, company_id: str, after: str | None, limit: int) -> list[Order]:
+    async def uncovered(self, company_id: str, after: Moment | None, limit: int) -> list[Order]:
         rows = await self._conn.fetch(
             "SELECT * FROM insured_orders WHERE cover_found_at IS NOT NULL AND cover_policy_id IS NULL"
-            " AND NOT cancelled AND ($1 = '' OR company_id = $1) AND ($2::text IS NULL OR order_id > $2)"
-            " ORDER BY order_id LIMIT $3",
+            " AND NOT cancelled AND ($1 = '' OR company_id = $1)"
+            " AND ($2::timestamptz IS NULL OR (scheduled_start, order_id) > ($2, $3::text))"
+            " ORDER BY scheduled_start, order_id LIMIT $4",
             company_id,
-            after,
+            after and after[0],
+            after and after[1],
             limit,
         )
         return [_order(row) for row in rows]

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from deploy.local.services import card_jwks, new_dev_card_keys, new_dev_pii_keys
 from deploy.local.stack import Endpoints, create_database, default_home, free_port
 from deploy.local.stack import scratch_database as new_scratch_database
+from libs.common.db import create_pool, migrate
 from tests.integration.harness import (
     LocalStackSource,
     RunningService,
@@ -143,3 +145,15 @@ async def scratch_database(endpoints: Endpoints) -> AsyncIterator[str]:
     """A database of its own, for tests that must not share a relay or a schema."""
     async with new_scratch_database(endpoints, "jz_scratch") as name:
         yield name
+
+
+@pytest.fixture
+async def pool(
+    request: pytest.FixtureRequest, endpoints: Endpoints, scratch_database: str
+) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a scratch database migrated with the test module's ``MIGRATIONS`` folder."""
+    dsn = endpoints.dsn(scratch_database)
+    await migrate(dsn, request.module.MIGRATIONS)
+    pool = await create_pool(dsn)
+    yield pool
+    await pool.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import pytest
 from google.protobuf.wrappers_pb2 import Int32Value, StringValue
 
 from deploy.local.stack import Endpoints
-from libs.common.db import PgUnitOfWork, create_pool, migrate
+from libs.common.db import PgUnitOfWork
 from libs.common.events import EventEnvelope, new_event
 from libs.common.inbox import Effect, KafkaRecord
 from libs.common.ingest import idempotent_consumer
@@ -24,7 +24,7 @@ from libs.common.settings import ServiceSettings
 from tests.integration.harness import eventually
 from tests.integration.kafka_tools import read_topic
 
-NO_SERVICE_MIGRATIONS = Path("/nonexistent")
+MIGRATIONS = Path("/nonexistent")  # no service's own: the pool fixture's database has the common tables only
 
 
 def settings_for(endpoints: Endpoints, database: str, **overrides: object) -> ServiceSettings:
@@ -34,14 +34,6 @@ def settings_for(endpoints: Endpoints, database: str, **overrides: object) -> Se
         kafka_bootstrap=endpoints.kafka_bootstrap,
         **overrides,  # type: ignore[arg-type]
     )
-
-
-@pytest.fixture
-async def pool(endpoints: Endpoints, scratch_database: str) -> AsyncIterator[asyncpg.Pool]:
-    await migrate(endpoints.dsn(scratch_database), NO_SERVICE_MIGRATIONS)
-    pool = await create_pool(endpoints.dsn(scratch_database))
-    yield pool
-    await pool.close()
 
 
 async def test_relays_publish_each_event_once_in_per_aggregate_order(

@@ -10,15 +10,13 @@ import asyncio
 import dataclasses
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from deploy.local.stack import Endpoints
-from libs.common.db import create_pool, migrate
 from libs.common.pii import Keyring
 from libs.common.testing import FixedClock
 from services.complaints import domain
@@ -26,7 +24,7 @@ from services.complaints.service_layer.ports import ComplaintsUnitOfWork, KnownO
 from services.complaints.store import PgComplaintsUnitOfWork
 from services.complaints.tests.fakes import FakeComplaintsUnitOfWork
 
-COMPLAINTS_MIGRATIONS = Path(__file__).parents[2] / "services" / "complaints" / "migrations"
+MIGRATIONS = Path(__file__).parents[2] / "services" / "complaints" / "migrations"
 NOW = datetime(2026, 3, 2, 2, tzinfo=UTC)  # 10:00 on Monday in Beijing
 LEASE = timedelta(minutes=30)
 KEYRING = Keyring({"test-1": secrets.token_bytes(32)}, "test-1", secrets.token_bytes(32))
@@ -36,15 +34,6 @@ FACTS = "双方确认花瓶系服务中打碎，价值800元"
 CONSUMERS = domain.MediationBody.CONSUMER_ASSOCIATION
 
 NewUnitOfWork = Callable[[], ComplaintsUnitOfWork]
-
-
-@pytest.fixture
-async def pool(endpoints: Endpoints, scratch_database: str) -> AsyncIterator[asyncpg.Pool]:
-    dsn = endpoints.dsn(scratch_database)
-    await migrate(dsn, COMPLAINTS_MIGRATIONS)
-    pool = await create_pool(dsn)
-    yield pool
-    await pool.close()
 
 
 def _pg(pool: asyncpg.Pool) -> NewUnitOfWork:

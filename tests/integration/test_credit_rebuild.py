@@ -16,7 +16,7 @@ stores the same scores and publishes nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -28,12 +28,10 @@ from deploy.local.stack import Endpoints
 from jiazheng.complaints.v1 import complaints_pb2 as c
 from jiazheng.credit.events.v1 import events_pb2 as credit_events
 from jiazheng.credit.v1 import credit_pb2, credit_pb2_grpc
-from libs.common.db import create_pool, migrate
 from libs.common.events import envelope_from_kafka
 from libs.common.kafka import events_topic
 from libs.common.testing import FixedClock
 from services.credit import model, scoring
-from services.credit.app import MIGRATIONS
 from services.credit.domain import LedgerEntry, recorded
 from services.credit.model import FactKind, Level
 from services.credit.rebuild import PgLedger, PgRebuildUnitOfWork, Rescored, WorkerLedger, rebuild
@@ -48,15 +46,6 @@ from tests.integration.workers_client import create_company, ready_worker
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 3, 2, 2, tzinfo=UTC)
-
-
-@pytest.fixture
-async def pool(endpoints: Endpoints, scratch_database: str) -> AsyncIterator[asyncpg.Pool]:
-    dsn = endpoints.dsn(scratch_database)
-    await migrate(dsn, MIGRATIONS)
-    pool = await create_pool(dsn)
-    yield pool
-    await pool.close()
 
 
 def _entry(worker_id: str, kind: FactKind, magnitude: int = 1, detail: str = "") -> LedgerEntry:

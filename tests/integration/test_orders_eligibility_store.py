@@ -7,16 +7,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from deploy.local.stack import Endpoints
 from libs.common.beijing import BEIJING
-from libs.common.db import PgUnitOfWork, create_pool, migrate
+from libs.common.db import PgUnitOfWork
 from libs.common.pii import Keyring
 from libs.common.testing import FixedClock
 from services.orders.domain import ServiceType
@@ -39,7 +37,7 @@ from services.orders.eligibility import CardOnFile, EligibilityIndex
 from services.orders.eligibility_store import PgEligibilityFeed, PgEligibilityRepository
 from services.orders.store import PgOrdersUnitOfWork
 
-ORDERS_MIGRATIONS = Path(__file__).parents[2] / "services" / "orders" / "migrations"
+MIGRATIONS = Path(__file__).parents[2] / "services" / "orders" / "migrations"
 NOW = datetime(2026, 3, 2, 2, tzinfo=UTC)  # 10:00 on Monday in Beijing
 CHAOYANG = "110105"
 WEEKDAYS_8_TO_18 = [WeeklySlot(day, 8 * 60, 18 * 60) for day in range(1, 6)]
@@ -51,15 +49,6 @@ class EligibilityUnitOfWork(PgUnitOfWork):
 
     def _bind(self, conn: asyncpg.Connection) -> None:
         self.eligibility = PgEligibilityRepository(conn)
-
-
-@pytest.fixture
-async def pool(endpoints: Endpoints, scratch_database: str) -> AsyncIterator[asyncpg.Pool]:
-    dsn = endpoints.dsn(scratch_database)
-    await migrate(dsn, ORDERS_MIGRATIONS)
-    pool = await create_pool(dsn)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 
 import pytest
 
@@ -70,3 +71,24 @@ def test_a_key_token_round_trips_for_the_same_filters_only() -> None:
         paging.decode_key_token(token, "district=110108")
     with pytest.raises(InvalidArgument, match="not a token"):
         paging.decode_key_token("bm9wZQ==", "district=110105")
+
+
+def test_a_moment_token_round_trips_the_moment_and_key_for_the_same_filters_only() -> None:
+    at = datetime(2026, 12, 3, 8, 30, 0, 123456, tzinfo=UTC)
+    token = paging.encode_moment_token(at, "o-17|x", "co-1")
+
+    assert paging.decode_moment_token(token, "co-1") == (at, "o-17|x")
+    assert paging.decode_moment_token("", "co-1") is None
+    with pytest.raises(InvalidArgument, match="other filters"):
+        paging.decode_moment_token(token, "co-2")
+
+
+@pytest.mark.parametrize(
+    "key", ["o-17", "yesterday|o-17", "2026-12-03T08:30:00|o-17", "2026-12-03T08:30:00+00:00|"]
+)
+def test_a_moment_token_not_made_here_is_invalid_page_token(key: str) -> None:
+    forged = paging.encode_key_token(key, "co-1")
+
+    with pytest.raises(InvalidArgument, match="not a token") as raised:
+        paging.decode_moment_token(forged, "co-1")
+    assert raised.value.field == "page_token"

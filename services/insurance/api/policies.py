@@ -14,7 +14,6 @@ from jiazheng.insurance.v1 import policies_pb2_grpc
 from libs.common.auth import Role, current_principal
 from libs.common.beijing import beijing_day
 from libs.common.errors import InvalidArgument, NotFound
-from libs.common.paging import decode_key_token, encode_key_token, page_size
 from libs.common.protoutil import calendar_date, request_uuid
 from libs.common.uow import Clock
 from services.insurance.api.convert import (
@@ -123,15 +122,9 @@ class PolicyServicer(policies_pb2_grpc.PolicyServiceServicer):
     async def ListPolicies(
         self, request: pb.ListPoliciesRequest, context: Context
     ) -> pb.ListPoliciesResponse:
-        principal = current_principal()
-        scope = f"{principal.role}:{principal.tenant}"
-        after = decode_key_token(request.page_token, scope)
-        limit = page_size(request.page_size)
-        found = await service_layer.list_policies(
-            self._uow(), principal, None if after is None else request_uuid(after, "page_token"), limit + 1
+        shown, token = await service_layer.list_policies(
+            self._uow(), current_principal(), request.page_token, request.page_size
         )
-        shown = found[:limit]
-        token = encode_key_token(str(shown[-1].policy_id), scope) if len(found) > limit else ""
         return pb.ListPoliciesResponse(policies=[policy_to_proto(p) for p in shown], next_page_token=token)
 
     async def EndorsePolicy(

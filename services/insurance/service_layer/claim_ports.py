@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from libs.common.paging import Moment
 from services.insurance.domain.claims import Claim, ClaimState
 from services.insurance.domain.cover import CoverKind
 from services.insurance.domain.orders import Order
@@ -75,9 +76,9 @@ class OrderRepository(Protocol):
         """Add the order or replace what is known of it."""
         ...
 
-    async def uncovered(self, company_id: str, after: str | None, limit: int) -> list[Order]:
+    async def uncovered(self, company_id: str, after: Moment | None, limit: int) -> list[Order]:
         """Up to ``limit`` orders, not cancelled, whose coverage found none: the company's (all
-        when empty), in order id order, after ``after``."""
+        when empty), by scheduled start then order id, after ``after`` (such a start and id)."""
         ...
 
 

@@ -9,8 +9,9 @@ from datetime import datetime
 
 from libs.common.auth import Principal, Role
 from libs.common.beijing import beijing_day
-from libs.common.errors import AlreadyExists, InvalidArgument, NotFound
-from libs.common.paging import decode_key_token, encode_key_token, page_size
+from libs.common.errors import AlreadyExists, NotFound
+from libs.common.paging import Moment, moment_page
+from libs.common.protoutil import request_uuid
 from services.insurance import claim_events
 from services.insurance.domain import claims as domain
 from services.insurance.domain.cover import Cover
@@ -153,25 +154,16 @@ async def list_claims(
         state=state,
     )
     scope = f"{which.company_id}|{which.insurer}|{state or ''}"
-    after = decode_key_token(token, scope)
-    limit = page_size(size)
-    async with uow:
-        found = await uow.claims.listing(which, None if after is None else _claim_key(after), limit + 1)
-    more = len(found) > limit
-    return found[:limit], encode_key_token(_key_text(ClaimKey.of(found[limit - 1])), scope) if more else ""
+
+    async def fetch(after: Moment | None, limit: int) -> list[domain.Claim]:
+        async with uow:
+            return await uow.claims.listing(which, None if after is None else _claim_key(*after), limit)
+
+    return await moment_page(token, size, scope, fetch, lambda c: (c.filed_at, str(c.claim_id)))
 
 
-def _key_text(key: ClaimKey) -> str:
-    """The page token's key: ``_claim_key`` reads it back."""
-    return f"{key.filed_at.isoformat()}|{key.claim_id}"
-
-
-def _claim_key(text: str) -> ClaimKey:
-    try:
-        filed_at, _, claim_id = text.partition("|")
-        return ClaimKey(datetime.fromisoformat(filed_at), uuid.UUID(claim_id))
-    except ValueError:
-        raise InvalidArgument("page_token", "not a token this API returned") from None
+def _claim_key(filed_at: datetime, claim_id: str) -> ClaimKey:
+    return ClaimKey(filed_at, request_uuid(claim_id, "page_token"))
 
 
 async def _locked(uow: InsuranceUnitOfWork, principal: Principal, claim_id: uuid.UUID) -> domain.Claim:

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from libs.common.auth import Principal, Role
 from libs.common.errors import NotFound
-from libs.common.paging import decode_key_token, encode_key_token, page_size
+from libs.common.paging import Moment, moment_page
 from services.insurance import claim_events
 from services.insurance.domain.orders import Order, cover_order
 from services.insurance.service_layer.claim_ports import InsuranceUnitOfWork
@@ -61,14 +61,15 @@ async def get_order(uow: InsuranceUnitOfWork, principal: Principal, order_id: st
 async def uncovered_orders(
     uow: InsuranceUnitOfWork, principal: Principal, token: str, size: int
 ) -> tuple[list[Order], str]:
-    """A page of uncovered orders (a company's own, every one for operators) and the next token."""
+    """A page of uncovered orders (a company's own, every one for operators), the soonest due
+    first (the ones to put right before their service starts), and the next token."""
     company = "" if principal.role is Role.OPERATOR else principal.tenant
-    after = decode_key_token(token, company)
-    limit = page_size(size)
-    async with uow:
-        orders = await uow.orders.uncovered(company, after, limit + 1)
-    more = len(orders) > limit
-    return orders[:limit], encode_key_token(orders[limit - 1].order_id, company) if more else ""
+
+    async def fetch(after: Moment | None, limit: int) -> list[Order]:
+        async with uow:
+            return await uow.orders.uncovered(company, after, limit)
+
+    return await moment_page(token, size, company, fetch, lambda o: (o.scheduled_start, o.order_id))
 
 
 async def worker_left(uow: InsuranceUnitOfWork, order_id: str, worker_id: str, at: datetime) -> None:

@@ -13,12 +13,14 @@ from datetime import date
 from libs.common.auth import Principal, Role
 from libs.common.beijing import beijing_day, beijing_midnight
 from libs.common.errors import InvalidArgument, NotFound
+from libs.common.paging import Moment, moment_page
+from libs.common.protoutil import request_uuid
 from libs.common.timers import DueTimer
 from services.insurance import events
 from services.insurance.domain import policies as domain
 from services.insurance.domain.cover import Cover, covered_until
 from services.insurance.domain.products import Catalogue, Product, pro_rata
-from services.insurance.service_layer.policy_ports import PolicyFilter, PolicyUnitOfWork
+from services.insurance.service_layer.policy_ports import PolicyFilter, PolicyKey, PolicyUnitOfWork
 
 EXPIRY_TIMER = "insurance.policy_expiry"
 COVERAGE_TIMER = "insurance.coverage_change"
@@ -146,10 +148,17 @@ def filter_for(principal: Principal) -> PolicyFilter:
 
 
 async def list_policies(
-    uow: PolicyUnitOfWork, principal: Principal, after: uuid.UUID | None, limit: int
-) -> list[domain.GroupPolicy]:
-    async with uow:
-        return await uow.policies.listing(filter_for(principal), after, limit)
+    uow: PolicyUnitOfWork, principal: Principal, token: str, size: int
+) -> tuple[list[domain.GroupPolicy], str]:
+    """A page of the policies the caller may see, oldest issued first, and the next page's token."""
+
+    async def fetch(after: Moment | None, limit: int) -> list[domain.GroupPolicy]:
+        key = None if after is None else PolicyKey(after[0], request_uuid(after[1], "page_token"))
+        async with uow:
+            return await uow.policies.listing(filter_for(principal), key, limit)
+
+    scope = f"{principal.role}:{principal.tenant}"
+    return await moment_page(token, size, scope, fetch, lambda p: (p.issued_at, str(p.policy_id)))
 
 
 async def endorse_policy(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from libs.common.uow import UnitOfWork
@@ -18,6 +19,18 @@ class PolicyFilter:
 
     company_id: str = ""
     insurer: str = ""
+
+
+@dataclass(frozen=True, order=True)
+class PolicyKey:
+    """A policy's place in a listing: issue order, the id between policies issued at one instant."""
+
+    issued_at: datetime
+    policy_id: uuid.UUID
+
+    @classmethod
+    def of(cls, policy: GroupPolicy) -> PolicyKey:
+        return cls(policy.issued_at, policy.policy_id)
 
 
 class PolicyRepository(Protocol):
@@ -42,8 +55,8 @@ class PolicyRepository(Protocol):
         """Store the policy's state, its stints (new ones and changed end dates) and new endorsements."""
         ...
 
-    async def listing(self, which: PolicyFilter, after: uuid.UUID | None, limit: int) -> list[GroupPolicy]:
-        """Up to ``limit`` policies of ``which``, in policy id order, after ``after``."""
+    async def listing(self, which: PolicyFilter, after: PolicyKey | None, limit: int) -> list[GroupPolicy]:
+        """Up to ``limit`` policies of ``which``, in issue order (oldest first), after ``after``."""
         ...
 
     async def covers_of(self, worker_id: str) -> list[Cover]:

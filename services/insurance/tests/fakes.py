@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+from libs.common.paging import Moment
 from libs.common.testing import FixedClock
 from services.insurance.domain.claims import Claim, ClaimState
 from services.insurance.domain.cover import CoverKind
@@ -74,7 +75,7 @@ class FakeOrderRepository:
     async def put(self, order: Order) -> None:
         self.by_id[order.order_id] = order
 
-    async def uncovered(self, company_id: str, after: str | None, limit: int) -> list[Order]:
+    async def uncovered(self, company_id: str, after: Moment | None, limit: int) -> list[Order]:
         shown = [
             o
             for o in self.by_id.values()
@@ -82,9 +83,9 @@ class FakeOrderRepository:
             and o.coverage is not None
             and not o.coverage.covered
             and not o.cancelled
-            and (after is None or o.order_id > after)
+            and (after is None or (o.scheduled_start, o.order_id) > after)
         ]
-        return sorted(shown, key=lambda o: o.order_id)[:limit]
+        return sorted(shown, key=lambda o: (o.scheduled_start, o.order_id))[:limit]
 
 
 class FakeInsuranceUnitOfWork(FakePolicyUnitOfWork):

@@ -9,7 +9,7 @@ import uuid
 from libs.common.testing import FakeUnitOfWork, FixedClock
 from services.insurance.domain.cover import Cover
 from services.insurance.domain.policies import GroupPolicy
-from services.insurance.service_layer.policy_ports import PolicyFilter
+from services.insurance.service_layer.policy_ports import PolicyFilter, PolicyKey
 
 
 class FakePolicyRepository:
@@ -41,16 +41,16 @@ class FakePolicyRepository:
         assert policy.policy_id in self.by_id, "update of a policy never added"
         self.by_id[policy.policy_id] = policy
 
-    async def listing(self, which: PolicyFilter, after: uuid.UUID | None, limit: int) -> list[GroupPolicy]:
+    async def listing(self, which: PolicyFilter, after: PolicyKey | None, limit: int) -> list[GroupPolicy]:
         shown = [
             p
             for p in self.by_id.values()
-            if which.company_id in ("", p.company_id) and which.insurer in ("", p.insurer)
+            if which.company_id in ("", p.company_id)
+            and which.insurer in ("", p.insurer)
+            and (after is None or PolicyKey.of(p) > after)
         ]
         # PostgreSQL orders uuids by their bytes, as Python orders UUID objects.
-        return sorted((p for p in shown if after is None or p.policy_id > after), key=lambda p: p.policy_id)[
-            :limit
-        ]
+        return sorted(shown, key=PolicyKey.of)[:limit]
 
     async def covers_of(self, worker_id: str) -> list[Cover]:
         policies = sorted(self.by_id.values(), key=lambda p: (p.start, p.policy_id))

@@ -3,6 +3,7 @@ published (once), and who may see or do what."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -120,13 +121,18 @@ async def test_a_new_worker_on_the_order_is_covered_again_and_has_not_checked_in
     assert types_published(uow) == ["OrderUncovered", "OrderCoverageRecorded"]
 
 
-async def test_uncovered_orders_are_paged() -> None:
+async def test_uncovered_orders_are_paged_soonest_due_first_then_by_id() -> None:
     uow = await insured_uow("w-1")
-    for n in range(3):
-        await accepted_and_checked_in(uow, order(f"o-{n}", "w-9"))
+    later = {"o-0": 3, "o-1": 1, "o-2": 1, "o-3": 0}  # hours after START
+    for order_id, hours in later.items():
+        due = dataclasses.replace(order(order_id, "w-9"), scheduled_start=START + timedelta(hours=hours))
+        await accepted_and_checked_in(uow, due)
     first, token = await coverage.uncovered_orders(uow, OPERATOR, "", 2)
     second, last = await coverage.uncovered_orders(uow, OPERATOR, token, 2)
-    assert ([o.order_id for o in first + second], last) == (["o-0", "o-1", "o-2"], "")
+    assert ([o.order_id for o in first + second], last) == (["o-3", "o-1", "o-2", "o-0"], "")
+    with pytest.raises(InvalidArgument) as raised:
+        await coverage.uncovered_orders(uow, COMPANY, token, 2)  # another caller's listing
+    assert raised.value.field == "page_token"
 
 
 # -- filing ------------------------------------------------------------------------------------

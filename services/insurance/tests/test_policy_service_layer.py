@@ -188,9 +188,12 @@ async def test_tenants_see_their_own_policies_and_another_tenants_is_not_found(
             uuid.uuid4(),
             Change(EndorsementKind.ADD, TODAY, add=(worker(),)),
         )
-    assert await use_cases.list_policies(uow, OTHER, None, 10) == []
-    assert await use_cases.list_policies(uow, INSURER, None, 10) == [policy]
-    assert await use_cases.list_policies(uow, Principal("x", Role.INSURER, "another-insurer"), None, 10) == []
+    assert await use_cases.list_policies(uow, OTHER, "", 10) == ([], "")
+    assert await use_cases.list_policies(uow, INSURER, "", 10) == ([policy], "")
+    assert await use_cases.list_policies(uow, Principal("x", Role.INSURER, "another-insurer"), "", 10) == (
+        [],
+        "",
+    )
 
 
 def test_a_company_buys_for_itself_and_an_operator_names_the_company() -> None:
@@ -208,3 +211,19 @@ def test_a_quote_is_annual_and_pro_rata_for_the_term() -> None:
     with pytest.raises(InvalidArgument) as raised:
         use_cases.quote(el_100k(), 2, 71, TODAY, None, TODAY)
     assert raised.value.field == "birth_date"
+
+
+async def test_policies_are_listed_oldest_issued_first_whatever_their_ids(uow: FakePolicyUnitOfWork) -> None:
+    made = []
+    for _ in range(4):
+        made.append(await create(uow, worker()))
+        uow.clock.advance(timedelta(minutes=7))
+
+    first, token = await use_cases.list_policies(uow, COMPANY, "", 3)
+    rest, last = await use_cases.list_policies(uow, COMPANY, token, 3)
+
+    assert [p.policy_id for p in first + rest] == [p.policy_id for p in made]
+    assert (len(first), last) == (3, "")
+    with pytest.raises(InvalidArgument) as raised:
+        await use_cases.list_policies(uow, OPERATOR, token, 3)
+    assert raised.value.field == "page_token"
