@@ -11,10 +11,14 @@ import asyncpg
 
 from libs.common.auth import Principal, Role
 from libs.common.errors import NotFound, PermissionDenied
-from libs.common.paging import decode_key_token, encode_key_token
+from libs.common.paging import Moment, moment_page
+from libs.common.protoutil import request_uuid
 from services.workers import domain as d
 from services.workers.service_layer import CardHolder, PublicWorkerView, StoredStatus, may_manage
 from services.workers.store import company_from_row, employment_from_row
+
+Registered = tuple[datetime, uuid.UUID]
+"""A worker's place in a listing: when they were registered, their id between workers of one instant."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,9 @@ class WorkerReads(Protocol):
 
     async def worker(self, worker_id: uuid.UUID) -> WorkerView | None: ...
 
-    async def workers(self, where: WorkerFilter, after: uuid.UUID | None, limit: int) -> list[WorkerView]: ...
+    async def workers(self, where: WorkerFilter, after: Registered | None, limit: int) -> list[WorkerView]:
+        """Up to ``limit`` workers of ``where``, in registration order (oldest first), after ``after``."""
+        ...
 
 
 async def get_company(reads: WorkerReads, principal: Principal, company_id: uuid.UUID) -> d.Company:
@@ -76,16 +82,17 @@ async def get_worker(reads: WorkerReads, principal: Principal, worker_id: uuid.U
 async def list_workers(
     reads: WorkerReads, principal: Principal, where: WorkerFilter, size: int, token: str
 ) -> tuple[list[WorkerView], str]:
-    """A page of workers and the token of the next page ('' after the last)."""
+    """A page of workers, oldest registered first, and the token of the next page ('' after the last)."""
     if where.company_id is None and principal.role is not Role.OPERATOR:
         raise PermissionDenied("only operators list the workers of every company")
     if where.company_id is not None:
         may_manage(principal, where.company_id)
-    after = decode_key_token(token, where.scope())
-    page = await reads.workers(where, uuid.UUID(after) if after else None, size + 1)
-    more = len(page) > size
-    page = page[:size]
-    return page, encode_key_token(str(page[-1].worker_id), where.scope()) if more else ""
+
+    async def fetch(after: Moment | None, limit: int) -> list[WorkerView]:
+        key = None if after is None else (after[0], request_uuid(after[1], "page_token"))
+        return await reads.workers(where, key, limit)
+
+    return await moment_page(token, size, where.scope(), fetch, lambda w: (w.registered_at, str(w.worker_id)))
 
 
 _WORKER = "SELECT w.*, s.colour, s.reasons FROM workers w LEFT JOIN card_status s USING (worker_id)"
@@ -106,7 +113,7 @@ class PgWorkerReads:
                 return None
             return _view(row, await _employments(conn, [worker_id]))
 
-    async def workers(self, where: WorkerFilter, after: uuid.UUID | None, limit: int) -> list[WorkerView]:
+    async def workers(self, where: WorkerFilter, after: Registered | None, limit: int) -> list[WorkerView]:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
                 f"{_WORKER} WHERE ($1::uuid IS NULL OR w.company_id = $1)"
@@ -114,14 +121,15 @@ class PgWorkerReads:
                 " AND ($3::text IS NULL OR $3 = ANY (w.trades))"
                 " AND ($4::int IS NULL OR w.skill_level >= $4)"
                 " AND ($5::text IS NULL OR s.colour = $5)"
-                " AND ($6::uuid IS NULL OR w.worker_id > $6)"
-                " ORDER BY w.worker_id LIMIT $7",
+                " AND ($6::timestamptz IS NULL OR (w.registered_at, w.worker_id) > ($6, $7::uuid))"
+                " ORDER BY w.registered_at, w.worker_id LIMIT $8",
                 where.company_id,
                 where.district_code,
                 where.trade,
                 int(where.min_skill_level) if where.min_skill_level else None,
                 where.colour,
-                after,
+                after and after[0],
+                after and after[1],
                 limit,
             )
             history = await _employments(conn, [r["worker_id"] for r in rows])

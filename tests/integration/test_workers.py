@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import date, timedelta
 
 import asyncpg
@@ -159,24 +160,42 @@ async def test_a_transfer_keeps_the_history_and_lists_filter_with_page_tokens(
     assert [e.company for e in moved.worker.employments] == [demo_company, f"companies/{OTHER_COMPANY_ID}"]
     assert moved.worker.employments[0].HasField("end_time")
 
-    for _ in range(3):
-        await create_worker(workers, key, demo_company, service_districts=["110116"])
-    seen: list[str] = []
-    token = ""
+    made = [
+        (await create_worker(workers, key, demo_company, service_districts=["110116"])).name for _ in range(3)
+    ]
+    listed: list[pb.Worker] = []
+    tokens: list[str] = []
     while True:
-        page = await call(
+        request = pb.ListWorkersRequest(
+            parent="companies/-", district_code="110116", page_size=2, page_token=tokens[-1] if tokens else ""
+        )
+        page = await call(workers, harness.key("operator"), "ListWorkers", request)
+        listed += page.workers
+        if not page.next_page_token:
+            break
+        tokens.append(page.next_page_token)
+    seen = [w.name for w in listed]
+    assert len(seen) == len(set(seen)) >= 3
+    # Oldest registered first, page after page (worker ids are random: id order is no order).
+    assert [name for name in seen if name in made] == made
+    registered = [w.create_time.ToDatetime() for w in listed]
+    assert registered == sorted(registered)
+    # A token whose worker id is not an id, with the right filters' digest: the field, not INTERNAL.
+    version, digest, moment = base64.urlsafe_b64decode(tokens[0]).decode().split(":", 2)
+    forged = base64.urlsafe_b64encode(f"{version}:{digest}:{moment.split('|')[0]}|nobody".encode()).decode()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call(
             workers,
             harness.key("operator"),
             "ListWorkers",
             pb.ListWorkersRequest(
-                parent="companies/-", district_code="110116", page_size=2, page_token=token
+                parent="companies/-", district_code="110116", page_size=2, page_token=forged
             ),
         )
-        seen += [w.name for w in page.workers]
-        token = page.next_page_token
-        if not token:
-            break
-    assert len(seen) == len(set(seen)) >= 3
+    assert (err.value.code(), field_violations(err.value)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ["page_token"],
+    )
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await call(workers, key, "ListWorkers", pb.ListWorkersRequest(parent="companies/-"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
