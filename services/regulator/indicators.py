@@ -18,7 +18,6 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -272,34 +271,47 @@ class Indicators:
         self.batch.count(event, datetime.now(UTC), self.grace)
 
     async def commit(self) -> None:
-        """Write the open batch and publish the figures it changed; once Kafka has acknowledged
-        all of it, commit it. A crash before the commit leaves none of it in effect, and its
-        records, not yet acknowledged to faust, are delivered again."""
+        """Write the open batch and the figures it changed; once Kafka has acknowledged all of it,
+        commit it, then send the figures on the indicators topic (a reader told of a change finds
+        it in ``ListIndicators``). A crash before the commit leaves none of the batch in effect,
+        and its records, not yet acknowledged to faust, are delivered again; after it, the next
+        process sends the last batch's figures again (the same figures keep their ``ce_id``)."""
         batch, self.batch = self.batch, Batch(EventChanges(self.store))
         try:
             if not self.batches.epoch:
                 self.batches.open_epoch()
                 await self.commits.acknowledged()
-            figures = batch.write()
+                await self.send(self.batches.follow_up() or [])
+            changed = [self.keep(day) for day in batch.write()]
             self.offsets.write()
-            published = [await self.publish(day) for day in figures]
-            await asyncio.gather(*published, *(table.acknowledged() for table in self.tables))
-            self.batches.commit()
+            await asyncio.gather(*(table.acknowledged() for table in self.tables))
+            self.batches.commit(follow_up=changed)
             await self.commits.acknowledged()
+            await self.send(changed)
         except BaseException:
             # Writes of this batch may have landed: a later batch of the same epoch, committed,
-            # would bring them into effect. The agent, started again, takes a new epoch.
+            # would bring them into effect. The next batch takes a new epoch, and sends the last
+            # committed batch's figures again.
             self.batches.abandon()
             raise
 
-    async def publish(self, figures: DistrictDay) -> Awaitable[Any]:
-        """Keeps and sends the figures of a district day; returns the send, to be waited for."""
+    def keep(self, figures: DistrictDay) -> str:
+        """Writes the figures of a district day with the open batch; returns their key."""
         key = f"{figures.district_code}/{figures.date}"
         self.batches.write(self.figures, key, figures.to_json())
-        record = indicators_record(figures, datetime.now(UTC))
-        return await self.target.send(
-            key=key.encode(), value=record.data, headers=record.kafka_headers(), force=True
-        )
+        return key
+
+    async def send(self, keys: list[str]) -> None:
+        """Sends the committed figures under ``keys`` on the indicators topic, and waits for Kafka."""
+        now, sent = datetime.now(UTC), []
+        for key in keys:
+            record = indicators_record(DistrictDay.from_json(self.batches.read(self.figures, key)), now)
+            sent.append(
+                await self.target.send(
+                    key=key.encode(), value=record.data, headers=record.kafka_headers(), force=True
+                )
+            )
+        await asyncio.gather(*sent)
 
 
 def counted(

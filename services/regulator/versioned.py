@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-EPOCHS = "epochs"
-"""The key of the commits table's one record: each epoch's last committed batch."""
+COMMITS = "commits"
+"""The key of the commits table's one record: each epoch's last committed batch ("epochs"), and
+what the last committed batch left to do once committed ("follow_up")."""
 _TAG = "_batch"
 
 Epochs = Mapping[str, int]
@@ -70,7 +71,16 @@ class Batches:
     batch: int = 0
 
     def epochs(self) -> Epochs:
-        return self.commits.get(EPOCHS) or {}
+        epochs: Epochs = self._record().get("epochs", {})
+        return epochs
+
+    def follow_up(self) -> Any:
+        """What the last committed batch left to do after its commit (None if nothing): done
+        again by a process that may have ended before doing it."""
+        return self._record().get("follow_up")
+
+    def _record(self) -> dict[str, Any]:
+        return self.commits.get(COMMITS) or {}
 
     def read(self, cells: Cells, key: Any) -> Any:
         return effective(cells.get(key), self.epochs())
@@ -92,7 +102,7 @@ class Batches:
     def open_epoch(self) -> None:
         """Takes this process's epoch; its record must be acknowledged before the first write."""
         self.epoch = next_epoch(self.epochs())
-        self.commits[EPOCHS] = {**self.epochs(), self.epoch: 0}
+        self.commits[COMMITS] = {**self._record(), "epochs": {**self.epochs(), self.epoch: 0}}
         self.batch = 1
 
     def abandon(self) -> None:
@@ -100,7 +110,8 @@ class Batches:
         later batch of the epoch, once committed, would bring them into effect."""
         self.epoch, self.batch = "", 0
 
-    def commit(self) -> None:
-        """Marks the open batch committed (once all its writes are acknowledged) and opens the next."""
-        self.commits[EPOCHS] = {**self.epochs(), self.epoch: self.batch}
+    def commit(self, follow_up: Any = None) -> None:
+        """Marks the open batch committed (once all its writes are acknowledged), with what is
+        left to do after it (``follow_up``), and opens the next."""
+        self.commits[COMMITS] = {"epochs": {**self.epochs(), self.epoch: self.batch}, "follow_up": follow_up}
         self.batch += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.regulator.versioned import EPOCHS, Batches, effective, next_epoch, stamped
+from services.regulator.versioned import COMMITS, Batches, effective, next_epoch, stamped
 
 
 def _process(commits: dict[str, Any]) -> Batches:
@@ -68,11 +68,11 @@ def test_a_batch_that_died_uncommitted_never_counts_not_even_after_later_commits
 
 
 def test_each_process_records_its_epoch_before_it_writes() -> None:
-    commits: dict[str, Any] = {EPOCHS: {"1": 7, "2": 0}}
+    commits: dict[str, Any] = {COMMITS: {"epochs": {"1": 7, "2": 0}, "follow_up": ["k"]}}
     batches = _process(commits)
 
     assert batches.epoch == "3" == next_epoch({"1": 7, "2": 0})
-    assert commits[EPOCHS] == {"1": 7, "2": 0, "3": 0}
+    assert commits[COMMITS] == {"epochs": {"1": 7, "2": 0, "3": 0}, "follow_up": ["k"]}
     assert batches.batch == 1
 
 
@@ -124,3 +124,16 @@ def test_a_marked_member_counts_once_its_batch_is_committed_and_never_when_it_di
         False,
     ]
     assert all(type(ids[k]) is int for k in ("a", "lost", "b"))
+
+
+def test_the_last_commits_follow_up_is_there_for_the_next_process() -> None:
+    commits: dict[str, Any] = {}
+    first = _process(commits)
+    assert first.follow_up() is None
+    first.commit(["110105/2026-12-03"])
+    first.commit(["110108/2026-12-03"])
+
+    second = _process(commits)
+    assert second.follow_up() == ["110108/2026-12-03"]
+    second.commit()
+    assert second.follow_up() is None
