@@ -256,9 +256,13 @@ class SkippedRecords:
         """Handle ``records`` (and any skipped before them) for an agent that writes in batches,
         then ``commit`` the batch. faust hears of the records read again only after the commit:
         told before, it could commit past them while their effects were still uncommitted."""
-        for record in records:
-            await self._deliver(record, handle)
-        await commit()
+        try:
+            for record in records:
+                await self._deliver(record, handle)
+            await commit()
+        except BaseException:
+            self._gaps.clear()  # nothing of the batch counts: its records will be read again
+            raise
         await self._mark_gaps()
 
     async def _mark_gaps(self) -> None:

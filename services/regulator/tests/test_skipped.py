@@ -280,3 +280,20 @@ async def test_the_commit_checks_read_the_committed_expected_offsets_not_those_o
     assert moved == {f"{TOPIC}/1": 5}
     assert consumer.commits == []
     assert consumer.seeks == []
+
+
+async def test_records_read_again_in_a_batch_that_failed_to_commit_are_never_told_to_the_group() -> None:
+    log, agent, consumer = FakePartitions(), Agent(), FakeGroupConsumer()
+    records = SkippedRecords("test", {}, log, consumer)
+
+    async def failing() -> None:
+        raise ConnectionError("the broker went away")
+
+    with pytest.raises(ConnectionError):
+        await records.deliver_batch([log.log[0], log.log[4]], agent.handle, failing)
+
+    async def committed() -> None:
+        pass
+
+    await records.deliver_batch([log.log[5]], agent.handle, committed)
+    assert consumer.marked == []
