@@ -258,7 +258,22 @@ class Indicators:
     async def consume(self, stream: faust.StreamT[Any]) -> None:
         taken = cast(faust.Stream[Any], stream)  # what faust hands an agent; StreamT lacks take_events
         async for events in taken.take_events(BATCH_RECORDS, within=BATCH_WAIT_S):
-            await self.records.deliver_batch([event.message for event in events], self.handle, self.commit)
+            try:
+                messages = [event.message for event in events]
+                await self.records.deliver_batch(messages, self.handle, self.commit)
+            except BaseException:
+                self.discard()
+                raise
+
+    def discard(self) -> None:
+        """Drops the batch under way after a failure, and gives up the epoch: writes of the batch
+        may have landed, and a later batch of the same epoch, committed, would bring them into
+        effect. The next batch takes a new epoch, and sends the last committed batch's figures
+        again; the records of this one are read again from the committed expected offsets
+        (skipped.py), whatever faust acknowledged of them when the batch ended."""
+        self.batch = Batch(EventChanges(self.store))
+        self.offsets.moved.clear()
+        self.batches.abandon()
 
     async def handle(self, value: bytes | None, headers: Any) -> None:
         """Count one regulator record into the open batch; a record that is not a CloudEvent with
@@ -276,24 +291,17 @@ class Indicators:
         it in ``ListIndicators``). A crash before the commit leaves none of the batch in effect,
         and its records, not yet acknowledged to faust, are delivered again; after it, the next
         process sends the last batch's figures again (the same figures keep their ``ce_id``)."""
-        batch, self.batch = self.batch, Batch(EventChanges(self.store))
-        try:
-            if not self.batches.epoch:
-                self.batches.open_epoch()
-                await self.commits.acknowledged()
-                await self.send(self.batches.follow_up() or [])
-            changed = [self.keep(day) for day in batch.write()]
-            self.offsets.write()
-            await asyncio.gather(*(table.acknowledged() for table in self.tables))
-            self.batches.commit(follow_up=changed)
+        if not self.batches.epoch:
+            self.batches.open_epoch()
             await self.commits.acknowledged()
-            await self.send(changed)
-        except BaseException:
-            # Writes of this batch may have landed: a later batch of the same epoch, committed,
-            # would bring them into effect. The next batch takes a new epoch, and sends the last
-            # committed batch's figures again.
-            self.batches.abandon()
-            raise
+            await self.send(self.batches.follow_up() or [])
+        batch, self.batch = self.batch, Batch(EventChanges(self.store))
+        changed = [self.keep(day) for day in batch.write()]
+        self.offsets.write()
+        await asyncio.gather(*(table.acknowledged() for table in self.tables))
+        self.batches.commit(follow_up=changed)
+        await self.commits.acknowledged()
+        await self.send(changed)
 
     def keep(self, figures: DistrictDay) -> str:
         """Writes the figures of a district day with the open batch; returns their key."""
