@@ -32,6 +32,7 @@ from libs.common.events import envelope_from_kafka
 from libs.common.kafka import events_topic
 from libs.common.testing import FixedClock
 from services.credit import model, scoring
+from services.credit.app import MIGRATIONS as MIGRATIONS  # what the conftest's pool fixture migrates
 from services.credit.domain import LedgerEntry, recorded
 from services.credit.model import FactKind, Level
 from services.credit.rebuild import PgLedger, PgRebuildUnitOfWork, Rescored, WorkerLedger, rebuild
