@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
@@ -80,6 +81,15 @@ def decode_moment_token(token: str, scope: str) -> Moment | None:
     if not key or moment.tzinfo is None:
         raise InvalidArgument("page_token", "not a token this API returned")
     return moment, key
+
+
+def uuid_moment(after: Moment) -> tuple[datetime, uuid.UUID]:
+    """A decoded token's moment and id, for listings whose ids are UUIDs."""
+    at, key = after
+    try:
+        return at, uuid.UUID(key)
+    except ValueError:
+        raise InvalidArgument("page_token", "not a token this API returned") from None
 
 
 async def moment_page(

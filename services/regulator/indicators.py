@@ -228,15 +228,12 @@ class Indicators:
         self.grace = timedelta(days=settings.grace_days)
         self.commits = acknowledged_table(app, "indicator-commits", settings)
         self.batches = Batches(self.commits)
+        counted_ids = acknowledged_table(app, "indicator-counted", settings)
         days = acknowledged_table(app, "indicator-days", settings, default=dict)
-        self.tables = [
-            acknowledged_table(app, "indicator-counted", settings),
-            days,
-            acknowledged_table(app, "indicator-records", settings),
-            acknowledged_table(app, "indicator-figures", settings),
-            acknowledged_table(app, "indicator-expected", settings),
-        ]
-        counted_ids, _, records, self.figures, expected = self.tables
+        records = acknowledged_table(app, "indicator-records", settings)
+        self.figures = acknowledged_table(app, "indicator-figures", settings)
+        expected = acknowledged_table(app, "indicator-expected", settings)
+        self.tables = [counted_ids, days, records, self.figures, expected]  # a batch writes these
         # The grace period, and an hour: faust expires a window from its shifted end.
         windows = days.tumbling(timedelta(days=1), expires=timedelta(days=settings.grace_days, hours=1))
         self.store = TableStore(self.batches, counted_ids, DayCells(windows), records)

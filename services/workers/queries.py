@@ -11,8 +11,7 @@ import asyncpg
 
 from libs.common.auth import Principal, Role
 from libs.common.errors import NotFound, PermissionDenied
-from libs.common.paging import Moment, moment_page
-from libs.common.protoutil import request_uuid
+from libs.common.paging import Moment, moment_page, uuid_moment
 from services.workers import domain as d
 from services.workers.service_layer import CardHolder, PublicWorkerView, StoredStatus, may_manage
 from services.workers.store import company_from_row, employment_from_row
@@ -89,8 +88,7 @@ async def list_workers(
         may_manage(principal, where.company_id)
 
     async def fetch(after: Moment | None, limit: int) -> list[WorkerView]:
-        key = None if after is None else (after[0], request_uuid(after[1], "page_token"))
-        return await reads.workers(where, key, limit)
+        return await reads.workers(where, None if after is None else uuid_moment(after), limit)
 
     return await moment_page(token, size, where.scope(), fetch, lambda w: (w.registered_at, str(w.worker_id)))
 

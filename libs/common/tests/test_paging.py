@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -91,4 +92,14 @@ def test_a_moment_token_not_made_here_is_invalid_page_token(key: str) -> None:
 
     with pytest.raises(InvalidArgument, match="not a token") as raised:
         paging.decode_moment_token(forged, "co-1")
+    assert raised.value.field == "page_token"
+
+
+def test_a_moment_whose_id_is_not_a_uuid_is_invalid_page_token() -> None:
+    at = datetime(2026, 12, 3, tzinfo=UTC)
+    key = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+
+    assert paging.uuid_moment((at, key)) == (at, uuid.UUID(key))
+    with pytest.raises(InvalidArgument) as raised:
+        paging.uuid_moment((at, "nobody"))
     assert raised.value.field == "page_token"

@@ -10,8 +10,7 @@ from datetime import datetime
 from libs.common.auth import Principal, Role
 from libs.common.beijing import beijing_day
 from libs.common.errors import AlreadyExists, NotFound
-from libs.common.paging import Moment, moment_page
-from libs.common.protoutil import request_uuid
+from libs.common.paging import Moment, moment_page, uuid_moment
 from services.insurance import claim_events
 from services.insurance.domain import claims as domain
 from services.insurance.domain.cover import Cover
@@ -157,13 +156,11 @@ async def list_claims(
 
     async def fetch(after: Moment | None, limit: int) -> list[domain.Claim]:
         async with uow:
-            return await uow.claims.listing(which, None if after is None else _claim_key(*after), limit)
+            return await uow.claims.listing(
+                which, None if after is None else ClaimKey(*uuid_moment(after)), limit
+            )
 
     return await moment_page(token, size, scope, fetch, lambda c: (c.filed_at, str(c.claim_id)))
-
-
-def _claim_key(filed_at: datetime, claim_id: str) -> ClaimKey:
-    return ClaimKey(filed_at, request_uuid(claim_id, "page_token"))
 
 
 async def _locked(uow: InsuranceUnitOfWork, principal: Principal, claim_id: uuid.UUID) -> domain.Claim:

@@ -13,8 +13,7 @@ from datetime import date
 from libs.common.auth import Principal, Role
 from libs.common.beijing import beijing_day, beijing_midnight
 from libs.common.errors import InvalidArgument, NotFound
-from libs.common.paging import Moment, moment_page
-from libs.common.protoutil import request_uuid
+from libs.common.paging import Moment, moment_page, uuid_moment
 from libs.common.timers import DueTimer
 from services.insurance import events
 from services.insurance.domain import policies as domain
@@ -153,7 +152,7 @@ async def list_policies(
     """A page of the policies the caller may see, oldest issued first, and the next page's token."""
 
     async def fetch(after: Moment | None, limit: int) -> list[domain.GroupPolicy]:
-        key = None if after is None else PolicyKey(after[0], request_uuid(after[1], "page_token"))
+        key = None if after is None else PolicyKey(*uuid_moment(after))
         async with uow:
             return await uow.policies.listing(filter_for(principal), key, limit)
 
