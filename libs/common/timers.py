@@ -68,9 +68,13 @@ _INSERT = (
     " ON CONFLICT (kind, key) WHERE fired_at IS NULL"
 )
 _NOTIFY = f" RETURNING 1) SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM stored"
+# A timer scheduled again as it stands (due, payload, never failed) is left alone: no new row
+# version, and no notification that would wake every worker to find nothing new.
 _SCHEDULE = (
     f"WITH stored AS ({_INSERT} DO UPDATE SET due_at = EXCLUDED.due_at, payload = EXCLUDED.payload,"
-    f" attempts = 0, last_error = NULL, parked_at = NULL{_NOTIFY}"
+    " attempts = 0, last_error = NULL, parked_at = NULL"
+    " WHERE (timers.due_at, timers.payload, timers.attempts, timers.parked_at)"
+    f" IS DISTINCT FROM (EXCLUDED.due_at, EXCLUDED.payload, 0, NULL){_NOTIFY}"
 )
 # DO NOTHING takes no lock: a pending timer being fired (locked by its worker) is not waited for.
 _SCHEDULE_IF_ABSENT = f"WITH stored AS ({_INSERT} DO NOTHING{_NOTIFY}"

@@ -16,7 +16,7 @@ import pytest
 from deploy.local.stack import Endpoints
 from libs.common.db import PgUnitOfWork, create_pool, database_answers, migrate
 from libs.common.settings import ServiceSettings
-from libs.common.timers import DueTimer, TimerHandler, TimerWorker
+from libs.common.timers import NOTIFY_CHANNEL, DueTimer, TimerHandler, TimerWorker
 from tests.integration.harness import eventually
 
 NO_SERVICE_MIGRATIONS = Path("/nonexistent")
@@ -167,6 +167,41 @@ async def test_rescheduling_replaces_the_pending_timer_and_cancel_cancels(
         )
 
     assert fired == [{"key": "workers/w1", "tier": "居家"}]
+    assert await pool.fetchval("SELECT count(*) FROM timers") == 1
+
+
+async def test_scheduling_a_timer_as_it_stands_writes_nothing_and_wakes_nobody(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    due = datetime.now(UTC) + timedelta(hours=1)
+    heard: list[str] = []
+    listener = await asyncpg.connect(dsn)
+    await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(args[1]))
+
+    async def schedule_at(when: datetime, payload: dict[str, Any]) -> tuple[int, int]:
+        """Schedule w1; the row's version (xmin) afterwards, and the notifications heard by then."""
+        async with PgUnitOfWork(pool) as uow:
+            await uow.timers.schedule(KIND, "workers/w1", when, payload)
+            await uow.commit()
+        await listener.execute("SELECT 1")  # notifications sent before this arrive before its answer
+        version: int = await pool.fetchval("SELECT xmin::text::bigint FROM timers WHERE key = 'workers/w1'")
+        return version, len(heard)
+
+    try:
+        first, woken = await schedule_at(due, {"tier": "一般"})
+        assert woken == 1
+        assert await schedule_at(due, {"tier": "一般"}) == (first, 1)  # as it stands: untouched
+        moved, woken = await schedule_at(due + timedelta(minutes=1), {"tier": "一般"})
+        assert (moved != first, woken) == (True, 2)
+        changed, woken = await schedule_at(due + timedelta(minutes=1), {"tier": "居家"})
+        assert (changed != moved, woken) == (True, 3)
+        await pool.execute("UPDATE timers SET attempts = 3, last_error = 'boom', parked_at = now()")
+        await schedule_at(due + timedelta(minutes=1), {"tier": "居家"})  # a parked one is revived
+    finally:
+        await listener.close()
+    row = await timer_row(pool, "workers/w1")
+    revived = (row["attempts"], row["last_error"], row["parked_at"], row["payload"])
+    assert revived == (0, None, None, '{"tier": "居家"}')
     assert await pool.fetchval("SELECT count(*) FROM timers") == 1
 
 
