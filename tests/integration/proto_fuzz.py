@@ -28,7 +28,9 @@ from typing import Any
 
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import strategies as st
 
 import jiazheng
@@ -179,7 +181,11 @@ _SECONDS = st.one_of(
     st.integers(1_600_000_000, 2_000_000_000),  # around now: past the range checks
 )
 _NANOS = st.one_of(st.sampled_from([-(2**31), -1, 0, 1, 999_999_999, 10**9, 2**31 - 1]), st.integers(*_INT32))
-_TIME_TYPES = ("google.protobuf.Timestamp", "google.protobuf.Duration")
+# By name, not through message_factory: the stubs type its classes as a bare Message, no fields.
+_TIME_TYPES: dict[str, type[Timestamp] | type[Duration]] = {
+    "google.protobuf.Timestamp": Timestamp,
+    "google.protobuf.Duration": Duration,
+}
 
 
 def _enums(field: FieldDescriptor) -> st.SearchStrategy[int]:
@@ -294,10 +300,13 @@ def messages(descriptor: Descriptor, depth: int = 4) -> st.SearchStrategy[Messag
 @functools.cache
 def _messages(descriptor: Descriptor, depth: int, mode: Mode) -> st.SearchStrategy[Message]:
     cls = message_factory.GetMessageClass(descriptor)
-    if descriptor.full_name in _TIME_TYPES:
+    time_type = _TIME_TYPES.get(descriptor.full_name)
+    if time_type is not None:
         if mode is not Mode.WILD:
-            return st.builds(lambda s, n: cls(seconds=s, nanos=n), _NEAR_NOW, st.integers(0, 999_999_999))
-        return st.builds(lambda s, n: cls(seconds=s, nanos=n), _SECONDS, _NANOS)
+            return st.builds(
+                lambda s, n: time_type(seconds=s, nanos=n), _NEAR_NOW, st.integers(0, 999_999_999)
+            )
+        return st.builds(lambda s, n: time_type(seconds=s, nanos=n), _SECONDS, _NANOS)
     in_oneof = {f.name for o in descriptor.oneofs for f in o.fields}
     required: dict[str, st.SearchStrategy[Setter]] = {}
     optional: dict[str, st.SearchStrategy[Setter]] = {}

@@ -13,6 +13,7 @@ import pytest
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from libs.common.events import EventEnvelope
 from services.regulator.asyncapi import DOCUMENT, document, render, to_yaml
@@ -94,7 +95,7 @@ def _value(field: FieldDescriptor, depth: int) -> Any:
         if field.message_type.GetOptions().map_entry or depth > 3:
             return None
         if field.message_type.full_name == "google.protobuf.Timestamp":
-            return message_factory.GetMessageClass(field.message_type)(seconds=1_790_000_000)
+            return Timestamp(seconds=1_790_000_000)
         return _filled(field.message_type, depth + 1)
     if field.enum_type is not None:
         return field.enum_type.values[-1].number
