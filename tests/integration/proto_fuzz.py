@@ -303,10 +303,8 @@ def _messages(descriptor: Descriptor, depth: int, mode: Mode) -> st.SearchStrate
     time_type = _TIME_TYPES.get(descriptor.full_name)
     if time_type is not None:
         if mode is not Mode.WILD:
-            return st.builds(
-                lambda s, n: time_type(seconds=s, nanos=n), _NEAR_NOW, st.integers(0, 999_999_999)
-            )
-        return st.builds(lambda s, n: time_type(seconds=s, nanos=n), _SECONDS, _NANOS)
+            return st.builds(time_type, seconds=_NEAR_NOW, nanos=st.integers(0, 999_999_999))
+        return st.builds(time_type, seconds=_SECONDS, nanos=_NANOS)
     in_oneof = {f.name for o in descriptor.oneofs for f in o.fields}
     required: dict[str, st.SearchStrategy[Setter]] = {}
     optional: dict[str, st.SearchStrategy[Setter]] = {}
