@@ -22,7 +22,7 @@ AXE_CORE_VERSION := 4.14.1
 AXE_HOME := $(BUILD)/npm/axe
 AXE_STAMP := $(AXE_HOME)/.axe-core-$(AXE_CORE_VERSION)
 
-.PHONY: run test stop status deps proto protoset api-docs grpcurl lint typecheck buf-lint asyncapi asyncapi-lint contract-snapshot k8s-validate unit integration bench clean images test-containers browser-deps
+.PHONY: run test stop status deps proto protoset api-docs grpcurl lint typecheck buf-lint asyncapi asyncapi-lint contract-snapshot lock k8s-validate unit integration bench clean images test-containers browser-deps
 
 run: deps proto
 	$(BIN)/jiazheng up
@@ -39,12 +39,22 @@ deps: $(VENV)/.installed $(BUF) $(VALIDATE_PROTO) $(BUILD)/fonts/.installed brow
 
 # setuptools announces every editable install with a banner (the filter drops only that one);
 # other warnings and errors still show.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	echo "$(CURDIR)/gen" > $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/jiazheng-gen.pth
 	touch $@
+
+# constraints.txt: the newest versions pyproject.toml's ranges allow today, resolved in a venv of
+# their own (the header's comment lines are kept). Then `make test`, and commit both.
+lock:
+	rm -rf $(BUILD)/lock && $(PYTHON) -m venv $(BUILD)/lock
+	$(BUILD)/lock/bin/python -m pip install --quiet --upgrade pip
+	PYTHONWARNINGS="ignore:Editable installation" $(BUILD)/lock/bin/python -m pip install --quiet -e '.[dev]'
+	{ grep '^#' constraints.txt; $(BUILD)/lock/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(BUILD)/lock
 
 # buf comes from the npm registry; no lock file is written so no registry address lands in the repo.
 $(BUF):

@@ -32,8 +32,9 @@ service_image() {
 	ctx=$(context service)
 	"$PYTHON" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
 		>"$ctx/requirements.txt"
+	cp constraints.txt "$ctx/constraints.txt"
 	mkdir -p "$BUILD/wheelhouse"
-	"$PYTHON" -m pip wheel --quiet --wheel-dir "$BUILD/wheelhouse" -r "$ctx/requirements.txt"
+	"$PYTHON" -m pip wheel --quiet --wheel-dir "$BUILD/wheelhouse" -c constraints.txt -r "$ctx/requirements.txt"
 	cp -r "$BUILD/wheelhouse" "$ctx/wheelhouse"
 	mkdir -p "$ctx/app"
 	tar -c --exclude=tests --exclude=__pycache__ libs services gen | tar -C "$ctx/app" -x

@@ -47,6 +47,17 @@ async def test_every_service_serves_as_uid_10001_on_a_read_only_root(
         assert _in_container(svc, "touch", "/tmp/written").returncode == 0
 
 
+async def test_the_image_holds_the_package_versions_constraints_txt_pins(
+    services: dict[str, RunningService],
+) -> None:
+    frozen = _in_container(services["orders"], "python", "-m", "pip", "freeze").stdout.splitlines()
+    installed = dict(line.split("==") for line in frozen if "==" in line)
+    pins = (REPO / "constraints.txt").read_text().splitlines()
+    pinned = dict(line.split("==") for line in pins if "==" in line)
+    assert "grpcio" in installed
+    assert {name: version for name, version in installed.items() if pinned.get(name) != version} == {}
+
+
 async def test_create_order_reaches_the_credit_ledger_across_containers(
     services: dict[str, RunningService], keys: list[DevKey]
 ) -> None:
