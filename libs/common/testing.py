@@ -102,7 +102,7 @@ class FakeTimers:
     async def mark_fired(self, timers: Sequence[DueTimer]) -> None:
         for claimed in timers:
             pending = self.pending.get((claimed.kind, claimed.key))
-            if pending is not None and pending.due_at == claimed.due_at:
+            if pending is not None and (pending.due_at, pending.payload) == (claimed.due_at, claimed.payload):
                 self.fired.append(self.pending.pop((claimed.kind, claimed.key)))
 
     async def record_failure(self, timer: DueTimer, error: str, retry_in_s: float, park: bool) -> None:

@@ -174,8 +174,8 @@ class TimerQueue(Timers, Protocol):
         ...
 
     async def mark_fired(self, timers: Sequence[DueTimer]) -> None:
-        """Mark the timers fired as claimed; one its handler rescheduled (a new due time under the
-        same kind and key, e.g. the next deadline of the same case) stays pending."""
+        """Mark the timers fired as claimed; one its handler rescheduled (a new due time or payload
+        under the same kind and key, e.g. the next deadline of the same case) stays pending."""
         ...
 
     async def record_failure(self, timer: DueTimer, error: str, retry_in_s: float, park: bool) -> None:
@@ -226,10 +226,12 @@ class PgTimers:
 
     async def mark_fired(self, timers: Sequence[DueTimer]) -> None:
         await self._conn.execute(
-            "UPDATE timers SET fired_at = now() FROM unnest($1::uuid[], $2::timestamptz[]) AS c(id, due)"
-            " WHERE timer_id = c.id AND due_at = c.due",
+            "UPDATE timers SET fired_at = now()"
+            " FROM unnest($1::uuid[], $2::timestamptz[], $3::jsonb[]) AS c(id, due, payload)"
+            " WHERE timer_id = c.id AND due_at = c.due AND timers.payload = c.payload",
             [t.timer_id for t in timers],
             [t.due_at for t in timers],
+            [json.dumps(t.payload) for t in timers],
         )
 
     async def record_failure(self, timer: DueTimer, error: str, retry_in_s: float, park: bool) -> None:

@@ -291,6 +291,28 @@ async def test_a_handler_rescheduling_its_own_timer_leaves_the_next_deadline_pen
     assert row["later"]
 
 
+async def test_a_handler_rescheduling_its_own_timer_at_its_due_time_with_another_payload_fires_it_again(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    await schedule(pool, "cases/c2", in_s=0, payload={"tier": "first"})
+    fired: list[str] = []
+
+    async def escalate_at_once(uow: PgUnitOfWork, timer: DueTimer) -> None:
+        fired.append(timer.payload["tier"])
+        if timer.payload["tier"] == "first":
+            await uow.timers.schedule(KIND, timer.key, timer.due_at, {"tier": "second"})
+
+    async def fired_at() -> datetime | None:
+        fired_at: datetime | None = (await timer_row(pool, "cases/c2"))["fired_at"]
+        return fired_at
+
+    async with running(timer_worker(pool, dsn, escalate_at_once, timer_poll_interval_s=0.2)):
+        await eventually(fired_at, within=20)
+
+    assert fired == ["first", "second"]
+    assert (await timer_row(pool, "cases/c2"))["payload"] == '{"tier": "second"}'
+
+
 async def _if_absent(pool: asyncpg.Pool, key: str, due_at: datetime, payload: dict[str, Any]) -> bool:
     async with PgUnitOfWork(pool) as uow:
         stored = await uow.timers.schedule_if_absent(KIND, key, due_at, payload)

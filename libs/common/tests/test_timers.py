@@ -194,3 +194,17 @@ async def test_a_handler_that_reschedules_its_own_timer_keeps_the_next_deadline(
     assert uow.timers.fired == []
     [again] = uow.timers.pending.values()
     assert again.due_at == uow.clock.now() + timedelta(hours=1)
+
+
+async def test_a_handler_that_reschedules_its_own_timer_at_its_due_time_with_another_payload_fires_again(
+    uow: FakeUnitOfWork,
+) -> None:
+    async def escalate_at_once(unit: FakeUnitOfWork, timer: DueTimer) -> None:
+        if timer.payload.get("tier") != "second":
+            await unit.timers.schedule(EXPIRY, timer.key, timer.due_at, {"tier": "second"})
+
+    await schedule(uow, "cases/c2", in_s=0)
+    assert await worker(uow, escalate_at_once).fire_due() == 1
+    assert uow.timers.fired == []
+    assert await worker(uow, escalate_at_once).fire_due() == 1
+    assert [t.payload for t in uow.timers.fired] == [{"tier": "second"}]
