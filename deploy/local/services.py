@@ -212,6 +212,8 @@ class ServiceProcess:
         port = grpc_port or free_port()
         log = (log or home / "logs" / f"{name}-{port}.log").resolve()  # the supervisor runs in ROOT
         settings = dict(extra or {})
+        # The regulator's faust working folder: in the stack's folder, not the temp directory.
+        settings.setdefault("JZ_FAUST_DATADIR", str(home.resolve() / "faust"))
         if database:
             settings["JZ_DATABASE_URL"] = endpoints.dsn(database)
         argv = [sys.executable, *(command or ["-m", f"services.{name}"])]

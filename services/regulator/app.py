@@ -47,7 +47,7 @@ class RegulatorSettings(ServiceSettings):
         validation_alias=AliasChoices("JZ_REGULATOR_RECOVERY_STALL_S", "recovery_stall_s"),
     )
     # faust's working directory: tables live in memory and in their changelog topics, so nothing
-    # kept here matters across restarts; outside the checkout so that it is not littered.
+    # kept here matters across restarts. A local stack sets it into its own folder.
     faust_datadir: Path = Path(tempfile.gettempdir())
 
     def app_id(self) -> str:
@@ -57,6 +57,7 @@ class RegulatorSettings(ServiceSettings):
 
 def make_app(settings: RegulatorSettings) -> faust.App:
     """The regulator's faust app with every agent, table and task registered."""
+    settings.faust_datadir.mkdir(parents=True, exist_ok=True)  # faust makes only its own folder in it
     app = faust.App(
         settings.app_id(),
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],

@@ -162,7 +162,8 @@ class ServiceHarness:
             for pid in json.loads(self._pids_file.read_text()):
                 ours = SUPERVISOR if SUPERVISOR in pid_cmdline(pid) else "services."
                 stop_pid(pid, ours, timeout=10)
-        shutil.rmtree(self.home / "logs", ignore_errors=True)  # keep only this run's logs
+        for leftover in ("logs", "faust"):  # keep only this run's logs and regulators' folders
+            shutil.rmtree(self.home / leftover, ignore_errors=True)
         self._record()
 
     def _record(self) -> None:

@@ -8,10 +8,12 @@ import asyncio
 import base64
 import secrets
 import signal
+import tempfile
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -61,11 +63,15 @@ async def _records_with(bootstrap: str, topic: str, keys: dict[str, bytes]) -> l
 
 
 async def test_regulator_serves_health_and_stops_cleanly_on_sigterm(harness: ServiceHarness) -> None:
-    regulator = await _regulator(harness, f"test-r1-{uuid.uuid4().hex[:8]}", _new_key()[1], supervised=False)
+    group = f"test-r1-{uuid.uuid4().hex[:8]}"
+    regulator = await _regulator(harness, group, _new_key()[1], supervised=False)
 
     assert await health_status(regulator.port) == "SERVING"
     regulator.proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(regulator.proc.wait, 30) == 0
+    # faust's working folder is in the stack's, which make clean removes, not in the temp directory.
+    assert (harness.home / "faust" / f"faust-{group}-regulator").is_dir()
+    assert not (Path(tempfile.gettempdir()) / f"faust-{group}-regulator").exists()
 
 
 async def test_a_complaints_lifecycle_reaches_the_regulator_in_order_without_personal_data(
