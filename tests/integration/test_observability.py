@@ -65,8 +65,11 @@ class Collector(trace_service_pb2_grpc.TraceServiceServicer):
                 ]
         return trace_service_pb2.ExportTraceServiceResponse()
 
+    def spans_in(self, trace_id: str, service: str) -> list[ReceivedSpan]:
+        return [s for s in self.spans if s.trace_id == trace_id and s.service == service]
+
     def names_in(self, trace_id: str, service: str) -> list[str]:
-        return [s.name for s in self.spans if s.trace_id == trace_id and s.service == service]
+        return [s.name for s in self.spans_in(trace_id, service)]
 
     def reaching(self, trace_id: str, service: str) -> list[ReceivedSpan]:
         """``service``'s spans in the trace or linked to it."""
@@ -134,7 +137,7 @@ async def test_one_span_per_unit_of_work_from_the_call_to_the_ledger(
         async def consumed() -> list[ReceivedSpan]:
             # In a poll of several traces, the poll's span only links to this one (any other test
             # may publish meanwhile); the span of this trace's run carries it on.
-            return [s for s in receiver.spans if s.service == "credit" and s.trace_id == trace_id]
+            return receiver.spans_in(trace_id, "credit")
 
         async def served() -> bool:
             return CREATE_ORDER_SPAN in receiver.names_in(trace_id, "orders")
