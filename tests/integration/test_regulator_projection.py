@@ -166,7 +166,15 @@ async def test_a_regulator_killed_mid_stream_and_restarted_neither_drops_nor_dup
     settled before the kill (published, recorded, offsets committed) are never published again."""
     bootstrap = endpoints.kafka_bootstrap
     group, (key, encoded) = f"test-r1-{uuid.uuid4().hex[:8]}", _new_key()
-    regulator = await _regulator(harness, group, encoded)
+    # A faust agent that stalls after the restart is caught in 30 s, not the default 120, and
+    # started again within the test's wait (a CI run saw one stall for 120 s, then run out of time).
+    regulator = await harness.start(
+        "regulator",
+        supervised=True,
+        consumer_group_prefix=group,
+        regulator_pseudonym_key=encoded,
+        regulator_stall_s="30",
+    )
     settled, streamed = _card_events(200), _card_events(300)
     settled_ids, streamed_ids = _expected_keys(key, settled), _expected_keys(key, streamed)
     everything = settled_ids | streamed_ids
