@@ -33,8 +33,9 @@ SOURCES = [events_topic(s) for s in ("orders", "complaints", "workers", "insuran
 
 class CreditSettings(ServiceSettings):
     service_name: str = "credit"
-    # A company whose workers changed (a score, a worker joining or leaving) is regraded this long
-    # after the first change, whatever follows: at most once per delay (JZ_COMPANY_REGRADE_DELAY_S).
+    # A company whose complaint handling or workers changed (a case, a score, a worker joining or
+    # leaving) is regraded this long after the first change, whatever follows: at most once per
+    # delay (JZ_COMPANY_REGRADE_DELAY_S).
     company_regrade_delay_s: float = Field(default=companies.REGRADE_DELAY.total_seconds(), gt=0)
 
 

@@ -4,11 +4,12 @@ complaints service's events tell it, and its grade from both and its workers' sc
 (``services.credit.model.grade_company``).
 
 A decision is recorded once per request id, regrades the company and is published as
-``CompanyDecisionRecorded`` with the grade after it; a change in the company's complaint handling
-regrades it without an event. A change in its workers (a score, a worker joining or leaving) sets a
-regrade timer if none is pending (``REGRADE_TIMER``): the company is regraded once for every change
-within the delay, however busy it is, reading its workers once. Each company's grade is kept in
-``company_grades``; only decisions are published (the contract has no event for a grade).
+``CompanyDecisionRecorded`` with the grade after it. A change in its complaint handling (a case
+filed, answered, resolved) or its workers (a score, a worker joining or leaving) sets a regrade
+timer if none is pending (``REGRADE_TIMER``): the company is regraded once for every change within
+the delay, however busy it is, reading its record and its workers once, without an event. Each
+company's grade is kept in ``company_grades`` (what a worker's public view shows); only decisions
+are published (the contract has no event for a grade), and ``company_credit`` grades at the call.
 """
 
 from __future__ import annotations
@@ -335,9 +336,10 @@ async def regrade_each(uow: CompaniesUnitOfWork, company_ids: Iterable[str]) -> 
         await regrade(uow, ids)
 
 
-async def workers_changed(uow: RegradeScheduling, company_ids: Iterable[str]) -> None:
-    """Have each company regraded within the delay: a timer, unless one is pending (it then sees
-    this change too, as it reads the workers when it fires). Nothing is locked or read here."""
+async def changed(uow: RegradeScheduling, company_ids: Iterable[str]) -> None:
+    """Have each company regraded within the delay (its workers or its complaint handling changed):
+    a timer, unless one is pending (it then sees this change too, as it reads the company's record
+    when it fires). Nothing is locked or read here."""
     due_at = uow.clock.now() + uow.company_regrade_delay
     timers: list[Timer] = [(company_id, due_at, {}) for company_id in sorted(set(company_ids) - {""})]
     await uow.timers.schedule_many_if_absent(REGRADE_TIMER, timers)

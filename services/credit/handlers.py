@@ -3,9 +3,9 @@ consumer's unit of work (inbox, entries and the re-evaluation commit together); 
 poll's events are applied, each worker they scored is re-evaluated once and its level change
 published. What credit keeps of workers (employer, card colour, consent grants) comes from the
 workers service's events; what it keeps of companies' complaint handling (cases filed, answered,
-resolved) from the complaints service's, each company changed by a poll being regraded once, after
-its workers' re-evaluation; a worker joining or leaving a company sets the company's regrade
-timer, as a changed score does.
+resolved) from the complaints service's. A company whose complaint handling a poll changed has its
+regrade timer set when the poll settles, as a changed score of one of its workers and a worker
+joining or leaving it do.
 """
 
 from __future__ import annotations
@@ -215,14 +215,14 @@ async def _registered(uow: CreditUnitOfWork, event: EventEnvelope) -> None:
     have scored them before it heard of the registration)."""
     registered = event.parse(worker_events.WorkerRegistered)
     await uow.profiles.set_company(registered.worker_id, registered.company_id)
-    await companies.workers_changed(uow, [registered.company_id])
+    await companies.changed(uow, [registered.company_id])
 
 
 async def _transferred(uow: CreditUnitOfWork, event: EventEnvelope) -> None:
     """A worker leaves one company for another: both lose or gain the worker's score."""
     moved = event.parse(worker_events.WorkerTransferred)
     await uow.profiles.set_company(moved.worker_id, moved.to_company_id)
-    await companies.workers_changed(uow, [moved.from_company_id, moved.to_company_id])
+    await companies.changed(uow, [moved.from_company_id, moved.to_company_id])
 
 
 async def _cards(uow: CreditUnitOfWork, batch: Sequence[EventEnvelope]) -> None:
@@ -249,7 +249,7 @@ def _filed_at(filed: complaint_events.CaseFiled | complaint_events.CaseResolved)
 
 
 # The effects on companies' complaint handling: each run of events in one statement; the companies
-# changed are noted, to be regraded when the poll settles.
+# changed are noted, their regrade timers set when the poll settles.
 
 
 async def _cases_filed(uow: CreditUnitOfWork, batch: Sequence[EventEnvelope]) -> None:
@@ -354,9 +354,9 @@ class _Effects(SettledEffects[CreditUnitOfWork]):
 
     async def settle(self, uow: CreditUnitOfWork) -> None:
         """Each worker rescored once, in the trace of the last event that scored them (a poll may
-        mix traces: each level change carries on the call that caused it), then the companies."""
-        await scoring.rescore(uow, uow.to_rescore, traces=uow.to_rescore)
-        await companies.regrade_each(uow, uow.to_regrade)
+        mix traces: each level change carries on the call that caused it); then the regrade timers of
+        their companies and of those whose complaint handling changed, in one statement."""
+        await scoring.rescore(uow, uow.to_rescore, traces=uow.to_rescore, regrade=uow.to_regrade)
 
 
 EFFECTS: SettledEffects[CreditUnitOfWork] = _Effects()

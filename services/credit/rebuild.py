@@ -157,7 +157,7 @@ async def _store(
                 await _follow_up(uow, r, following[r.worker.worker_id], at)
         moved = {r.worker.worker_id for r in rescored if r.worker.worker_id in stored and _moved(r)}
         if moved:
-            await companies.workers_changed(uow, await uow.profiles.companies_of(moved))
+            await companies.changed(uow, await uow.profiles.companies_of(moved))
         await uow.commit()
 
 

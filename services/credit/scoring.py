@@ -6,7 +6,7 @@ changes the level with no new fact, the worker is evaluated with the model in fo
 work's clock; a level that differs from the one stored is published as ``CreditLevelChanged``
 (workers recolours the card, orders updates matching) in the same transaction, and the next such
 instant is scheduled. The companies of the workers whose score changed are to be regraded
-(``companies.workers_changed``).
+(``companies.changed``).
 """
 
 from __future__ import annotations
@@ -79,12 +79,19 @@ class ScoringUnitOfWork(companies.RegradeScheduling, Protocol):
 
 
 async def rescore(
-    uow: ScoringUnitOfWork, worker_ids: Iterable[str], traces: Mapping[str, str] | None = None
+    uow: ScoringUnitOfWork,
+    worker_ids: Iterable[str],
+    traces: Mapping[str, str] | None = None,
+    regrade: Collection[str] = (),
 ) -> list[StoredScore]:
     """Evaluate each worker now (in the trace ``traces`` gives them, if any); publish the level
     changes; schedule each next re-evaluation, and a regrade of the companies whose workers'
-    scores changed. A few statements for all the workers, not a few per worker."""
+    scores changed, with the companies of ``regrade`` (in the same statement). A few statements
+    for all the workers, not a few per worker; none when there are no workers."""
     ids = sorted(set(worker_ids))
+    if not ids:
+        await companies.changed(uow, regrade)
+        return []
     previous = await uow.scores.get_many(ids)  # locks the workers' rows: one evaluation at a time
     facts = await uow.facts.facts_of_many(ids)
     now = uow.clock.now()
@@ -105,8 +112,8 @@ async def rescore(
     await uow.timers.schedule_many(REEVALUATION_TIMER, due)
     await uow.timers.cancel_many(REEVALUATION_TIMER, sorted(set(ids) - {key for key, _, _ in due}))
     moved = [w for w in ids if w not in previous or previous[w].score != stored[w].score]
-    if moved:
-        await companies.workers_changed(uow, await uow.profiles.companies_of(moved))
+    employers = await uow.profiles.companies_of(moved) if moved else set()
+    await companies.changed(uow, employers | set(regrade))
     return [stored[w] for w in ids]
 
 

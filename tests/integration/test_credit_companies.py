@@ -1,7 +1,8 @@
 """Companies' credit on the real stack: an operator's decision through CompanyCreditService grades
 the company and is published on credit's topic; a complaint filed and answered in complaints
 reaches the company's record in credit by events alone; a worker's award, then the worker's move
-to another company, regrade the companies from their workers once the regrade delay has passed."""
+to another company, and a complaint filed against a company regrade the companies once the regrade
+delay has passed."""
 
 from __future__ import annotations
 
@@ -127,10 +128,14 @@ async def test_a_complaint_filed_and_answered_in_complaints_reaches_the_companys
     company_id, seconds = (await db_value(dsn, sql, case_id)).split()
     assert company_id == DEMO_COMPANY_ID
     assert 0 <= int(seconds) <= (datetime.now(UTC) - answering).total_seconds() + 60
-    graded_at = await db_value(
-        dsn, "SELECT graded_at FROM company_grades WHERE company_id = $1", DEMO_COMPANY_ID
+    # The answer set the company's regrade timer, or joined a pending one (an earlier test's change)
+    # that has fired since: regraded within the delay of the answer either way.
+    regraded_or_due = (
+        "SELECT EXISTS (SELECT 1 FROM timers WHERE kind = 'credit.company_regrade' AND key = $1"
+        " AND fired_at IS NULL AND due_at <= now() + make_interval(secs => 60))"
+        " OR EXISTS (SELECT 1 FROM company_grades WHERE company_id = $1 AND graded_at >= $2)"
     )
-    assert graded_at >= answering - timedelta(seconds=5)  # regraded when the answer arrived
+    assert await db_value(dsn, regraded_or_due, DEMO_COMPANY_ID, answering - timedelta(seconds=5))
     got = await company_credit_call(
         credit,
         harness.key("operator"),
@@ -155,10 +160,10 @@ class Regrading:
 async def regrading(
     endpoints: Endpoints, harness: ServiceHarness, workers: RunningService
 ) -> AsyncIterator[Regrading]:
-    """A credit process of its own that regrades a company 2 s after its workers change: its own
-    database, and its own consumer group, reading from the topics' ends, so that the session's
-    credit process (whose delay is the default) sets no timer of these companies; its relay is off
-    (what it publishes stays in its outbox)."""
+    """A credit process of its own that regrades a company 2 s after a change (its workers, a case):
+    its own database, and its own consumer group, reading from the topics' ends, so that the
+    session's credit process (whose delay is the default) sets no timer of these companies; its
+    relay is off (what it publishes stays in its outbox)."""
     group = f"regrade-{uuid.uuid4().hex[:8]}"
     await ensure_topics(ServiceSettings(kafka_bootstrap=endpoints.kafka_bootstrap), SOURCES)
     for topic in SOURCES:
@@ -250,3 +255,24 @@ async def test_an_award_then_a_move_regrade_the_companies_from_their_workers_aft
         regrading.credit, regulator, "GetCompanyCredit", credit_pb2.GetCompanyCreditRequest(name=second.name)
     )
     assert (got.credit.grade, got.credit.workers_mean_score) == ("A", 660)
+
+
+async def test_a_complaint_filed_in_complaints_regrades_the_company_after_the_delay(
+    harness: ServiceHarness, workers: RunningService, complaints: RunningService, regrading: Regrading
+) -> None:
+    company = await create_company(workers, harness.key("operator"))
+    filing = datetime.now(UTC)
+    await file_company_complaint(complaints, harness.key("demo-platform"), company.name, "约定的保洁没有上门")
+
+    # One case received, none resolved (0 of the 30 resolution points), none answered yet (within
+    # 24 h: 20 response points): 20, C. Regraded by the timer the case set, not in the case's poll.
+    graded = await _graded_after(regrading, company.name, datetime.min.replace(tzinfo=UTC))
+    assert (graded.grade, graded.points) == ("C", 20)
+    assert graded.graded_at >= filing + REGRADE_DELAY
+    got = await company_credit_call(
+        regrading.credit,
+        harness.key("regulator"),
+        "GetCompanyCredit",
+        credit_pb2.GetCompanyCreditRequest(name=company.name),
+    )
+    assert got.credit.grade == graded.grade

@@ -1,7 +1,7 @@
 """Companies' credit through the fake unit of work: operators' decisions (each kind, the lists'
 ends, idempotency, the grade they leave and the event that says so), complaint handling from the
-complaints service's own event builders through the consumer, the regrade timer that its workers'
-scores and moves set (fired by the real TimerWorker on the fake clock), and the
+complaints service's own event builders through the consumer, the regrade timer that it and its
+workers' scores and moves set (fired by the real TimerWorker on the fake clock), and the
 CompanyCreditService API."""
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ COMPANY = "c0ffee00-0000-4000-8000-000000000001"
 NO_CONTEXT = cast(Context, None)
 CALENDAR = complaints.WorkingCalendar()
 K = DecisionKind
+DELAY = companies.REGRADE_DELAY
 
 
 @pytest.fixture
@@ -249,7 +250,7 @@ def _case(filed_at: datetime, company: str = COMPANY, worker: str = "") -> compl
     return complaints.file_case(uuid.uuid4(), filing, filed_at)
 
 
-async def test_complaints_filed_answered_and_resolved_make_the_companys_handling_and_regrade_it(
+async def test_complaints_filed_answered_and_resolved_make_the_companys_handling_and_set_its_regrade(
     uow: FakeCreditUnitOfWork,
 ) -> None:
     answered_in_time, ignored = _case(NOW - timedelta(hours=30)), _case(NOW - timedelta(hours=10))
@@ -258,7 +259,7 @@ async def test_complaints_filed_answered_and_resolved_make_the_companys_handling
     resolved = complaints.resolve(
         accepted, complaints.Outcome(complaints.OutcomeResult.NOT_SUBSTANTIATED), "demo-company"
     )
-    stored_points = []
+    points = []
 
     for event in (
         complaint_events.case_filed(answered_in_time),
@@ -268,18 +269,24 @@ async def test_complaints_filed_answered_and_resolved_make_the_companys_handling
         complaint_events.case_resolved(resolved, NOW - timedelta(hours=20)),
     ):
         await _consume(uow, event)
-        stored_points.append(uow.companies.grades[COMPANY].points)
+        points.append((await companies.company_credit(uow, COMPANY)).grade.points)
 
     # Unanswered, a case counts the hours since its filing: 30 h (10 points for the response) until
     # the answer in 2 h; then the median of 2 h and the ignored case's 10 h is 10 h (20 points).
     # Resolving one of the two cases gives 15 of the 30 resolution points.
-    assert stored_points == [10, 10, 20, 20, 35]
+    assert points == [10, 10, 20, 20, 35]
     credit = await companies.company_credit(uow, COMPANY)
     assert (credit.record.complaints_received, credit.record.complaints_resolved) == (2, 1)
     assert credit.record.median_response_hours == 10
     assert credit.grade.grade is Grade.C
     [(_, handled)] = [c for c in uow.companies.cases.values() if c[1].case_id == str(resolved.case_id)]
     assert (handled.response_seconds, handled.resolved) == (7200, True)
+    # The first case set the regrade timer; the later ones joined it. Nothing was graded meanwhile.
+    assert _regrades_due(uow) == {COMPANY: NOW + DELAY}
+    assert (uow.companies.grades, uow.companies.locks) == ({}, [])
+    uow.clock.advance(DELAY)
+    assert await _regrader(uow).fire_due() == 1
+    assert uow.companies.grades[COMPANY] == (await companies.company_credit(uow, COMPANY)).grade
     assert uow.published == []  # a regrade after complaints is kept, not published
 
 
@@ -297,11 +304,14 @@ async def test_a_resolved_complaint_moves_the_workers_score_and_the_companys_rec
     assert (entry.worker_id, entry.kind) == ("w-0", FactKind.COMPLAINT_UPHELD)
     credit = await companies.company_credit(uow, COMPANY)
     assert (credit.record.complaints_received, credit.record.complaints_resolved) == (1, 1)
-    assert credit.workers_mean_score == 520  # 600 less 80 for the major complaint, seen by the regrade
-    assert uow.companies.grades[COMPANY] == credit.grade
+    assert credit.workers_mean_score == 520  # 600 less 80 for the major complaint
+    assert _regrades_due(uow) == {COMPANY: NOW + DELAY}  # for the case and the score, one timer
+    uow.clock.advance(DELAY)
+    assert await _regrader(uow).fire_due() == 1
+    assert uow.companies.grades[COMPANY] == (await companies.company_credit(uow, COMPANY)).grade
 
 
-async def test_one_poll_of_several_companies_cases_regrades_each_once_locked_in_one_order(
+async def test_one_poll_of_several_companies_cases_sets_each_ones_regrade_once_and_locks_none(
     uow: FakeCreditUnitOfWork,
 ) -> None:
     later, earlier = "c0ffee00-0000-4000-8000-000000000009", COMPANY
@@ -313,7 +323,9 @@ async def test_one_poll_of_several_companies_cases_regrades_each_once_locked_in_
 
     assert await _consumer(uow).handle_batch(records) == ["applied"] * 3
 
-    assert uow.companies.locks == [earlier, later]
+    assert (_regrades_due(uow), uow.companies.locks) == ({earlier: NOW + DELAY, later: NOW + DELAY}, [])
+    uow.clock.advance(DELAY)
+    assert await _regrader(uow).fire_due() == 2
     one_case, two_cases = [await companies.company_credit(uow, c) for c in (earlier, later)]
     assert (one_case.record.complaints_received, two_cases.record.complaints_received) == (1, 2)
     assert uow.companies.grades == {earlier: one_case.grade, later: two_cases.grade}
@@ -368,7 +380,6 @@ def test_an_unanswered_case_counts_the_time_since_its_filing() -> None:
 # -- the workers: scores, joining and leaving ------------------------------------------------------
 
 OTHER = "c0ffee00-0000-4000-8000-000000000002"
-DELAY = companies.REGRADE_DELAY
 
 
 def _regrader(uow: FakeCreditUnitOfWork) -> TimerWorker[FakeCreditUnitOfWork]:
