@@ -147,13 +147,21 @@ async def scratch_database(endpoints: Endpoints) -> AsyncIterator[str]:
         yield name
 
 
+NO_SERVICE_MIGRATIONS = Path("/nonexistent")
+
+
 @pytest.fixture
-async def pool(
-    request: pytest.FixtureRequest, endpoints: Endpoints, scratch_database: str
-) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on a scratch database migrated with the test module's ``MIGRATIONS`` folder."""
+def migrations() -> Path:
+    """The service's migrations that the ``pool`` fixture's database gets beside the common tables
+    (the outbox, the inbox, the timers): none, unless the test module overrides this fixture."""
+    return NO_SERVICE_MIGRATIONS
+
+
+@pytest.fixture
+async def pool(endpoints: Endpoints, scratch_database: str, migrations: Path) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a scratch database migrated with ``migrations``."""
     dsn = endpoints.dsn(scratch_database)
-    await migrate(dsn, request.module.MIGRATIONS)
+    await migrate(dsn, migrations)
     pool = await create_pool(dsn)
     yield pool
     await pool.close()

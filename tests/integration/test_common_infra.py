@@ -6,7 +6,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,8 +22,6 @@ from libs.common.outbox import _CLAIM_BATCH, OutboxRelay, add_event, add_events
 from libs.common.settings import ServiceSettings
 from tests.integration.harness import eventually
 from tests.integration.kafka_tools import read_topic
-
-MIGRATIONS = Path("/nonexistent")  # no service's own: the pool fixture's database has the common tables only
 
 
 def settings_for(endpoints: Endpoints, database: str, **overrides: object) -> ServiceSettings:

@@ -19,12 +19,19 @@ import pytest
 
 from libs.common.pii import Keyring
 from libs.common.testing import FixedClock
+from services.complaints import app as complaints_app
 from services.complaints import domain
 from services.complaints.service_layer.ports import ComplaintsUnitOfWork, KnownOrder, Workload
 from services.complaints.store import PgComplaintsUnitOfWork
 from services.complaints.tests.fakes import FakeComplaintsUnitOfWork
 
-MIGRATIONS = Path(__file__).parents[2] / "services" / "complaints" / "migrations"
+
+@pytest.fixture
+def migrations() -> Path:
+    """What the conftest's ``pool`` fixture migrates: the complaints service's tables."""
+    return complaints_app.MIGRATIONS
+
+
 NOW = datetime(2026, 3, 2, 2, tzinfo=UTC)  # 10:00 on Monday in Beijing
 LEASE = timedelta(minutes=30)
 KEYRING = Keyring({"test-1": secrets.token_bytes(32)}, "test-1", secrets.token_bytes(32))

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 
 import asyncpg
 import grpc
@@ -31,8 +32,8 @@ from jiazheng.credit.v1 import credit_pb2, credit_pb2_grpc
 from libs.common.events import envelope_from_kafka
 from libs.common.kafka import events_topic
 from libs.common.testing import FixedClock
+from services.credit import app as credit_app
 from services.credit import model, scoring
-from services.credit.app import MIGRATIONS as MIGRATIONS  # what the conftest's pool fixture migrates
 from services.credit.domain import LedgerEntry, recorded
 from services.credit.model import FactKind, Level
 from services.credit.rebuild import PgLedger, PgRebuildUnitOfWork, Rescored, WorkerLedger, rebuild
@@ -45,6 +46,13 @@ from tests.integration.kafka_tools import read_topic
 from tests.integration.workers_client import create_company, ready_worker
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def migrations() -> Path:
+    """What the conftest's ``pool`` fixture migrates: the credit service's tables."""
+    return credit_app.MIGRATIONS
+
 
 NOW = datetime(2026, 3, 2, 2, tzinfo=UTC)
 

@@ -17,6 +17,7 @@ from libs.common.auth import Principal, Role
 from libs.common.errors import InvalidArgument
 from libs.common.pii import Keyring
 from libs.common.testing import FixedClock
+from services.insurance import app as insurance_app
 from services.insurance.domain.orders import Order
 from services.insurance.domain.policies import Applicant, Issue
 from services.insurance.domain.products import DEFAULT_PRODUCTS, load_catalogue
@@ -26,7 +27,13 @@ from services.insurance.service_layer.claim_ports import InsuranceUnitOfWork
 from services.insurance.store import PgInsuranceUnitOfWork
 from services.insurance.tests.fakes import FakeInsuranceUnitOfWork
 
-MIGRATIONS = Path(__file__).parents[2] / "services" / "insurance" / "migrations"
+
+@pytest.fixture
+def migrations() -> Path:
+    """What the conftest's ``pool`` fixture migrates: the insurance service's tables."""
+    return insurance_app.MIGRATIONS
+
+
 NOW = datetime(2026, 12, 3, 2, tzinfo=UTC)  # 10:00 in Beijing
 KEYRING = Keyring({"test-1": secrets.token_bytes(32)}, "test-1", secrets.token_bytes(32))
 COMPANY = Principal("demo-company", Role.COMPANY, "co-1")

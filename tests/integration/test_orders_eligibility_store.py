@@ -17,6 +17,7 @@ from libs.common.beijing import BEIJING
 from libs.common.db import PgUnitOfWork
 from libs.common.pii import Keyring
 from libs.common.testing import FixedClock
+from services.orders import app as orders_app
 from services.orders.domain import ServiceType
 from services.orders.domain.catalogue import DEFAULT_CATALOGUE
 from services.orders.domain.matching import (
@@ -37,7 +38,13 @@ from services.orders.eligibility import CardOnFile, EligibilityIndex
 from services.orders.eligibility_store import PgEligibilityFeed, PgEligibilityRepository
 from services.orders.store import PgOrdersUnitOfWork
 
-MIGRATIONS = Path(__file__).parents[2] / "services" / "orders" / "migrations"
+
+@pytest.fixture
+def migrations() -> Path:
+    """What the conftest's ``pool`` fixture migrates: the orders service's tables."""
+    return orders_app.MIGRATIONS
+
+
 NOW = datetime(2026, 3, 2, 2, tzinfo=UTC)  # 10:00 on Monday in Beijing
 CHAOYANG = "110105"
 WEEKDAYS_8_TO_18 = [WeeklySlot(day, 8 * 60, 18 * 60) for day in range(1, 6)]

@@ -7,19 +7,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
 from deploy.local.stack import Endpoints
-from libs.common.db import PgUnitOfWork, create_pool, database_answers, migrate
+from libs.common.db import PgUnitOfWork, database_answers
 from libs.common.settings import ServiceSettings
 from libs.common.timers import NOTIFY_CHANNEL, DueTimer, TimerHandler, TimerWorker
 from tests.integration.harness import eventually
 
-NO_SERVICE_MIGRATIONS = Path("/nonexistent")
 KIND = "workers.health_check_expiry"
 
 
@@ -29,12 +27,10 @@ def dsn(endpoints: Endpoints, scratch_database: str) -> str:
 
 
 @pytest.fixture
-async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    await migrate(dsn, NO_SERVICE_MIGRATIONS)
-    pool = await create_pool(dsn)
+async def pool(pool: asyncpg.Pool) -> asyncpg.Pool:
+    """The conftest's pool (the common tables), with the table the handlers here write to."""
     await pool.execute("CREATE TABLE effects (timer_key text NOT NULL, payload jsonb NOT NULL)")
-    yield pool
-    await pool.close()
+    return pool
 
 
 class Expire:
