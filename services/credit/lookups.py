@@ -74,8 +74,9 @@ class Award:
 
 
 class WorkerLookups(Protocol):
-    async def profile_of(self, worker_id: str) -> Profile | None:
-        """The worker's profile; None when credit has no score, profile or ledger entry of them."""
+    async def record_of(self, worker_id: str) -> tuple[Profile, list[model.Fact]] | None:
+        """The worker's profile and facts (in ledger order), read together; None when credit has no
+        score, profile or ledger entry of them."""
         ...
 
     async def grant_valid(self, worker_id: str, platform_id: str, consumer_ref: str, at: datetime) -> bool:
@@ -106,11 +107,12 @@ async def get_worker_credit(
     platform's consumer); NOT_FOUND for a worker credit has never heard of."""
     async with uow:
         now = uow.clock.now()
-        profile = await uow.lookups.profile_of(worker_id)
-        if profile is None:
+        record = await uow.lookups.record_of(worker_id)
+        if record is None:
             raise NotFound(f"workers/{worker_id}")
+        profile, facts = record
         full = await _may_see_all(uow, principal, worker_id, profile, consumer_ref, now)
-        return credit_record(worker_id, profile, await uow.facts.facts_of(worker_id), now, full)
+        return credit_record(worker_id, profile, facts, now, full)
 
 
 async def _may_see_all(
@@ -162,8 +164,8 @@ async def record_award(
         if earlier is None:
             await uow.ledger.add_many([_award_entry(worker_id, request_id, award)])
             await scoring.rescore(uow, [worker_id])
-        profile = await uow.lookups.profile_of(worker_id) or Profile()
-        record = credit_record(worker_id, profile, await uow.facts.facts_of(worker_id), now, full=True)
+        profile, facts = await uow.lookups.record_of(worker_id) or (Profile(), [])
+        record = credit_record(worker_id, profile, facts, now, full=True)
         await uow.commit()
     return record
 

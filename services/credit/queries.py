@@ -1,5 +1,6 @@
-"""Credit read paths: a worker's ledger, a page at a time; what a lookup reads beside the ledger (the
-worker's profile, the employer's grade, consent grants); and the request ids of operators' entries."""
+"""Credit read paths: a worker's ledger, a page at a time; what a lookup reads (the worker's profile,
+the employer's grade and the facts, in one read; consent grants); and the request ids of operators'
+entries."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import asyncpg
 from libs.common.paging import decode_token, encode_token, page_size
 from services.credit.domain import LedgerEntry
 from services.credit.lookups import Profile
+from services.credit.model import Fact, FactKind
 
 
 @dataclass(frozen=True)
@@ -72,15 +74,33 @@ def _recorded(r: asyncpg.Record) -> RecordedEntry:
     )
 
 
-# A worker credit knows of has a profile (from the workers service), a score or a ledger entry.
-_PROFILE = """
+def fact_of(row: asyncpg.Record) -> Fact:
+    """A ledger entry's row as the model reads it."""
+    return Fact(
+        row["event_id"],
+        row["worker_id"],
+        FactKind(row["kind"]),
+        row["occurred_at"],
+        row["magnitude"],
+        row["detail"],
+        row["event_type"],
+    )
+
+
+# A worker credit knows of has a profile (from the workers service), a score or a ledger entry. One
+# row per ledger entry of the worker (in ledger order), or one row with no entry: the profile and
+# the facts in one read, of one snapshot.
+_RECORD = """
 SELECT p.company_id, p.card_colour, g.grade,
        p.worker_id IS NOT NULL
        OR EXISTS (SELECT 1 FROM worker_scores WHERE worker_id = $1)
-       OR EXISTS (SELECT 1 FROM ledger_entries WHERE worker_id = $1) AS known
+       OR e.worker_id IS NOT NULL AS known,
+       e.event_id, e.worker_id, e.kind, e.occurred_at, e.magnitude, e.detail, e.event_type
 FROM (SELECT $1::text AS worker_id) AS asked
 LEFT JOIN worker_profiles p USING (worker_id)
 LEFT JOIN company_grades g ON g.company_id = p.company_id
+LEFT JOIN ledger_entries e ON e.worker_id = asked.worker_id
+ORDER BY e.seq
 """
 _GRANT_VALID = """
 SELECT EXISTS (SELECT 1 FROM consent_grants WHERE worker_id = $1 AND platform_id = $2
@@ -94,11 +114,13 @@ class PgWorkerLookups:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
-    async def profile_of(self, worker_id: str) -> Profile | None:
-        row = await self._conn.fetchrow(_PROFILE, worker_id)
-        if not row["known"]:
+    async def record_of(self, worker_id: str) -> tuple[Profile, list[Fact]] | None:
+        rows = await self._conn.fetch(_RECORD, worker_id)
+        first = rows[0]
+        if not first["known"]:
             return None
-        return Profile(row["company_id"] or "", row["card_colour"] or "", row["grade"] or "")
+        profile = Profile(first["company_id"] or "", first["card_colour"] or "", first["grade"] or "")
+        return profile, [fact_of(r) for r in rows if r["event_id"] is not None]
 
     async def grant_valid(self, worker_id: str, platform_id: str, consumer_ref: str, at: datetime) -> bool:
         return bool(await self._conn.fetchval(_GRANT_VALID, worker_id, platform_id, consumer_ref, at))

@@ -45,8 +45,6 @@ class Grant:
 
 
 class FactReads(Protocol):
-    async def facts_of(self, worker_id: str) -> list[model.Fact]: ...
-
     async def facts_of_many(self, worker_ids: Sequence[str]) -> dict[str, list[model.Fact]]:
         """Each worker's facts in ledger order; a worker with none is left out."""
         ...

@@ -12,8 +12,8 @@ from libs.common.uow import Clock
 from services.credit.companies import REGRADE_DELAY
 from services.credit.company_store import PgCompanies
 from services.credit.domain import LedgerEntry
-from services.credit.model import Fact, FactKind, Level
-from services.credit.queries import PgOperatorEntries, PgWorkerLookups
+from services.credit.model import Fact, Level
+from services.credit.queries import PgOperatorEntries, PgWorkerLookups, fact_of
 from services.credit.scoring import Grant, StoredScore
 
 # One statement for a whole batch of entries: the rows travel as arrays.
@@ -48,31 +48,11 @@ class PgLedgerRepository:
         )
 
 
-def fact_of(row: asyncpg.Record) -> Fact:
-    return Fact(
-        row["event_id"],
-        row["worker_id"],
-        FactKind(row["kind"]),
-        row["occurred_at"],
-        row["magnitude"],
-        row["detail"],
-        row["event_type"],
-    )
-
-
 class PgFactReads:
     """A worker's facts, for evaluation (in the unit of work's transaction)."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
-
-    async def facts_of(self, worker_id: str) -> list[Fact]:
-        rows = await self._conn.fetch(
-            "SELECT event_id, worker_id, kind, occurred_at, magnitude, detail, event_type FROM ledger_entries"
-            " WHERE worker_id = $1 ORDER BY seq",
-            worker_id,
-        )
-        return [fact_of(r) for r in rows]
 
     async def facts_of_many(self, worker_ids: Sequence[str]) -> dict[str, list[Fact]]:
         rows = await self._conn.fetch(

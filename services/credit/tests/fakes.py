@@ -27,11 +27,11 @@ class FakeLedgerRepository:
         }
         self.entries += entries
 
-    async def facts_of(self, worker_id: str) -> list[Fact]:
+    def facts_of(self, worker_id: str) -> list[Fact]:
         return [e.fact() for e in self.entries if e.worker_id == worker_id]
 
     async def facts_of_many(self, worker_ids: Sequence[str]) -> dict[str, list[Fact]]:
-        facts = {worker_id: await self.facts_of(worker_id) for worker_id in worker_ids}
+        facts = {worker_id: self.facts_of(worker_id) for worker_id in worker_ids}
         return {worker_id: of for worker_id, of in facts.items() if of}
 
 
@@ -161,8 +161,8 @@ class FakeCompanies:
 
 
 class FakeLookups:
-    """What a lookup reads beside the ledger, from the fakes of the tables the SQL reads; it keeps
-    nothing of its own, so a rollback has nothing of it to undo."""
+    """What a lookup reads, from the fakes of the tables the SQL reads; it keeps nothing of its own,
+    so a rollback has nothing of it to undo."""
 
     def __init__(
         self,
@@ -173,7 +173,7 @@ class FakeLookups:
     ) -> None:
         self._ledger, self._scores, self._profiles, self._companies = ledger, scores, profiles, companies
 
-    async def profile_of(self, worker_id: str) -> Profile | None:
+    async def record_of(self, worker_id: str) -> tuple[Profile, list[Fact]] | None:
         p = self._profiles
         known = {
             *p.companies,
@@ -185,7 +185,8 @@ class FakeLookups:
             return None
         company = p.companies.get(worker_id, "")
         grade = self._companies.grades.get(company)
-        return Profile(company, p.colours.get(worker_id, ""), grade.grade.value if grade else "")
+        profile = Profile(company, p.colours.get(worker_id, ""), grade.grade.value if grade else "")
+        return profile, self._ledger.facts_of(worker_id)
 
     async def grant_valid(self, worker_id: str, platform_id: str, consumer_ref: str, at: datetime) -> bool:
         return any(

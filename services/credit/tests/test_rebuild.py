@@ -174,7 +174,7 @@ async def test_the_rebuild_gives_every_live_score_back_after_the_penalties_faded
     live: FakeRebuildUnitOfWork, batch_workers: int
 ) -> None:
     live.clock.advance(timedelta(days=200))
-    complained = await live.facts.facts_of(COMPLAINED)
+    complained = (await live.facts.facts_of_many([COMPLAINED]))[COMPLAINED]
     faded = model.evaluate(complained, live.clock.now())
     assert faded.score != live.scores.by_worker[COMPLAINED].score  # the live score is from before
     before, published = dict(live.scores.by_worker), list(live.published)
