@@ -42,12 +42,18 @@ def _new_key() -> tuple[bytes, str]:
 
 
 async def _regulator(
-    harness: ServiceHarness, group: str, key: str, supervised: bool = True
+    harness: ServiceHarness, group: str, key: str, supervised: bool = True, **settings: str
 ) -> RunningService:
     """A regulator in consumer group ``<group>-regulator`` (its own tables), pseudonymising with
-    ``key``; under a supervisor that starts it again when it exits, as in production."""
+    ``key``; under a supervisor that starts it again when it exits, as in production. ``settings``
+    are more of its settings (``regulator_stall_s``…)."""
     return await harness.start(
-        "regulator", supervised=supervised, consumer_group_prefix=group, regulator_pseudonym_key=key
+        "regulator",
+        metrics_port=0,  # named, so that mypy sees ``settings`` fill none of start's own parameters
+        supervised=supervised,
+        consumer_group_prefix=group,
+        regulator_pseudonym_key=key,
+        **settings,
     )
 
 
@@ -168,13 +174,7 @@ async def test_a_regulator_killed_mid_stream_and_restarted_neither_drops_nor_dup
     group, (key, encoded) = f"test-r1-{uuid.uuid4().hex[:8]}", _new_key()
     # A faust agent that stalls after the restart is caught in 30 s, not the default 120, and
     # started again within the test's wait (a CI run saw one stall for 120 s, then run out of time).
-    regulator = await harness.start(
-        "regulator",
-        supervised=True,
-        consumer_group_prefix=group,
-        regulator_pseudonym_key=encoded,
-        regulator_stall_s="30",
-    )
+    regulator = await _regulator(harness, group, encoded, regulator_stall_s="30")
     settled, streamed = _card_events(200), _card_events(300)
     settled_ids, streamed_ids = _expected_keys(key, settled), _expected_keys(key, streamed)
     everything = settled_ids | streamed_ids
@@ -259,13 +259,7 @@ async def test_a_regulator_whose_projection_handles_nothing_exits_and_is_started
     projected."""
     bootstrap = endpoints.kafka_bootstrap
     group, (key, encoded) = f"test-r5-{uuid.uuid4().hex[:8]}", _new_key()
-    regulator = await harness.start(
-        "regulator",
-        supervised=True,
-        consumer_group_prefix=group,
-        regulator_pseudonym_key=encoded,
-        regulator_stall_s="20",
-    )
+    regulator = await _regulator(harness, group, encoded, regulator_stall_s="20")
     await _delete_topic(bootstrap, WORKERS_TOPIC)
     events = _card_events(5)
     await produce(bootstrap, worker_events.TOPIC, *events)
