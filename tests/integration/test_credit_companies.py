@@ -25,6 +25,7 @@ from jiazheng.workers.v1 import workers_pb2 as w
 from libs.common.events import envelope_from_kafka
 from libs.common.kafka import ensure_topics, events_topic
 from libs.common.settings import ServiceSettings
+from services.credit import companies
 from services.credit.app import CONSUMER, SOURCES
 from services.credit.model import BEIJING
 from tests.integration.clients import auth, db_value
@@ -131,11 +132,12 @@ async def test_a_complaint_filed_and_answered_in_complaints_reaches_the_companys
     # The answer set the company's regrade timer, or joined a pending one (an earlier test's change)
     # that has fired since: regraded within the delay of the answer either way.
     regraded_or_due = (
-        "SELECT EXISTS (SELECT 1 FROM timers WHERE kind = 'credit.company_regrade' AND key = $1"
-        " AND fired_at IS NULL AND due_at <= now() + make_interval(secs => 60))"
+        "SELECT EXISTS (SELECT 1 FROM timers WHERE kind = $3 AND key = $1"
+        " AND fired_at IS NULL AND due_at <= now() + make_interval(secs => $4))"
         " OR EXISTS (SELECT 1 FROM company_grades WHERE company_id = $1 AND graded_at >= $2)"
     )
-    assert await db_value(dsn, regraded_or_due, DEMO_COMPANY_ID, answering - timedelta(seconds=5))
+    since, delay_s = answering - timedelta(seconds=5), companies.REGRADE_DELAY.total_seconds()
+    assert await db_value(dsn, regraded_or_due, DEMO_COMPANY_ID, since, companies.REGRADE_TIMER, delay_s)
     got = await company_credit_call(
         credit,
         harness.key("operator"),
