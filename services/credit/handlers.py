@@ -60,9 +60,9 @@ class CreditUnitOfWork(ScoringUnitOfWork, Protocol):
     def companies(self) -> CompanyRepository: ...
 
     @property
-    def to_rescore(self) -> dict[str, str]:
-        """The workers whose record this unit of work's effects scored, each with the traceparent of
-        the last event that did (empty when it begins)."""
+    def to_rescore(self) -> dict[str, dict[str, str]]:
+        """The workers whose record this unit of work's effects scored, each with the events that
+        did (event id -> traceparent, in the order they came; empty when it begins)."""
         ...
 
     @property
@@ -97,7 +97,8 @@ def _facts_effect(to_entries: ToEntries) -> Effect[CreditUnitOfWork]:
             recorded = to_entries(event)
             entries += recorded
             scored = (e.worker_id for e in recorded if e.kind is not FactKind.UNSCORED)
-            uow.to_rescore.update(dict.fromkeys(scored, event.traceparent or ""))
+            for worker_id in scored:
+                uow.to_rescore.setdefault(worker_id, {})[event.id] = event.traceparent or ""
         await uow.ledger.add_many(entries)
         if log.isEnabledFor(logging.DEBUG):
             for entry in entries:
@@ -353,10 +354,11 @@ class _Effects(SettledEffects[CreditUnitOfWork]):
         return len(_KNOWN)
 
     async def settle(self, uow: CreditUnitOfWork) -> None:
-        """Each worker rescored once, in the trace of the last event that scored them (a poll may
-        mix traces: each level change carries on the call that caused it); then the regrade timers of
-        their companies and of those whose complaint handling changed, in one statement."""
-        await scoring.rescore(uow, uow.to_rescore, traces=uow.to_rescore, regrade=uow.to_regrade)
+        """Each worker rescored once; a level change carries on the call that caused it (a poll may
+        mix traces: the trace of the worker's event that counts most toward the new level); then the
+        regrade timers of their companies and of those whose complaint handling changed, in one
+        statement."""
+        await scoring.rescore(uow, uow.to_rescore, causes=uow.to_rescore, regrade=uow.to_regrade)
 
 
 EFFECTS: SettledEffects[CreditUnitOfWork] = _Effects()

@@ -79,13 +79,14 @@ class ScoringUnitOfWork(companies.RegradeScheduling, Protocol):
 async def rescore(
     uow: ScoringUnitOfWork,
     worker_ids: Iterable[str],
-    traces: Mapping[str, str] | None = None,
+    causes: Mapping[str, Mapping[str, str]] | None = None,
     regrade: Collection[str] = (),
 ) -> list[StoredScore]:
-    """Evaluate each worker now (in the trace ``traces`` gives them, if any); publish the level
-    changes; schedule each next re-evaluation, and a regrade of the companies whose workers'
-    scores changed, with the companies of ``regrade`` (in the same statement). A few statements
-    for all the workers, not a few per worker; none when there are no workers."""
+    """Evaluate each worker now; publish the level changes (each in the trace of its cause among
+    the events ``causes`` gives the worker, if any: ``_cause``); schedule each next
+    re-evaluation, and a regrade of the companies whose workers' scores changed, with the
+    companies of ``regrade`` (in the same statement). A few statements for all the workers, not a
+    few per worker; none when there are no workers."""
     ids = sorted(set(worker_ids))
     if not ids:
         await companies.changed(uow, regrade)
@@ -98,8 +99,10 @@ async def rescore(
     due: list[Timer] = []
     for worker_id in ids:
         worker_facts = facts.get(worker_id, [])
-        with span_in_trace_of((traces or {}).get(worker_id), "rescore worker"):
-            stored[worker_id], change = _evaluated(worker_id, worker_facts, previous.get(worker_id), now)
+        candidates = (causes or {}).get(worker_id, {})
+        stored[worker_id], change = _evaluated(
+            worker_id, worker_facts, previous.get(worker_id), now, candidates
+        )
         if change is not None:
             changes.append(change)
         following = model.next_change(worker_facts, now)
@@ -116,14 +119,33 @@ async def rescore(
 
 
 def _evaluated(
-    worker_id: str, facts: list[model.Fact], previous: StoredScore | None, now: datetime
+    worker_id: str,
+    facts: list[model.Fact],
+    previous: StoredScore | None,
+    now: datetime,
+    causes: Mapping[str, str],
 ) -> tuple[StoredScore, EventEnvelope | None]:
-    """The worker's score now, and the level change to publish (in the current trace), if any."""
+    """The worker's score now, and the level change to publish (in its cause's trace), if any."""
     standing = model.score_of(facts, now)  # the lines are made when someone reads the record
     stored = StoredScore(standing.score, standing.level, standing.model_version, now)
     if previous is not None and previous.level is standing.level:
         return stored, None
-    return stored, events.level_changed(worker_id, stored, previous, now)
+    moved = standing.score - (previous.score if previous is not None else model.START_SCORE)
+    with span_in_trace_of(_cause(facts, now, moved, causes), "rescore worker"):
+        return stored, events.level_changed(worker_id, stored, previous, now)
+
+
+def _cause(facts: list[model.Fact], now: datetime, moved: int, causes: Mapping[str, str]) -> str | None:
+    """The traceparent of the event, among ``causes`` (event id -> traceparent), whose fact counts
+    the most points in the direction the score ``moved`` (the first of equals): a poll may hold a
+    complaint's outcome and an older certificate of the same worker, and the fall to D belongs
+    to the mediator's call, whichever of the two came last. None without causes (the current
+    trace stays)."""
+    if len(causes) < 2:
+        return next(iter(causes.values()), None)
+    points = {line.fact_id: line.points for line in model.evaluate(facts, now).lines}
+    toward = 1 if moved >= 0 else -1
+    return causes[max(causes, key=lambda event_id: points.get(event_id, 0) * toward)]
 
 
 async def reevaluation_due(uow: ScoringUnitOfWork, timer: DueTimer) -> None:

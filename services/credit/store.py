@@ -160,7 +160,7 @@ class PgCreditUnitOfWork(PgUnitOfWork):
     lookups: PgWorkerLookups
     operator_entries: PgOperatorEntries
     # What this transaction's effects leave to the poll's settle step (services.credit.handlers).
-    to_rescore: dict[str, str]
+    to_rescore: dict[str, dict[str, str]]
     to_regrade: set[str]
 
     def __init__(

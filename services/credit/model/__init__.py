@@ -8,6 +8,7 @@ from libs.common.beijing import BEIJING
 from services.credit.model.facts import Fact, FactKind, Substantiation
 from services.credit.model.v1 import (
     MODEL_VERSION,
+    START_SCORE,
     CompanyGrade,
     CompanyRecord,
     Evaluation,
@@ -26,6 +27,7 @@ from services.credit.model.v1 import (
 __all__ = [
     "BEIJING",
     "MODEL_VERSION",
+    "START_SCORE",
     "CompanyGrade",
     "CompanyRecord",
     "Evaluation",

@@ -219,7 +219,7 @@ class FakeCreditUnitOfWork(FakeUnitOfWork):
         self.companies = FakeCompanies(_staff(self.profiles, self.scores))
         self.lookups = FakeLookups(self.ledger, self.scores, self.profiles, self.companies)
         self.operator_entries = FakeOperatorEntries()
-        self.to_rescore: dict[str, str] = {}
+        self.to_rescore: dict[str, dict[str, str]] = {}
         self.to_regrade: set[str] = set()
 
     async def __aenter__(self) -> Self:

@@ -63,11 +63,15 @@ def _levels(uow: FakeCreditUnitOfWork) -> list[credit_events.CreditLevelChanged]
 
 
 def _severe_complaint(worker_id: str = WORKER) -> EventEnvelope:
+    return _complaint(c.SEVERITY_SEVERE, f"case-{worker_id}", worker_id)
+
+
+def _complaint(severity: c.Severity.ValueType, case_id: str, worker_id: str = WORKER) -> EventEnvelope:
     resolved = complaint_events.CaseResolved(
-        case_id=f"case-{worker_id}",
+        case_id=case_id,
         kind=c.CASE_KIND_COMPLAINT,
         category=c.CATEGORY_ABUSE,
-        severity=c.SEVERITY_SEVERE,
+        severity=severity,
         outcome=c.Outcome(result=c.OUTCOME_RESULT_SUBSTANTIATED, at_fault=c.PARTY_KIND_WORKER),
         worker_id=worker_id,
         time=timestamp(NOW),
@@ -125,6 +129,47 @@ async def test_in_a_poll_of_several_traces_each_level_change_carries_the_trace_t
     changes = {p.event.parse(credit_events.CreditLevelChanged).worker_id: p.event for p in uow.published}
     carried = {worker: trace_id_of(event.traceparent) for worker, event in changes.items()}
     assert carried == traces
+
+
+def _in_trace(event: EventEnvelope, trace: str) -> EventEnvelope:
+    return dataclasses.replace(event, traceparent=f"00-{trace}-00f067aa0ba902b7-01")
+
+
+def _certificate() -> EventEnvelope:
+    granted = worker_events.SkillCertificateRecorded(worker_id=WORKER, level=workers_pb2.SKILL_LEVEL_2)
+    return _event(granted, "/jiazheng/workers")
+
+
+@pytest.mark.parametrize("complaint_first", [True, False])
+async def test_a_fall_carries_the_trace_of_the_outcome_not_of_a_gain_in_the_same_poll(
+    uow: FakeCreditUnitOfWork, complaint_first: bool
+) -> None:
+    outcome, gain = _in_trace(_severe_complaint(), "5" * 32), _in_trace(_certificate(), "6" * 32)
+
+    await _apply(uow, *((outcome, gain) if complaint_first else (gain, outcome)))
+
+    [changed] = [p.event for p in uow.published]
+    assert changed.parse(credit_events.CreditLevelChanged).level == credit_events.CREDIT_LEVEL_D
+    assert trace_id_of(changed.traceparent) == "5" * 32
+
+
+async def test_a_rise_carries_the_trace_of_the_gain_not_of_a_smaller_loss_in_the_same_poll(
+    uow: FakeCreditUnitOfWork,
+) -> None:
+    no_show = order_events.NoShowReported(order_id="o-1", worker_id=WORKER, at_fault=orders_pb2.PARTY_WORKER)
+    await _apply(uow, _complaint(c.SEVERITY_MAJOR, "case-1"), _order_event(no_show))  # 600 - 80 - 40
+    assert uow.scores.by_worker[WORKER].level is Level.D
+    uow.published.clear()
+    gain, loss = (
+        _in_trace(_certificate(), "7" * 32),
+        _in_trace(_complaint(c.SEVERITY_MINOR, "case-2"), "8" * 32),
+    )
+
+    await _apply(uow, gain, loss)  # + 60 - 30
+
+    [changed] = [p.event for p in uow.published]
+    assert changed.parse(credit_events.CreditLevelChanged).level == credit_events.CREDIT_LEVEL_C
+    assert trace_id_of(changed.traceparent) == "7" * 32
 
 
 async def test_a_scored_fact_of_an_employed_worker_sets_the_companys_regrade_a_booking_does_not(
