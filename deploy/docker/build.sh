@@ -37,7 +37,11 @@ service_image() {
 	"$PYTHON" -m pip wheel --quiet --wheel-dir "$BUILD/wheelhouse" -c constraints.txt -r "$ctx/requirements.txt"
 	cp -r "$BUILD/wheelhouse" "$ctx/wheelhouse"
 	mkdir -p "$ctx/app"
-	tar -c --exclude=tests --exclude=__pycache__ libs services gen | tar -C "$ctx/app" -x
+	# The CLI too (`python -m cli`: `jiazheng dlq`, the RPC commands), with the local stack's modules
+	# it imports (it looks there for what its options and JZ_* settings do not name).
+	tar -c --exclude=tests --exclude=__pycache__ libs services gen cli \
+		deploy/__init__.py deploy/local/__init__.py deploy/local/stack.py deploy/local/services.py \
+		deploy/local/supervisor.py | tar -C "$ctx/app" -x
 	docker build --quiet --build-arg BASE_IMAGE="$BASE_IMAGE" -f deploy/docker/Dockerfile -t "jiazheng-service:$TAG" "$ctx"
 }
 

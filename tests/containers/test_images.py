@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import subprocess
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
 
 from deploy.local.services import SERVICES, DevKey
 from deploy.local.stack import SERVICE_DATABASES, Endpoints
+from libs.common.kafka import events_topic
 from tests.containers.images import GATEWAY, ServiceContainers, container_of
 from tests.integration.clients import create_order, db_value, ledger, new_worker_id, order_request
 from tests.integration.harness import RunningService, eventually
@@ -94,3 +100,41 @@ async def test_the_gateway_ships_its_pages_and_answers_http(
     assert pages <= set(shipped.split())
     status = await asyncio.to_thread(_http_status, f"http://127.0.0.1:{containers.gateway_http_port}/")
     assert status < 500
+
+
+def _cli(svc: RunningService, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``jiazheng ARGS`` in the service's container, with its settings (and ``env``, passed by name
+    so that no value shows in a command line)."""
+    names = [arg for name in env for arg in ("-e", name)]
+    argv = ["docker", "exec", *names, container_of(svc), "python", "-m", "cli", *args]
+    return subprocess.run(argv, capture_output=True, text=True, check=False, env={**os.environ, **env})
+
+
+async def test_the_image_runs_the_cli_on_the_cluster_s_kafka_and_services(
+    services: dict[str, RunningService], keys: list[DevKey], stack: Endpoints
+) -> None:
+    poison = f"not a CloudEvent {uuid.uuid4()}".encode()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(events_topic("orders"), poison)
+    finally:
+        await producer.stop()
+
+    async def listed() -> list[dict[str, object]]:
+        # In credit's container: its JZ_KAFKA_* settings say where Kafka is and how to log in.
+        shown = await asyncio.to_thread(_cli, services["credit"], "dlq", "list", "credit", "--json")
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        return [d for d in json.loads(shown.stdout) if d["original_topic"] == events_topic("orders")]
+
+    [letter] = await eventually(listed, within=60)
+    assert (letter["type"], letter["cloud_event"], letter["replay"]) == (None, False, "pending")
+
+    worker = new_worker_id()
+    await create_order(services["orders"], _key(keys, "demo-platform"), order_request(worker))
+    operator = _key(keys, "operator")
+    await eventually(lambda: ledger(services["credit"], operator, worker))
+    settings = {"JZ_CREDIT_ADDRESS": f"127.0.0.1:{services['credit'].port}", "JZ_API_KEY": operator}
+    shown = await asyncio.to_thread(_cli, services["credit"], "credit", "show", worker, "--json", **settings)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert json.loads(shown.stdout)["worker"] == f"workers/{worker}"
