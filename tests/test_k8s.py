@@ -446,7 +446,7 @@ def test_the_image_holds_the_services_files_that_are_not_python_too() -> None:
     the gateway's templates and static files go in with its code."""
     build = (REPO / "deploy" / "docker" / "build.sh").read_text()
     dockerfile = (REPO / "deploy" / "docker" / "Dockerfile").read_text()
-    assert "tar -c --exclude=tests --exclude=__pycache__ libs services gen |" in build
+    assert "tar -c --exclude=tests --exclude=__pycache__ libs services gen cli " in build
     assert "COPY app /app" in dockerfile
     assert "PYTHONPATH=/app:" in dockerfile
     gateway = REPO / "services" / "gateway"
@@ -479,3 +479,41 @@ def test_prod_always_pulls_the_image() -> None:
     workloads = [m for m in build(K8S / "overlays" / "prod") if m["kind"] in ("Deployment", "Job")]
     pulls = {c["imagePullPolicy"] for w in workloads for c in containers(w) if IMAGE in c["image"]}
     assert pulls == {"Always"}
+
+
+def _console() -> tuple[Manifest, ...]:
+    """The production build: the one that holds the dead-letter console (components/dlq-console)."""
+    return built("prod")
+
+
+def test_the_dlq_console_user_may_read_and_mark_the_dead_letters_and_replay_them_to_their_topics() -> None:
+    apps = [importlib.import_module(f"services.{s}.app") for s in SOURCE_SERVICES]
+    acls = {("topic", dlq_topic(app.CONSUMER)): READ_WRITE for app in apps}
+    acls |= {("topic", topic): WRITE for app in apps for topic in app.SOURCES}
+    user = of_kind("KafkaUser", _console())["jiazheng-dlq-console"]
+    assert acls_of(user) == acls | {("cluster", ""): IDEMPOTENT}  # no group: the CLI reads with none
+    assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+
+
+def test_the_dlq_console_holds_the_cli_hardened_logged_in_as_its_user_with_no_replica_until_needed() -> None:
+    console = of_kind("Deployment", _console())["dlq-console"]
+    pod = console["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert console["spec"]["replicas"] == 0
+    assert (container["image"].split(":")[0], container["command"]) == (IMAGE, ["sleep", "infinity"])
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    env = environment(_console(), "dlq-console")
+    assert env["JZ_KAFKA_SASL_USERNAME"] == "jiazheng-dlq-console"
+    assert env["JZ_KAFKA_SASL_PASSWORD"] == "secret:jiazheng-dlq-console/password"
+    assert env["JZ_KAFKA_BOOTSTRAP"] == environment(_console(), "credit")["JZ_KAFKA_BOOTSTRAP"]
+    assert flows(_console(), "dlq-console", "Ingress") == set()
+    assert flows(_console(), "dlq-console", "Egress") == {
+        ("kafka", "TCP", 9092),
+        ("kube-dns", "UDP", 53),
+        ("kube-dns", "TCP", 53),
+    }
