@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import faust
+from prometheus_client import Gauge
 from pydantic import AliasChoices, Field, SecretStr
 
 from libs.common.grpc_server import GrpcServer
@@ -21,6 +23,12 @@ from services.regulator.indicators import indicators_between, register_indicator
 from services.regulator.projector import register_projection
 from services.regulator.stall import BrokerOffsets
 from services.regulator.topics import INDICATORS_TOPIC, REGULATOR_TOPICS
+
+TABLE_KEYS = Gauge(
+    "jz_regulator_table_keys",
+    "Keys each of the regulator's faust tables holds in memory (its changelog holds as many)",
+    ["table"],
+)
 
 
 class RegulatorSettings(ServiceSettings):
@@ -80,10 +88,22 @@ def make_app(settings: RegulatorSettings) -> faust.App:
 
     register_projection(app, settings, offsets)
     register_indicators(app, settings, offsets)
+    count_table_keys(app)
     server = GrpcServer.from_settings(settings, POLICY)
     server.add(RegulatorServicer(settings, indicators_between), SERVICE)
     serve_grpc(app, server, settings.shutdown_grace_s)
     return app
+
+
+def count_table_keys(app: faust.App) -> None:
+    """``jz_regulator_table_keys{table}``, read at each scrape: some tables grow with history
+    (docs/regulators.md, "Memory"), and the gauge shows by how much."""
+    for table in app.tables.values():
+        TABLE_KEYS.labels(table.name).set_function(_keys_of(table))
+
+
+def _keys_of(table: Any) -> Callable[[], int]:
+    return lambda: len(table.data)  # faust's CollectionT does not declare its store
 
 
 def broker_credentials(settings: RegulatorSettings) -> faust.SASLCredentials | None:

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.local.services import health_status
-from deploy.local.stack import Endpoints
+from deploy.local.stack import Endpoints, free_port
 from jiazheng.complaints.v1 import complaints_pb2 as c
 from libs.common.events import EventEnvelope
 from services.regulator.domain.projection import regulator_event_id
@@ -42,14 +42,19 @@ def _new_key() -> tuple[bytes, str]:
 
 
 async def _regulator(
-    harness: ServiceHarness, group: str, key: str, supervised: bool = True, **settings: str
+    harness: ServiceHarness,
+    group: str,
+    key: str,
+    supervised: bool = True,
+    metrics_port: int = 0,
+    **settings: str,
 ) -> RunningService:
     """A regulator in consumer group ``<group>-regulator`` (its own tables), pseudonymising with
     ``key``; under a supervisor that starts it again when it exits, as in production. ``settings``
     are more of its settings (``regulator_stall_s``…)."""
     return await harness.start(
         "regulator",
-        metrics_port=0,  # named, so that mypy sees ``settings`` fill none of start's own parameters
+        metrics_port=metrics_port,
         supervised=supervised,
         consumer_group_prefix=group,
         regulator_pseudonym_key=key,
@@ -84,7 +89,8 @@ async def test_a_complaints_lifecycle_reaches_the_regulator_in_order_without_per
     endpoints: Endpoints, harness: ServiceHarness, complaints: RunningService
 ) -> None:
     key, encoded = _new_key()
-    regulator = await _regulator(harness, f"test-r1-{uuid.uuid4().hex[:8]}", encoded)
+    group = f"test-r1-{uuid.uuid4().hex[:8]}"
+    regulator = await _regulator(harness, group, encoded, metrics_port=free_port())
     worker_id = str(uuid.uuid4())
     description = f"阿姨打扫时打碎花瓶，联系电话13912345678，编号{uuid.uuid4().hex}"
     platform, company, operator = (harness.key(p) for p in ("demo-platform", "demo-company", "operator"))
@@ -114,7 +120,17 @@ async def test_a_complaints_lifecycle_reaches_the_regulator_in_order_without_per
     everything = await read_topic(endpoints.kafka_bootstrap, COMPLAINTS_TOPIC)
     for secret in (description, "13912345678", worker_id, case.removeprefix("cases/")):
         assert not [r for r in everything if _mentions(r, secret)], secret
+    # The table of projected ids holds (at least) the three; the gauge shows how it grows.
+    assert await eventually(lambda: _table_keys(regulator, "projected-complaints", at_least=3)) >= 3
     regulator.stop()
+
+
+async def _table_keys(regulator: RunningService, table: str, at_least: int) -> float:
+    """``jz_regulator_table_keys{table}`` as the regulator's metrics show it, once ``at_least``."""
+    series = f'jz_regulator_table_keys{{table="{table}"}}'
+    line = next(x for x in (await regulator.metrics_showing(series)).splitlines() if x.startswith(series))
+    keys = float(line.rsplit(" ", 1)[1])
+    return keys if keys >= at_least else 0
 
 
 def _mentions(record: Record, text: str) -> bool:
