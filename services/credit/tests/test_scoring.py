@@ -52,6 +52,10 @@ def _event(message: Message, source: str) -> EventEnvelope:
     return new_event(message, source=source, subject=f"workers/{WORKER}", time=NOW)
 
 
+def _in_trace(event: EventEnvelope, trace: str) -> EventEnvelope:
+    return dataclasses.replace(event, traceparent=f"00-{trace}-00f067aa0ba902b7-01")
+
+
 async def _apply(uow: FakeCreditUnitOfWork, *events: EventEnvelope) -> list[str]:
     records = [KafkaRecord("t", e.key, e.data, e.kafka_headers()) for e in events]
     return await _consume(uow).handle_batch(records)
@@ -60,6 +64,12 @@ async def _apply(uow: FakeCreditUnitOfWork, *events: EventEnvelope) -> list[str]
 def _levels(uow: FakeCreditUnitOfWork) -> list[credit_events.CreditLevelChanged]:
     name = credit_events.CreditLevelChanged.DESCRIPTOR.full_name
     return [p.event.parse(credit_events.CreditLevelChanged) for p in uow.published if p.event.type == name]
+
+
+def _level_change(uow: FakeCreditUnitOfWork) -> tuple[int, str]:
+    """The one event the poll published, a level change: its level and its trace id."""
+    [changed] = [p.event for p in uow.published]
+    return changed.parse(credit_events.CreditLevelChanged).level, trace_id_of(changed.traceparent)
 
 
 def _severe_complaint(worker_id: str = WORKER) -> EventEnvelope:
@@ -104,35 +114,26 @@ async def test_an_outcome_in_two_events_rescores_the_worker_once_within_their_tr
     trace = "5" * 32
     requested = complaint_events.WorkerSuspensionRequested(case_id="case-1", worker_id=WORKER)
     outcome = [_severe_complaint(), _event(requested, "/jiazheng/complaints")]
-    traced = [dataclasses.replace(e, traceparent=f"00-{trace}-00f067aa0ba902b7-01") for e in outcome]
+    traced = [_in_trace(e, trace) for e in outcome]
 
     assert await _apply(uow, *traced) == ["applied"] * 2
 
     assert [e.kind for e in uow.ledger.entries] == [FactKind.COMPLAINT_UPHELD, FactKind.SUSPENSION_REQUESTED]
     assert uow.scores.puts == [WORKER]  # one evaluation for the poll, not one per event type
-    [changed] = [p.event for p in uow.published]
-    assert changed.parse(credit_events.CreditLevelChanged).level == credit_events.CREDIT_LEVEL_D
-    assert trace_id_of(changed.traceparent) == trace  # the outcome's trace, though a batch's
+    assert _level_change(uow) == (credit_events.CREDIT_LEVEL_D, trace)  # the outcome's, though a batch's
 
 
 async def test_in_a_poll_of_several_traces_each_level_change_carries_the_trace_that_moved_the_worker(
     uow: FakeCreditUnitOfWork,
 ) -> None:
     traces = {WORKER: "5" * 32, "worker-2": "6" * 32}
-    polled = [
-        dataclasses.replace(_severe_complaint(worker), traceparent=f"00-{trace}-00f067aa0ba902b7-01")
-        for worker, trace in traces.items()
-    ]
+    polled = [_in_trace(_severe_complaint(worker), trace) for worker, trace in traces.items()]
 
     assert await _apply(uow, *polled) == ["applied"] * 2
 
     changes = {p.event.parse(credit_events.CreditLevelChanged).worker_id: p.event for p in uow.published}
     carried = {worker: trace_id_of(event.traceparent) for worker, event in changes.items()}
     assert carried == traces
-
-
-def _in_trace(event: EventEnvelope, trace: str) -> EventEnvelope:
-    return dataclasses.replace(event, traceparent=f"00-{trace}-00f067aa0ba902b7-01")
 
 
 def _certificate() -> EventEnvelope:
@@ -148,9 +149,7 @@ async def test_a_fall_carries_the_trace_of_the_outcome_not_of_a_gain_in_the_same
 
     await _apply(uow, *((outcome, gain) if complaint_first else (gain, outcome)))
 
-    [changed] = [p.event for p in uow.published]
-    assert changed.parse(credit_events.CreditLevelChanged).level == credit_events.CREDIT_LEVEL_D
-    assert trace_id_of(changed.traceparent) == "5" * 32
+    assert _level_change(uow) == (credit_events.CREDIT_LEVEL_D, "5" * 32)
 
 
 async def test_a_rise_carries_the_trace_of_the_gain_not_of_a_smaller_loss_in_the_same_poll(
@@ -167,9 +166,7 @@ async def test_a_rise_carries_the_trace_of_the_gain_not_of_a_smaller_loss_in_the
 
     await _apply(uow, gain, loss)  # + 60 - 30
 
-    [changed] = [p.event for p in uow.published]
-    assert changed.parse(credit_events.CreditLevelChanged).level == credit_events.CREDIT_LEVEL_C
-    assert trace_id_of(changed.traceparent) == "7" * 32
+    assert _level_change(uow) == (credit_events.CREDIT_LEVEL_C, "7" * 32)
 
 
 async def test_a_scored_fact_of_an_employed_worker_sets_the_companys_regrade_a_booking_does_not(
