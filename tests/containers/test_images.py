@@ -27,9 +27,12 @@ def _key(keys: list[DevKey], principal: str) -> str:
     return next(k.key for k in keys if k.principal == principal)
 
 
-def _in_container(svc: RunningService, *command: str) -> subprocess.CompletedProcess[str]:
-    exec_in = ["docker", "exec", container_of(svc), *command]
-    return subprocess.run(exec_in, capture_output=True, text=True, check=False)
+def _in_container(svc: RunningService, *command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``command`` in the service's container, with its settings and ``env`` (passed by name, so
+    that no value shows in a command line)."""
+    names = [arg for name in env for arg in ("-e", name)]
+    exec_in = ["docker", "exec", *names, container_of(svc), *command]
+    return subprocess.run(exec_in, capture_output=True, text=True, check=False, env={**os.environ, **env})
 
 
 async def test_migrations_jobs_migrate_each_database_and_exit_0(
@@ -103,11 +106,8 @@ async def test_the_gateway_ships_its_pages_and_answers_http(
 
 
 def _cli(svc: RunningService, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """``jiazheng ARGS`` in the service's container, with its settings (and ``env``, passed by name
-    so that no value shows in a command line)."""
-    names = [arg for name in env for arg in ("-e", name)]
-    argv = ["docker", "exec", *names, container_of(svc), "python", "-m", "cli", *args]
-    return subprocess.run(argv, capture_output=True, text=True, check=False, env={**os.environ, **env})
+    """``jiazheng ARGS`` in the service's container."""
+    return _in_container(svc, "python", "-m", "cli", *args, **env)
 
 
 async def test_the_image_runs_the_cli_on_the_cluster_s_kafka_and_services(
